@@ -1,0 +1,350 @@
+//! The agent: one thread, one poll(2) loop. Each cycle it samples /proc, builds a snapshot and
+//! ships it (to stdout when no platform is configured). Cycles run on the monotonic clock from a
+//! fixed origin, so they never drift; wall-clock time is only used for the timestamps.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{self, Config, LoadOptions};
+use crate::error::Error;
+use crate::procfs::{Collector, Sample};
+use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
+use crate::sys::poll::{poll, Interest, Ready};
+use crate::sys::signals::{Signal, SignalFd};
+use crate::timefmt;
+
+/// Identity of this process's run: `runId` is random per start, `seq` counts snapshots.
+pub struct RunState {
+    pub run_id: String,
+    pub started_at: String,
+    pub seq: u64,
+}
+
+impl RunState {
+    pub fn new(now: SystemTime) -> RunState {
+        let mut b = [0u8; 8];
+        crate::sys::random::fill(&mut b);
+        let run_id = b.iter().map(|x| format!("{x:02x}")).collect();
+        RunState {
+            run_id,
+            started_at: timefmt::format(now),
+            seq: 0,
+        }
+    }
+}
+
+/// Fixed-period deadlines on the monotonic clock: deadline k is `origin + k * period`, so a late
+/// wake-up never shifts later cycles; cycles missed entirely (a suspended process) are skipped,
+/// not replayed in a burst.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    origin: Instant,
+    period: Duration,
+    next: u64,
+}
+
+impl Scheduler {
+    pub fn new(origin: Instant, period: Duration) -> Scheduler {
+        Scheduler {
+            origin,
+            period,
+            next: 1,
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.origin + self.period * self.next as u32
+    }
+
+    /// True when the current deadline has passed; advances to the next one after `now`.
+    pub fn take_due(&mut self, now: Instant) -> bool {
+        if now < self.deadline() {
+            return false;
+        }
+        let elapsed = now.duration_since(self.origin).as_nanos();
+        self.next = (elapsed / self.period.as_nanos()) as u64 + 1;
+        true
+    }
+
+    /// A new period (after a config reload) starts counting from `now`.
+    pub fn reset(&mut self, now: Instant, period: Duration) {
+        *self = Scheduler::new(now, period);
+    }
+}
+
+pub fn load_config(opts: &LoadOptions) -> Result<Config, Error> {
+    let cfg = config::load(opts)?;
+    crate::log::set_level(cfg.log_level);
+    for w in &cfg.warnings {
+        warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+/// Assembles one snapshot; `seq` advances by one.
+pub fn build_snapshot(
+    cfg: &Config,
+    state: &mut RunState,
+    sample: Sample,
+    capture: CaptureInfo,
+    devices: Vec<Device>,
+    window_ms: (u64, u64),
+) -> Snapshot {
+    let seq = state.seq;
+    state.seq += 1;
+    let (start, end) = window_ms;
+    Snapshot {
+        message_type: snapshot::MESSAGE_TYPE,
+        schema_version: snapshot::SCHEMA_VERSION,
+        server_id: cfg.server_id.clone(),
+        server_ip: cfg.server_ip.map(|ip| ip.to_string()),
+        snapshot_time: timefmt::format_millis(end),
+        agent: AgentInfo {
+            version: crate::VERSION,
+            run_id: state.run_id.clone(),
+            seq,
+            started_at: state.started_at.clone(),
+            capture,
+            backlog: 0,
+            lost: 0,
+        },
+        metrics: sample.metrics,
+        network: Network {
+            collection_start_time: timefmt::format_millis(start),
+            collection_end_time: timefmt::format_millis(end),
+            collection_duration_seconds: (end.saturating_sub(start)) as f64 / 1000.0,
+            interfaces: sample.interfaces,
+            connected_devices: devices,
+        },
+    }
+}
+
+fn capture_info(cfg: &Config) -> CaptureInfo {
+    CaptureInfo::off(
+        cfg.interface.clone(),
+        "packet capture is not built yet",
+        cfg.device_table_size,
+    )
+}
+
+/// `netmon-agent snapshot`: measure for `window`, print one pretty snapshot.
+pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
+    let cfg = load_config(&opts)?;
+    let mut state = RunState::new(SystemTime::now());
+    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let start_ms = timefmt::unix_millis(SystemTime::now());
+    collector.prime(Instant::now());
+    std::thread::sleep(window);
+    let sample = collector.sample(Instant::now());
+    let end_ms = timefmt::unix_millis(SystemTime::now());
+    let snap = build_snapshot(
+        &cfg,
+        &mut state,
+        sample,
+        capture_info(&cfg),
+        Vec::new(),
+        (start_ms, end_ms),
+    );
+    let text = serde_json::to_string_pretty(&snap)
+        .map_err(|e| Error::Other(format!("serialising snapshot: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| Error::Sys {
+        what: "writing to stdout",
+        source: e,
+    })?;
+    Ok(())
+}
+
+/// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
+pub fn run(opts: LoadOptions) -> Result<(), Error> {
+    let mut cfg = load_config(&opts)?;
+    let signals = SignalFd::new().map_err(|e| Error::Sys {
+        what: "signalfd",
+        source: e,
+    })?;
+    let mut state = RunState::new(SystemTime::now());
+    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let now = Instant::now();
+    collector.prime(now);
+    let mut sched = Scheduler::new(now, cfg.cycle);
+    let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
+    info!(
+        "started: interface {}, cycle {} s, output {}",
+        cfg.interface.as_deref().unwrap_or("(none)"),
+        cfg.cycle.as_secs(),
+        if cfg.has_platform() {
+            "platform"
+        } else {
+            "stdout"
+        }
+    );
+
+    let mut ready = [Ready::default(); 1];
+    loop {
+        let timeout = sched.deadline().saturating_duration_since(Instant::now());
+        let interests = [Interest {
+            fd: signals.as_fd(),
+            read: true,
+            write: false,
+        }];
+        poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+            what: "poll",
+            source: e,
+        })?;
+        if ready[0].readable {
+            while let Some(sig) = signals.read().map_err(|e| Error::Sys {
+                what: "signalfd read",
+                source: e,
+            })? {
+                match sig {
+                    Signal::Terminate => {
+                        info!("stopping on signal");
+                        return Ok(());
+                    }
+                    Signal::Reload => match load_config(&opts) {
+                        Ok(new) => {
+                            if new.cycle != cfg.cycle {
+                                sched.reset(Instant::now(), new.cycle);
+                            }
+                            if new.device_table_size != cfg.device_table_size {
+                                warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
+                            }
+                            cfg = new;
+                            collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+                            collector.prime(Instant::now());
+                            window_start_ms = timefmt::unix_millis(SystemTime::now());
+                            info!("config reloaded");
+                        }
+                        Err(e) => error!("config reload failed, keeping the old config: {e}"),
+                    },
+                }
+            }
+        }
+        let now = Instant::now();
+        if sched.take_due(now) {
+            let sample = collector.sample(now);
+            let end_ms = timefmt::unix_millis(SystemTime::now());
+            let snap = build_snapshot(
+                &cfg,
+                &mut state,
+                sample,
+                capture_info(&cfg),
+                Vec::new(),
+                (window_start_ms, end_ms),
+            );
+            window_start_ms = end_ms;
+            if !emit_stdout(&snap) {
+                info!("stdout closed, stopping");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Writes one compact JSON line; false when stdout is gone (a closed pipe).
+fn emit_stdout(snap: &Snapshot) -> bool {
+    let Ok(mut line) = serde_json::to_string(snap) else {
+        return true;
+    };
+    line.push('\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(line.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
+/// `netmon-agent check`: validate and describe, never showing the key.
+pub fn check(opts: LoadOptions) -> Result<(), Error> {
+    let cfg = load_config(&opts)?;
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
+    line(
+        "config file",
+        cfg.source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none (built-in defaults)".into()),
+    );
+    line("server id", cfg.server_id.clone());
+    line(
+        "server ip",
+        cfg.server_ip
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    );
+    let iface = match cfg.interface.as_deref() {
+        Some(name) => {
+            let exists = cfg.sys_root.join("class/net").join(name).exists();
+            format!(
+                "{name}{}",
+                if exists { "" } else { " (does not exist now)" }
+            )
+        }
+        None => "none found".into(),
+    };
+    line("interface", iface);
+    line(
+        "network range",
+        cfg.network_range
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    );
+    line("cycle", format!("{} s", cfg.cycle.as_secs()));
+    line(
+        "REST",
+        cfg.platform_api_url
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| "not set".into()),
+    );
+    line(
+        "WebSocket",
+        cfg.platform_ws_url
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| "not set".into()),
+    );
+    if !cfg.has_platform() {
+        line(
+            "output",
+            "no platform configured: `run` prints one JSON snapshot per line to stdout".into(),
+        );
+    }
+    line(
+        "api key",
+        match &cfg.api_key {
+            Some(k) => format!("set {k}"),
+            None => "not set".into(),
+        },
+    );
+    line("capture", capture_info(&cfg).off_reason.unwrap_or_default());
+    print!("{out}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_does_not_drift() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(t0, Duration::from_secs(1));
+        assert!(!s.take_due(t0 + Duration::from_millis(999)));
+        // Woken 30 ms late: the next deadline is still on the 1 s grid.
+        assert!(s.take_due(t0 + Duration::from_millis(1030)));
+        assert_eq!(s.deadline(), t0 + Duration::from_secs(2));
+        assert!(s.take_due(t0 + Duration::from_millis(2001)));
+        assert_eq!(s.deadline(), t0 + Duration::from_secs(3));
+    }
+
+    #[test]
+    fn scheduler_skips_missed_cycles() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(t0, Duration::from_secs(5));
+        assert!(s.take_due(t0 + Duration::from_secs(23)));
+        assert_eq!(s.deadline(), t0 + Duration::from_secs(25));
+        assert!(!s.take_due(t0 + Duration::from_secs(24)));
+    }
+}

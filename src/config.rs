@@ -1,0 +1,901 @@
+//! Configuration: built-in defaults < config file (`KEY=VALUE`, the seed's /etc/monitor.conf
+//! format) < environment `NETMON_<KEY>` < command-line flags. Parsed and validated once into a
+//! `Config`; every bad value is reported as `WHERE: KEY: reason` (WHERE is `FILE:LINE`, the
+//! environment variable or the flag) and exits 2.
+//!
+//! Adding a key: one line in `KEYS`, one field in `Config`, one line in `Config::from_layers`.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::log::Level;
+use crate::net::Ipv4Cidr;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
+
+/// Every key the agent knows, with its one-line description (used by `check` and the README).
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "SERVER_ID",
+        "name of this agent on the platform (default: the hostname)",
+    ),
+    (
+        "SERVER_IP",
+        "IPv4 reported as serverIp (default: the capture interface's IPv4)",
+    ),
+    (
+        "INTERFACE",
+        "LAN interface to watch (default: br-lan if present, else the default route's)",
+    ),
+    (
+        "NETWORK_RANGE",
+        "IPv4 range of the LAN in CIDR (default: the interface's subnet)",
+    ),
+    ("CYCLE_TIME", "seconds between snapshots (default 5)"),
+    (
+        "PLATFORM_API_URL",
+        "REST endpoint (http/https) receiving each snapshot",
+    ),
+    (
+        "PLATFORM_WS_URL",
+        "WebSocket endpoint (ws/wss) receiving each snapshot in real time",
+    ),
+    (
+        "DEBUG_API_URL",
+        "endpoint (http/https) for diagnostic events",
+    ),
+    (
+        "GENERATE_KEY_URL",
+        "endpoint (http/https) that issues an API key (`register`)",
+    ),
+    ("API_KEY", "bearer key for the platform (never logged)"),
+    ("LOG_LEVEL", "error, warn, info or debug (default info)"),
+    (
+        "DEVICE_TABLE_SIZE",
+        "devices tracked at most, fixed at start (default 256, 1..65536)",
+    ),
+    (
+        "DEVICE_EXPIRE",
+        "seconds without a sign before a device is forgotten (default 3600)",
+    ),
+    (
+        "DEVICE_TIMEOUT",
+        "cycles without a sign before a device is inactive (default 3)",
+    ),
+    (
+        "PROMISC",
+        "1 to capture in promiscuous mode, 0 not to (default 1)",
+    ),
+    ("RING_KB", "capture ring size in KiB (default 8192)"),
+    (
+        "SCAN_INTERVAL",
+        "seconds between ARP scans, 0 = never (default 60)",
+    ),
+    (
+        "SCAN_RATE",
+        "ARP scan pacing in bits/s (default 256000, like arp-scan)",
+    ),
+    ("SCAN_RETRIES", "who-has tries per address (default 2)"),
+    (
+        "SCAN_FORCE",
+        "1 to allow scanning ranges larger than /16 (default 0)",
+    ),
+    (
+        "HTTP_TIMEOUT",
+        "seconds one platform call may take, connect included (default 5)",
+    ),
+    (
+        "BACKLOG_KB",
+        "RAM for snapshots waiting for the REST endpoint (default 1024)",
+    ),
+    (
+        "BACKLOG_DIR",
+        "directory to spool the backlog to disk (default: none, RAM only)",
+    ),
+    (
+        "CA_FILE",
+        "PEM bundle of trusted CAs (default: the system bundle)",
+    ),
+    (
+        "RUN_AS_USER",
+        "user to switch to after the capture socket is open (default: none)",
+    ),
+    (
+        "PROC_ROOT",
+        "where /proc is read from (default /proc; for tests)",
+    ),
+    (
+        "SYS_ROOT",
+        "where /sys is read from (default /sys; for tests)",
+    ),
+];
+
+/// Keys of the seed's config that we accept and ignore without a warning.
+const SEED_IGNORED: &[&str] = &[];
+
+/// The API key. Its Display and Debug never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    /// The key itself, for the Authorization header and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<redacted, {} chars>", self.0.chars().count())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File { path: PathBuf, line: usize },
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "default"),
+            Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
+            Origin::Env(var) => write!(f, "environment {var}"),
+            Origin::Flag(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A value that does not parse or is out of range.
+    Value {
+        origin: Origin,
+        key: String,
+        reason: String,
+    },
+    /// A line of the config file that is not `KEY=VALUE`.
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// The config file named with --config cannot be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Value {
+                origin,
+                key,
+                reason,
+            } => write!(f, "{origin}: {key}: {reason}"),
+            ConfigError::Syntax { path, line, reason } => {
+                write!(f, "{}:{}: {reason}", path.display(), line)
+            }
+            ConfigError::Read { path, source } => {
+                write!(f, "{}: cannot read config: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One `KEY=VALUE` setting and where it came from.
+#[derive(Debug, Clone)]
+pub struct Setting {
+    pub key: String,
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Parses config-file text. Pure: returns the settings in file order and the warnings
+/// (unknown keys, with their line). Blank lines and `#` comments are skipped; `export KEY=V`
+/// is accepted (shell-sourced configs); values may be quoted with `"` or `'`; an unquoted value
+/// ends at ` #` (a comment), so URLs keep their `#fragment`.
+pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>), ConfigError> {
+    let mut settings = Vec::new();
+    let mut warnings = Vec::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line_no = idx + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(ConfigError::Syntax {
+                path: path.to_owned(),
+                line: line_no,
+                reason: format!("expected KEY=VALUE, found '{}'", truncate(line, 40)),
+            });
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfigError::Syntax {
+                path: path.to_owned(),
+                line: line_no,
+                reason: format!("'{}' is not a key name", truncate(key, 40)),
+            });
+        }
+        let key = key.to_ascii_uppercase();
+        let origin = Origin::File {
+            path: path.to_owned(),
+            line: line_no,
+        };
+        let value = unquote(value.trim()).map_err(|reason| ConfigError::Value {
+            origin: origin.clone(),
+            key: key.clone(),
+            reason,
+        })?;
+        if !is_known(&key) {
+            if !SEED_IGNORED.contains(&key.as_str()) {
+                warnings.push(format!(
+                    "{}:{}: unknown key {key} ignored",
+                    path.display(),
+                    line_no
+                ));
+            }
+            continue;
+        }
+        settings.push(Setting { key, value, origin });
+    }
+    Ok((settings, warnings))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n).collect::<String>() + "..."
+    }
+}
+
+fn unquote(v: &str) -> Result<String, String> {
+    for q in ['"', '\''] {
+        if let Some(rest) = v.strip_prefix(q) {
+            let Some(end) = rest.find(q) else {
+                return Err(format!("missing closing {q}"));
+            };
+            let after = rest[end + 1..].trim();
+            if !after.is_empty() && !after.starts_with('#') {
+                return Err(format!("unexpected text after the closing {q}"));
+            }
+            return Ok(rest[..end].to_owned());
+        }
+    }
+    // Unquoted: a comment starts at whitespace followed by '#'.
+    let mut end = v.len();
+    let bytes = v.as_bytes();
+    for i in 1..bytes.len() {
+        if bytes[i] == b'#' && bytes[i - 1].is_ascii_whitespace() {
+            end = i;
+            break;
+        }
+    }
+    Ok(v[..end].trim_end().to_owned())
+}
+
+pub fn is_known(key: &str) -> bool {
+    KEYS.iter().any(|(k, _)| *k == key)
+}
+
+/// Settings from the environment: every `NETMON_<KEY>` with a known KEY (unknown ones warn).
+pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Setting>, Vec<String>) {
+    let mut settings = Vec::new();
+    let mut warnings = Vec::new();
+    for (var, value) in vars {
+        let Some(key) = var.strip_prefix("NETMON_") else {
+            continue;
+        };
+        if key == "CONFIG" {
+            continue; // the config path itself, handled by the caller
+        }
+        if !is_known(key) {
+            warnings.push(format!("environment {var}: unknown key {key} ignored"));
+            continue;
+        }
+        settings.push(Setting {
+            key: key.to_owned(),
+            value,
+            origin: Origin::Env(var.clone()),
+        });
+    }
+    (settings, warnings)
+}
+
+/// A URL, checked enough to fail early on typos; the text is kept as given for the HTTP clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub text: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(s: &str, schemes: &[&str]) -> Result<Url, String> {
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(format!(
+                "'{s}' is not a URL (expected {}://host/...)",
+                schemes[0]
+            ));
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        if !schemes.contains(&scheme.as_str()) {
+            return Err(format!(
+                "scheme '{scheme}' is not one of {}",
+                schemes.join(", ")
+            ));
+        }
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return Err("credentials in the URL are not supported: use API_KEY".into());
+        }
+        let default_port = match scheme.as_str() {
+            "https" | "wss" => 443,
+            _ => 80,
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let Some((h, after)) = v6.split_once(']') else {
+                return Err(format!("unclosed '[' in host of '{s}'"));
+            };
+            let port = match after.strip_prefix(':') {
+                Some(p) => parse_port(p)?,
+                None if after.is_empty() => default_port,
+                None => return Err(format!("unexpected '{after}' after the host")),
+            };
+            (h.to_owned(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_owned(), parse_port(p)?),
+                None => (authority.to_owned(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("'{s}' has no host"));
+        }
+        if host
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err("the host contains spaces or control characters".into());
+        }
+        Ok(Url {
+            text: s.to_owned(),
+            scheme,
+            host,
+            port,
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.to_owned()
+            },
+        })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https" || self.scheme == "wss"
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("'{p}' is not a port (1-65535)")),
+        Ok(n) => Ok(n),
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The validated configuration the whole program runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file that was read (None when the default one does not exist).
+    pub source: Option<PathBuf>,
+    pub server_id: String,
+    pub server_ip: Option<Ipv4Addr>,
+    pub interface: Option<String>,
+    pub network_range: Option<Ipv4Cidr>,
+    pub cycle: Duration,
+    pub platform_api_url: Option<Url>,
+    pub platform_ws_url: Option<Url>,
+    pub debug_api_url: Option<Url>,
+    pub generate_key_url: Option<Url>,
+    pub api_key: Option<Secret>,
+    pub log_level: Level,
+    pub device_table_size: usize,
+    pub device_expire: Duration,
+    pub device_timeout_cycles: u32,
+    pub promisc: bool,
+    pub ring_kb: u32,
+    pub scan_interval: Duration,
+    pub scan_rate_bps: u64,
+    pub scan_retries: u32,
+    pub scan_force: bool,
+    pub http_timeout: Duration,
+    pub backlog_kb: u32,
+    pub backlog_dir: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub run_as_user: Option<String>,
+    pub proc_root: PathBuf,
+    pub sys_root: PathBuf,
+    /// Warnings found while loading (unknown keys, detection that failed), printed once.
+    pub warnings: Vec<String>,
+}
+
+/// Looks up the last setting of a key (later layers override earlier ones).
+struct Layers<'a> {
+    settings: &'a [Setting],
+}
+
+impl<'a> Layers<'a> {
+    fn get(&self, key: &str) -> Option<&'a Setting> {
+        self.settings.iter().rev().find(|s| s.key == key)
+    }
+
+    /// Parses the key with `parse`, or returns `default` when it is unset or empty.
+    fn parse<T>(
+        &self,
+        key: &str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.get(key) {
+            Some(s) if !s.value.trim().is_empty() => {
+                parse(s.value.trim()).map_err(|reason| ConfigError::Value {
+                    origin: s.origin.clone(),
+                    key: key.to_owned(),
+                    reason,
+                })
+            }
+            _ => Ok(default),
+        }
+    }
+
+    fn opt<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.parse(key, None, |v| parse(v).map(Some))
+    }
+}
+
+fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+    min: T,
+    max: T,
+) -> impl Fn(&str) -> Result<T, String> {
+    move |v| match v.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        Ok(_) => Err(format!("{v} is out of range ({min}..={max})")),
+        Err(_) => Err(format!("'{v}' is not a number")),
+    }
+}
+
+fn seconds(min: u64, max: u64) -> impl Fn(&str) -> Result<Duration, String> {
+    move |v| {
+        let n: u64 = number(min, max)(v)?;
+        Ok(Duration::from_secs(n))
+    }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("'{v}' is not a boolean (1/0, yes/no, true/false)")),
+    }
+}
+
+fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String> {
+    move |v| Url::parse(v, schemes)
+}
+
+const HTTP: &[&str] = &["http", "https"];
+const WS: &[&str] = &["ws", "wss"];
+
+impl Config {
+    /// Builds the config from settings in precedence order (defaults are implied; file, then
+    /// environment, then flags). Auto-detected defaults (hostname, interface, range, server IP)
+    /// are filled in by `detect`, which tests replace.
+    pub fn from_layers(
+        source: Option<PathBuf>,
+        settings: &[Setting],
+        mut warnings: Vec<String>,
+        detect: &dyn Detect,
+    ) -> Result<Config, ConfigError> {
+        let l = Layers { settings };
+        let ident = |v: &str| -> Result<String, String> {
+            if v.chars().any(|c| c.is_control()) {
+                Err("contains control characters".into())
+            } else {
+                Ok(v.to_owned())
+            }
+        };
+        let ifname = |v: &str| -> Result<String, String> {
+            if v.len() > 15 || v.contains('/') || v.chars().any(|c| c.is_whitespace()) {
+                Err(format!(
+                    "'{v}' is not an interface name (at most 15 characters, no '/' or spaces)"
+                ))
+            } else {
+                Ok(v.to_owned())
+            }
+        };
+        let path = |v: &str| -> Result<PathBuf, String> { Ok(PathBuf::from(v)) };
+
+        let interface = l.opt("INTERFACE", ifname)?;
+        let network_range = l.opt("NETWORK_RANGE", Ipv4Cidr::parse)?;
+        let server_ip = l.opt("SERVER_IP", |v| {
+            v.parse::<Ipv4Addr>()
+                .map_err(|_| format!("'{v}' is not an IPv4 address"))
+        })?;
+        let server_id = l.opt("SERVER_ID", ident)?;
+        let mut cfg = Config {
+            source,
+            server_id: server_id.unwrap_or_default(),
+            server_ip,
+            interface,
+            network_range,
+            cycle: l.parse("CYCLE_TIME", Duration::from_secs(5), |v| {
+                if v.trim() == "0" {
+                    return Err("must be at least 1 second".into());
+                }
+                seconds(1, 86_400)(v)
+            })?,
+            platform_api_url: l.opt("PLATFORM_API_URL", url(HTTP))?,
+            platform_ws_url: l.opt("PLATFORM_WS_URL", url(WS))?,
+            debug_api_url: l.opt("DEBUG_API_URL", url(HTTP))?,
+            generate_key_url: l.opt("GENERATE_KEY_URL", url(HTTP))?,
+            api_key: l.opt("API_KEY", |v| {
+                if v.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                    Err("contains spaces or control characters".into())
+                } else {
+                    Ok(Secret::new(v.to_owned()))
+                }
+            })?,
+            log_level: l.parse("LOG_LEVEL", Level::Info, |v| {
+                Level::parse(v)
+                    .ok_or_else(|| format!("'{v}' is not one of error, warn, info, debug"))
+            })?,
+            device_table_size: l.parse("DEVICE_TABLE_SIZE", 256, number(1, 65_536))?,
+            device_expire: l.parse(
+                "DEVICE_EXPIRE",
+                Duration::from_secs(3600),
+                seconds(1, 31_536_000),
+            )?,
+            device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
+            promisc: l.parse("PROMISC", true, boolean)?,
+            ring_kb: l.parse("RING_KB", 8192, number(64, 1_048_576))?,
+            scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
+            scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
+            scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
+            scan_force: l.parse("SCAN_FORCE", false, boolean)?,
+            http_timeout: l.parse("HTTP_TIMEOUT", Duration::from_secs(5), seconds(1, 300))?,
+            backlog_kb: l.parse("BACKLOG_KB", 1024, number(0, 1_048_576))?,
+            backlog_dir: l.opt("BACKLOG_DIR", path)?,
+            ca_file: l.opt("CA_FILE", path)?,
+            run_as_user: l.opt("RUN_AS_USER", ident)?,
+            proc_root: l.parse("PROC_ROOT", PathBuf::from("/proc"), path)?,
+            sys_root: l.parse("SYS_ROOT", PathBuf::from("/sys"), path)?,
+            warnings: Vec::new(),
+        };
+
+        if cfg.server_id.is_empty() {
+            cfg.server_id = detect
+                .hostname()
+                .unwrap_or_else(|| "netmon-agent".to_owned());
+        }
+        if cfg.interface.is_none() {
+            cfg.interface = detect.default_interface();
+            if cfg.interface.is_none() {
+                warnings.push(
+                    "INTERFACE: not set, and neither br-lan nor a default route was found".into(),
+                );
+            }
+        }
+        if let Some(ifname) = cfg.interface.as_deref() {
+            let addr = detect.interface_ipv4(ifname);
+            if cfg.server_ip.is_none() {
+                cfg.server_ip = addr.map(|c| c.0);
+            }
+            if cfg.network_range.is_none() {
+                cfg.network_range = addr.and_then(|(a, p)| Ipv4Cidr::new(a, p));
+            }
+        }
+        cfg.warnings = warnings;
+        Ok(cfg)
+    }
+
+    /// Whether snapshots go to a platform (otherwise `run` prints them to stdout).
+    pub fn has_platform(&self) -> bool {
+        self.platform_api_url.is_some() || self.platform_ws_url.is_some()
+    }
+}
+
+/// The parts of the defaults that depend on the machine.
+pub trait Detect {
+    fn hostname(&self) -> Option<String>;
+    fn default_interface(&self) -> Option<String>;
+    /// The interface's first IPv4 address and prefix length.
+    fn interface_ipv4(&self, ifname: &str) -> Option<(Ipv4Addr, u8)>;
+}
+
+/// Detection on the running system, rooted at the configured /proc and /sys.
+pub struct SystemDetect {
+    pub proc_root: PathBuf,
+    pub sys_root: PathBuf,
+}
+
+impl Detect for SystemDetect {
+    fn hostname(&self) -> Option<String> {
+        let h = std::fs::read_to_string(self.proc_root.join("sys/kernel/hostname")).ok()?;
+        let h = h.trim();
+        (!h.is_empty()).then(|| h.to_owned())
+    }
+
+    fn default_interface(&self) -> Option<String> {
+        if self.sys_root.join("class/net/br-lan").exists() {
+            return Some("br-lan".into());
+        }
+        let route = std::fs::read_to_string(self.proc_root.join("net/route")).ok()?;
+        default_route_interface(&route)
+    }
+
+    fn interface_ipv4(&self, ifname: &str) -> Option<(Ipv4Addr, u8)> {
+        crate::sys::ifaddrs::ipv4_of(ifname)
+    }
+}
+
+/// The interface of the default route in /proc/net/route text (lowest metric wins).
+pub fn default_route_interface(route: &str) -> Option<String> {
+    let mut best: Option<(u64, &str)> = None;
+    for line in route.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 8 {
+            continue;
+        }
+        // Iface Destination Gateway Flags RefCnt Use Metric Mask
+        let (iface, dest, flags, metric, mask) = (cols[0], cols[1], cols[3], cols[6], cols[7]);
+        let up = u32::from_str_radix(flags, 16)
+            .map(|f| f & 1 != 0)
+            .unwrap_or(false);
+        if dest != "00000000" || mask != "00000000" || !up {
+            continue;
+        }
+        let metric: u64 = metric.parse().unwrap_or(u64::MAX);
+        if best.map_or(true, |(m, _)| metric < m) {
+            best = Some((metric, iface));
+        }
+    }
+    best.map(|(_, i)| i.to_owned())
+}
+
+/// Where the config comes from: the path (explicit or default), and the flag-level settings.
+pub struct LoadOptions {
+    /// `--config PATH`; None means the default path, which may be absent.
+    pub explicit_path: Option<PathBuf>,
+    /// Settings from command-line flags, already named by key.
+    pub flags: Vec<Setting>,
+}
+
+/// Loads the config the way every subcommand does: defaults, file, environment, flags.
+pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let env_path = env
+        .iter()
+        .find(|(k, _)| k == "NETMON_CONFIG")
+        .map(|(_, v)| PathBuf::from(v));
+    let (path, explicit) = match (&opts.explicit_path, env_path) {
+        (Some(p), _) => (p.clone(), true),
+        (None, Some(p)) => (p, true),
+        (None, None) => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let mut settings = Vec::new();
+    let mut warnings = Vec::new();
+    let source = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let (s, w) = parse_file(&text, &path)?;
+            settings.extend(s);
+            warnings.extend(w);
+            Some(path)
+        }
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ConfigError::Read { path, source: e }),
+    };
+    let (s, w) = env_settings(env.into_iter());
+    settings.extend(s);
+    warnings.extend(w);
+    settings.extend(opts.flags.iter().cloned());
+    // PROC_ROOT/SYS_ROOT must be known before detection runs.
+    let root = |key: &str, default: &str| {
+        settings
+            .iter()
+            .rev()
+            .find(|s| s.key == key && !s.value.is_empty())
+            .map(|s| PathBuf::from(&s.value))
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let detect = SystemDetect {
+        proc_root: root("PROC_ROOT", "/proc"),
+        sys_root: root("SYS_ROOT", "/sys"),
+    };
+    Config::from_layers(source, &settings, warnings, &detect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoDetect;
+    impl Detect for NoDetect {
+        fn hostname(&self) -> Option<String> {
+            Some("testhost".into())
+        }
+        fn default_interface(&self) -> Option<String> {
+            Some("eth9".into())
+        }
+        fn interface_ipv4(&self, _: &str) -> Option<(Ipv4Addr, u8)> {
+            Some((Ipv4Addr::new(10, 1, 2, 3), 22))
+        }
+    }
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let (s, w) = parse_file(text, Path::new("/etc/t.conf"))?;
+        Config::from_layers(None, &s, w, &NoDetect)
+    }
+
+    #[test]
+    fn defaults_come_from_detection() {
+        let c = load_text("").unwrap();
+        assert_eq!(c.server_id, "testhost");
+        assert_eq!(c.interface.as_deref(), Some("eth9"));
+        assert_eq!(c.network_range.unwrap().to_string(), "10.1.0.0/22");
+        assert_eq!(c.server_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(c.cycle, Duration::from_secs(5));
+        assert!(!c.has_platform());
+    }
+
+    #[test]
+    fn quoting_comments_and_export() {
+        let c = load_text(
+            "# comment\n\n  export SERVER_ID = \"my box\"  # trailing\nINTERFACE='br-lan'\nPLATFORM_API_URL=http://h/api#frag\nCYCLE_TIME=7 # seconds\n",
+        )
+        .unwrap();
+        assert_eq!(c.server_id, "my box");
+        assert_eq!(c.interface.as_deref(), Some("br-lan"));
+        assert_eq!(c.platform_api_url.unwrap().text, "http://h/api#frag");
+        assert_eq!(c.cycle, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = load_text("\nCYCLE_TIME=0\n").unwrap_err().to_string();
+        assert_eq!(e, "/etc/t.conf:2: CYCLE_TIME: must be at least 1 second");
+        let e = load_text("NETWORK_RANGE=10.0.0.0/40")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/t.conf:1: NETWORK_RANGE: "), "{e}");
+        let e = load_text("PLATFORM_WS_URL=http://x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/t.conf:1: PLATFORM_WS_URL: scheme"),
+            "{e}"
+        );
+        let e = load_text("a line without equals").unwrap_err().to_string();
+        assert!(e.starts_with("/etc/t.conf:1: expected KEY=VALUE"), "{e}");
+        let e = load_text("CYCLE_TIME=five").unwrap_err().to_string();
+        assert_eq!(e, "/etc/t.conf:1: CYCLE_TIME: 'five' is not a number");
+        let e = load_text("SERVER_ID=\"open").unwrap_err().to_string();
+        assert!(e.contains("SERVER_ID: missing closing"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_line() {
+        let (_, w) = parse_file("FOO=1\nCYCLE_TIME=2\n", Path::new("c")).unwrap();
+        assert_eq!(w, vec!["c:1: unknown key FOO ignored".to_string()]);
+    }
+
+    #[test]
+    fn precedence_file_env_flag() {
+        let (mut s, w) = parse_file(
+            "CYCLE_TIME=2\nLOG_LEVEL=warn\nSCAN_RETRIES=3",
+            Path::new("c"),
+        )
+        .unwrap();
+        let (e, _) = env_settings(
+            vec![
+                ("NETMON_CYCLE_TIME".to_string(), "3".to_string()),
+                ("NETMON_SCAN_RETRIES".into(), "4".into()),
+            ]
+            .into_iter(),
+        );
+        s.extend(e);
+        s.push(Setting {
+            key: "CYCLE_TIME".into(),
+            value: "4".into(),
+            origin: Origin::Flag("--cycle".into()),
+        });
+        let c = Config::from_layers(None, &s, w, &NoDetect).unwrap();
+        assert_eq!(c.cycle, Duration::from_secs(4));
+        assert_eq!(c.scan_retries, 4);
+        assert_eq!(c.log_level, Level::Warn);
+        // An error in an env value names the variable.
+        let (e, _) =
+            env_settings(vec![("NETMON_CYCLE_TIME".to_string(), "x".to_string())].into_iter());
+        let err = Config::from_layers(None, &e, vec![], &NoDetect)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "environment NETMON_CYCLE_TIME: CYCLE_TIME: 'x' is not a number"
+        );
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let c = load_text("API_KEY=sk-very-secret-123").unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("sk-very-secret-123"));
+        assert_eq!(c.api_key.as_ref().unwrap().expose(), "sk-very-secret-123");
+    }
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("https://[::1]:8443/api", HTTP).unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 8443, "/api")
+        );
+        let u = Url::parse("ws://example.org", WS).unwrap();
+        assert_eq!((u.port, u.path.as_str()), (80, "/"));
+        assert!(Url::parse("example.org/api", HTTP).is_err());
+        assert!(Url::parse("http://:80/", HTTP).is_err());
+        assert!(Url::parse("http://h:99999/", HTTP).is_err());
+        assert!(Url::parse("http://user:pw@h/", HTTP).is_err());
+    }
+
+    #[test]
+    fn default_route() {
+        let route =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth1\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n\
+            eth0\t00000000\t010011AC\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+            eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        assert_eq!(default_route_interface(route).as_deref(), Some("eth0"));
+        assert_eq!(default_route_interface(""), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! The payload: one snapshot as sent to the platform (REST and WebSocket) and printed by
+//! `snapshot`/`run`. Field names follow the seed agent (camelCase); the contract is
+//! `schema/snapshot.schema.json` in this repository (at least as strict as the shared one).
+//!
+//! Where each field comes from:
+//! - `metrics.*`               -> `procfs` (cpu: /proc/stat, memory: /proc/meminfo, disk: mountinfo +
+//!   statvfs, uptime: /proc/uptime, loadAverage: /proc/loadavg)
+//! - `network.interfaces`      -> `procfs::netdev` (/proc/net/dev + /sys/class/net) and `sys::ifaddrs`
+//! - `network.connectedDevices`, `agent.capture` -> the device table and the capture source
+//! - `agent.*` (runId, seq, backlog, lost) -> `agent.rs` and `ship`
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub message_type: &'static str,
+    pub schema_version: u32,
+    pub server_id: String,
+    pub server_ip: Option<String>,
+    pub snapshot_time: String,
+    pub agent: AgentInfo,
+    pub metrics: Metrics,
+    pub network: Network,
+}
+
+pub const MESSAGE_TYPE: &str = "realtimeSnapshot";
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInfo {
+    pub version: &'static str,
+    pub run_id: String,
+    pub seq: u64,
+    pub started_at: String,
+    pub capture: CaptureInfo,
+    pub backlog: u64,
+    pub lost: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    Live,
+    Replay,
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureInfo {
+    pub mode: CaptureMode,
+    pub interface: Option<String>,
+    pub off_reason: Option<String>,
+    pub packets_seen: u64,
+    pub packets_dropped: u64,
+    pub devices_tracked: u64,
+    pub device_table_capacity: u64,
+    pub device_table_full: u64,
+    /// Frames that could not be decoded far enough to attribute them (too short, bad headers).
+    pub malformed: u64,
+    /// Flow offloading detected on this host (forwarded traffic bypasses the capture); null = unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offload: Option<OffloadInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffloadInfo {
+    pub detected: bool,
+    pub software: bool,
+    pub hardware: bool,
+    pub offloaded_flows: u64,
+}
+
+impl CaptureInfo {
+    pub fn off(interface: Option<String>, reason: impl Into<String>, capacity: usize) -> Self {
+        CaptureInfo {
+            mode: CaptureMode::Off,
+            interface,
+            off_reason: Some(reason.into()),
+            packets_seen: 0,
+            packets_dropped: 0,
+            devices_tracked: 0,
+            device_table_capacity: capacity as u64,
+            device_table_full: 0,
+            malformed: 0,
+            offload: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    pub cpu: Cpu,
+    pub memory: Memory,
+    pub disk: Vec<Disk>,
+    pub uptime_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cpu {
+    pub percent: f64,
+    pub cores: u32,
+    pub load_average: [f64; 3],
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Memory {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub available_bytes: u64,
+    pub percent_used: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Disk {
+    pub mount_point: String,
+    pub device: String,
+    pub fs_type: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub percent_used: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    pub collection_start_time: String,
+    pub collection_end_time: String,
+    pub collection_duration_seconds: f64,
+    pub interfaces: Vec<Interface>,
+    pub connected_devices: Vec<Device>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkStatus {
+    Up,
+    Down,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interface {
+    pub name: String,
+    pub mac: Option<String>,
+    pub status: LinkStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    pub ipv4: Vec<String>,
+    pub ipv6: Vec<String>,
+    pub speed_mbps: Option<u64>,
+    pub rx_bytes_total: u64,
+    pub tx_bytes_total: u64,
+    pub rx_packets_total: u64,
+    pub tx_packets_total: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    pub rx_rate_bps: u64,
+    pub tx_rate_bps: u64,
+    pub utilization_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub ip: Option<String>,
+    pub ipv6: Vec<String>,
+    pub mac: String,
+    pub device_name: Option<String>,
+    pub vlan: Option<u16>,
+    pub status: DeviceStatus,
+    pub first_seen: String,
+    pub time_checked: String,
+    pub bandwidth: Bandwidth,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bandwidth {
+    pub rx_bytes_total: u64,
+    pub tx_bytes_total: u64,
+    pub rx_packets_total: u64,
+    pub tx_packets_total: u64,
+    pub rx_rate_bps: u64,
+    pub tx_rate_bps: u64,
+    pub utilization_percent: Option<f64>,
+}
+
+/// Rounds a percentage to two decimals and clamps it into 0..=100 (the schema's bounds), so a
+/// rounding error or a counter glitch can never produce an invalid payload.
+pub fn percent(value: f64) -> f64 {
+    if !value.is_finite() || value <= 0.0 {
+        return 0.0;
+    }
+    ((value * 100.0).round() / 100.0).min(100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_is_clamped_and_rounded() {
+        assert_eq!(percent(-3.0), 0.0);
+        assert_eq!(percent(f64::NAN), 0.0);
+        assert_eq!(percent(100.0001), 100.0);
+        assert_eq!(percent(12.3456), 12.35);
+    }
+}

@@ -1,0 +1,37 @@
+//! The command line from outside: help, version, exit codes.
+
+use crate::common::*;
+
+#[test]
+fn version_on_every_subcommand() {
+    for sub in [&[][..], &["run"], &["snapshot"], &["check"]] {
+        let o = run(agent().args(sub).arg("--version"));
+        assert!(o.status.success(), "{sub:?}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o).trim(),
+            format!("netmon-agent {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
+fn help_on_every_subcommand() {
+    for sub in [&[][..], &["run"], &["snapshot"], &["check"]] {
+        let o = run(agent().args(sub).arg("--help"));
+        assert!(o.status.success(), "{sub:?}");
+        assert!(stdout(&o).contains("Usage:"), "{sub:?}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let o = run(agent().args(["run", "--no-such-flag"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--no-such-flag"));
+}
+
+#[test]
+fn no_subcommand_is_a_usage_error() {
+    let o = run(&mut agent());
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,0 +1,4 @@
+//! The one integration-test binary: each module tests the built `netmon-agent` from outside.
+
+mod cli;
+mod common;
