@@ -167,6 +167,9 @@ common_options!(SnapshotArgs);
 /// Validate the config and print what the agent would do (the API key redacted).
 #[argh(subcommand, name = "check")]
 pub struct CheckArgs {
+    /// do not contact the platform endpoints, only validate and describe
+    #[argh(switch)]
+    pub offline: bool,
     /// config file (default /etc/netmon-agent.conf)
     #[argh(option)]
     pub config: Option<PathBuf>,

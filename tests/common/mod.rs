@@ -64,3 +64,59 @@ pub fn is_root() -> bool {
 pub fn in_ci() -> bool {
     std::env::var("CI").map(|v| v == "true").unwrap_or(false)
 }
+
+/// The project's schema and, when ../shared is there, the shared contract.
+pub fn schemas() -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema/snapshot.schema.json")];
+    if let Some(s) = shared() {
+        v.push(s.join("spec/snapshot.schema.json"));
+    }
+    v
+}
+
+/// Validates snapshot JSON (one document or JSON lines) against both schemas with python3
+/// jsonschema, an implementation independent of ours. Panics with the validator's message on an
+/// invalid document. Returns false (after printing why) when the validator is unavailable
+/// outside CI; in CI a missing validator is a failure.
+pub fn validate_snapshots(json: &str) -> bool {
+    use std::io::Write;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/validate_snapshot.py");
+    let mut child = match Command::new("python3")
+        .arg(&script)
+        .args(schemas())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                !in_ci(),
+                "python3 is needed in CI to validate snapshots: {e}"
+            );
+            eprintln!("SKIP schema validation: python3 not available ({e})");
+            return false;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    match out.status.code() {
+        Some(0) => true,
+        Some(3) => {
+            assert!(!in_ci(), "python3 jsonschema is needed in CI");
+            eprintln!("SKIP schema validation: python3 jsonschema is not installed");
+            false
+        }
+        _ => panic!(
+            "snapshot does not validate: {}\n{}",
+            stderr(&out),
+            &json[..json.len().min(2000)]
+        ),
+    }
+}
