@@ -35,3 +35,20 @@ fn no_subcommand_is_a_usage_error() {
     let o = run(&mut agent());
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn readme_documents_every_config_key() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
+    // The KEYS table in config.rs: lines like `    ("SERVER_ID", "...")`.
+    let keys: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(\""))
+        .filter_map(|l| l.split('"').next())
+        .filter(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    assert!(keys.len() > 20, "{keys:?}");
+    for k in keys {
+        assert!(readme.contains(&format!("| `{k}` |")), "README's config table lacks {k}");
+    }
+}
