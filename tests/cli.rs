@@ -38,17 +38,24 @@ fn no_subcommand_is_a_usage_error() {
 
 #[test]
 fn readme_documents_every_config_key() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
-    // The KEYS table in config.rs: lines like `    ("SERVER_ID", "...")`.
-    let keys: Vec<&str> = src
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("(\""))
-        .filter_map(|l| l.split('"').next())
-        .filter(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
+    // The KEYS table in config.rs: every all-caps string literal between `KEYS` and `];`.
+    let start = src.find("pub const KEYS").expect("KEYS table");
+    let block = &src[start..start + src[start..].find("];").unwrap()];
+    let keys: Vec<&str> = block
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
         .collect();
     assert!(keys.len() > 20, "{keys:?}");
     for k in keys {
-        assert!(readme.contains(&format!("| `{k}` |")), "README's config table lacks {k}");
+        assert!(
+            readme.contains(&format!("| `{k}` |")),
+            "README's config table lacks {k}"
+        );
     }
 }
