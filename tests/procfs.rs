@@ -223,14 +223,14 @@ fn interface_counters_match_ip_link() {
             u(&i["rxPacketsTotal"]),
             u(&i["txPacketsTotal"]),
         ];
-        for k in 0..4 {
+        let what = ["rx bytes", "tx bytes", "rx packets", "tx packets"];
+        for (k, ours) in ours.into_iter().enumerate() {
             // Counters only grow: the agent's reading lies between ip's two.
+            let (lo, hi) = (b.1[k], a.1[k]);
             assert!(
-                b.1[k] <= ours[k] && ours[k] <= a.1[k],
-                "{name} counter {k}: {} <= {} <= {} fails",
-                b.1[k],
-                ours[k],
-                a.1[k]
+                lo <= ours && ours <= hi,
+                "{name} {}: {lo} <= {ours} <= {hi} fails",
+                what[k]
             );
         }
     }
@@ -242,7 +242,7 @@ fn loopback_rate_sees_traffic_sent_during_the_window() {
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = sink.local_addr().unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut child = common::agent()
+    let child = common::agent()
         .args(["snapshot", "--window", "1"])
         .stdout(Stdio::piped())
         .spawn()

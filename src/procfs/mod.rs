@@ -120,12 +120,11 @@ pub struct Collector {
     sys_root: PathBuf,
     /// The /proc file being parsed.
     buf: String,
-    /// One /sys attribute.
-    attr: String,
     /// The path being opened.
     path: PathBuf,
-    /// An unescaped mount point.
+    /// An unescaped mount point and mount source.
     scratch: String,
+    device: String,
     slots: Vec<mounts::Slot>,
     cpu: Option<stat::CpuTimes>,
     cores: u32,
@@ -142,9 +141,9 @@ impl Collector {
             proc_root,
             sys_root,
             buf: String::with_capacity(8192),
-            attr: String::with_capacity(64),
             path: PathBuf::with_capacity(128),
             scratch: String::with_capacity(128),
+            device: String::with_capacity(128),
             slots: Vec::with_capacity(32),
             cpu: None,
             cores: 1,
@@ -233,11 +232,12 @@ impl Collector {
         set_path(&mut self.path, &self.sys_root, "class/net");
         self.path.push(name);
         self.path.push(attr);
-        self.attr.clear();
-        File::open(&self.path)
-            .and_then(|mut file| file.read_to_string(&mut self.attr))
+        // These attributes are a few bytes, and sysfs returns the whole value in one read.
+        let mut buf = [0u8; 128];
+        let n = File::open(&self.path)
+            .and_then(|mut f| f.read(&mut buf))
             .ok()?;
-        f(&self.attr)
+        f(std::str::from_utf8(&buf[..n]).ok()?)
     }
 
     /// CPU busy percent since the last reading (0 without one); updates `cores`.
@@ -278,7 +278,7 @@ impl Collector {
             }
             None => self.failing &= !MOUNTS_LINE,
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
             let Some(m) = slot.mount(&text, format) else {
                 continue;
@@ -286,26 +286,26 @@ impl Collector {
             if m.is_dummy() {
                 continue;
             }
-            let mut mount_point = String::new();
-            mounts::unescape_into(m.target, &mut mount_point);
-            if !mount_point.starts_with('/') {
+            self.scratch.clear();
+            mounts::unescape_into(m.target, &mut self.scratch);
+            if !self.scratch.starts_with('/') {
                 continue;
             }
-            let usage = match statvfs::statvfs(Path::new(&mount_point)) {
+            let usage = match statvfs::statvfs(Path::new(&self.scratch)) {
                 Ok(u) => u,
                 Err(e) => {
-                    debug!("statvfs {mount_point}: {e}");
+                    debug!("statvfs {}: {e}", self.scratch);
                     continue;
                 }
             };
-            let mut device = String::new();
-            mounts::unescape_into(m.source, &mut device);
-            if mounts::has_uuid_suffix(&device) {
-                if let Ok(p) = std::fs::canonicalize(&device) {
-                    device = p.to_string_lossy().into_owned();
+            self.device.clear();
+            mounts::unescape_into(m.source, &mut self.device);
+            if mounts::has_uuid_suffix(&self.device) {
+                if let Ok(p) = std::fs::canonicalize(&self.device) {
+                    self.device = p.to_string_lossy().into_owned();
                 }
             }
-            if let Some(d) = mounts::to_disk(&m, &usage, device, mount_point) {
+            if let Some(d) = mounts::to_disk(&m, &usage, &self.device, &self.scratch) {
                 out.push(d);
             }
         }
@@ -324,7 +324,7 @@ impl Collector {
             return self.fail(NETDEV, Vec::new(), &e);
         }
         let text = std::mem::take(&mut self.buf);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.net.len() + 2);
         self.net_next.clear();
         let mut bad = None;
         for entry in netdev::entries(&text) {

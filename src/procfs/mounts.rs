@@ -336,12 +336,7 @@ pub fn has_uuid_suffix(s: &str) -> bool {
 
 /// The payload's disk for a selected mount and its statvfs numbers; None for what df leaves
 /// out at this stage (dummies, relative mount points, zero blocks).
-pub fn to_disk(
-    m: &Mount<'_>,
-    usage: &FsUsage,
-    device: String,
-    mount_point: String,
-) -> Option<Disk> {
+pub fn to_disk(m: &Mount<'_>, usage: &FsUsage, device: &str, mount_point: &str) -> Option<Disk> {
     if m.is_dummy() || !mount_point.starts_with('/') || usage.blocks == 0 {
         return None;
     }
@@ -351,9 +346,9 @@ pub fn to_disk(
     let free = usage.bavail.saturating_mul(bs);
     let denom = used as f64 + free as f64;
     Some(Disk {
-        mount_point,
-        device,
-        fs_type: m.fstype.to_string(),
+        mount_point: mount_point.to_owned(),
+        device: device.to_owned(),
+        fs_type: m.fstype.to_owned(),
         total_bytes: total,
         used_bytes: used,
         free_bytes: free,
@@ -418,7 +413,7 @@ mod tests {
                 let (mut dev, mut mp) = (String::new(), String::new());
                 unescape_into(m.source, &mut dev);
                 unescape_into(m.target, &mut mp);
-                let d = to_disk(&m, &usage_of(&m), dev, mp)?;
+                let d = to_disk(&m, &usage_of(&m), &dev, &mp)?;
                 Some((d.device, d.mount_point, d.fs_type))
             })
             .collect()
@@ -601,7 +596,7 @@ mod tests {
             bfree: 63214174,
             bavail: 20631628,
         };
-        let d = to_disk(&m, &u, "/dev/vda".into(), "/".into()).unwrap();
+        let d = to_disk(&m, &u, "/dev/vda", "/").unwrap();
         assert_eq!(d.total_bytes, 66053998 * 4096);
         assert_eq!(d.used_bytes, (66053998 - 63214174) * 4096);
         assert_eq!(d.free_bytes, 20631628 * 4096);
@@ -611,8 +606,8 @@ mod tests {
             block_size: 4096,
             ..Default::default()
         };
-        assert!(to_disk(&m, &zero, "x".into(), "/".into()).is_none());
-        assert!(to_disk(&m, &u, "x".into(), "relative".into()).is_none());
+        assert!(to_disk(&m, &zero, "x", "/").is_none());
+        assert!(to_disk(&m, &u, "x", "relative").is_none());
         // Squashfs: full, nothing available.
         let ro = FsUsage {
             block_size: 262144,
@@ -620,7 +615,7 @@ mod tests {
             bfree: 0,
             bavail: 0,
         };
-        let d = to_disk(&m, &ro, "/dev/root".into(), "/rom".into()).unwrap();
+        let d = to_disk(&m, &ro, "/dev/root", "/rom").unwrap();
         assert_eq!(
             (d.used_bytes, d.free_bytes, d.percent_used),
             (19 * 262144, 0, 100.0)
