@@ -93,21 +93,39 @@ fn memory_matches_free() {
     panic!("{last}");
 }
 
-/// `df -B1` rows: (mount point, size, used, available).
-fn df() -> Option<Vec<(String, u64, u64, u64)>> {
-    let out = tool(Command::new("df").args(["-B1", "--output=size,used,avail,target"]))?;
+/// One `df -B1` row.
+struct DfRow {
+    target: String,
+    source: String,
+    fstype: String,
+    size: u64,
+    used: u64,
+    avail: u64,
+}
+
+fn df() -> Option<Vec<DfRow>> {
+    let out =
+        tool(Command::new("df").args(["-B1", "--output=size,used,avail,fstype,source,target"]))?;
     let rows = common::stdout(&out)
         .lines()
         .skip(1)
         .map(|l| {
             let mut rest = l.trim_start();
-            let mut n = [0u64; 3];
-            for v in &mut n {
-                let (w, r) = rest.split_once(' ').expect("df row");
-                *v = w.parse().expect("df number");
+            let mut w = [""; 5];
+            for v in &mut w {
+                let (word, r) = rest.split_once(' ').expect("df row");
+                *v = word;
                 rest = r.trim_start();
             }
-            (rest.to_string(), n[0], n[1], n[2])
+            let n = |s: &str| s.parse::<u64>().expect("df number");
+            DfRow {
+                target: rest.to_string(),
+                source: w[4].to_string(),
+                fstype: w[3].to_string(),
+                size: n(w[0]),
+                used: n(w[1]),
+                avail: n(w[2]),
+            }
         })
         .collect();
     Some(rows)
@@ -126,32 +144,34 @@ fn disks_match_df() {
             .iter()
             .map(|d| d["mountPoint"].as_str().unwrap())
             .collect();
-        let theirs: Vec<&str> = before.iter().map(|r| r.0.as_str()).collect();
-        if theirs != after.iter().map(|r| r.0.as_str()).collect::<Vec<_>>() {
+        let theirs: Vec<&str> = before.iter().map(|r| r.target.as_str()).collect();
+        if theirs != after.iter().map(|r| r.target.as_str()).collect::<Vec<_>>() {
             continue; // something was mounted meanwhile
         }
-        // Same file systems, in the same order.
+        // Same file systems, in the same order, with the same source and type.
         assert_eq!(ours, theirs, "mount points differ from df");
         for ((d, b), a) in disks.iter().zip(&before).zip(&after) {
+            let mp = &b.target;
+            assert_eq!(d["device"].as_str(), Some(b.source.as_str()), "{mp}");
+            assert_eq!(d["fsType"].as_str(), Some(b.fstype.as_str()), "{mp}");
             let (total, used, free) = (u(&d["totalBytes"]), u(&d["usedBytes"]), u(&d["freeBytes"]));
             assert!(
-                between(total, b.1, a.1, BLOCK),
-                "{}: size {total} vs df {}",
-                b.0,
-                b.1
+                between(total, b.size, a.size, BLOCK),
+                "{mp}: size {total} vs df {}",
+                b.size
             );
             // Used and available move when anything on the machine writes: bracket them.
-            if !between(used, b.2, a.2, BLOCK) || !between(free, b.3, a.3, BLOCK) {
+            if !between(used, b.used, a.used, BLOCK) || !between(free, b.avail, a.avail, BLOCK) {
                 last = format!(
-                    "{}: used {used} free {free} vs df {}..{} / {}..{}",
-                    b.0, b.2, a.2, b.3, a.3
+                    "{mp}: used {used} free {free} vs df {}..{} / {}..{}",
+                    b.used, a.used, b.avail, a.avail
                 );
                 continue 'attempt;
             }
             let pct = d["percentUsed"].as_f64().unwrap();
             if used + free > 0 {
                 let want = used as f64 * 100.0 / (used + free) as f64;
-                assert!((pct - want).abs() <= 0.01, "{}: {pct}% vs {want}%", b.0);
+                assert!((pct - want).abs() <= 0.01, "{mp}: {pct}% vs {want}%");
             }
         }
         return;
@@ -318,6 +338,35 @@ fn cpu_percent_rises_with_a_busy_core() {
         started.elapsed()
     );
     assert!(pct <= 100.0);
-    let load = cpu["loadAverage"].as_array().unwrap();
-    assert_eq!(load.len(), 3);
+}
+
+#[test]
+fn load_average_matches_proc_loadavg() {
+    let read = || -> Vec<f64> {
+        let t = std::fs::read_to_string("/proc/loadavg").unwrap();
+        t.split_whitespace()
+            .take(3)
+            .map(|w| w.parse().unwrap())
+            .collect()
+    };
+    let before = read();
+    let snap = snapshot("0.1");
+    let after = read();
+    let ours: Vec<f64> = snap["metrics"]["cpu"]["loadAverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(ours.len(), 3);
+    // The kernel updates the averages every 5 s: each is one of the two readings.
+    for k in 0..3 {
+        assert!(
+            ours[k] == before[k] || ours[k] == after[k],
+            "load {k}: {} not {} or {}",
+            ours[k],
+            before[k],
+            after[k]
+        );
+    }
 }

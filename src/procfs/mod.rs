@@ -10,7 +10,10 @@
 //! - disk: /proc/self/mountinfo (/proc/mounts) filtered like `df`, sizes from statvfs(3)
 //! - uptimeSeconds: /proc/uptime
 //! - interfaces: /proc/net/dev, /sys/class/net/NAME/{operstate,speed,address,mtu,ifindex},
-//!   addresses from getifaddrs(3) (always of the live system, whatever PROC_ROOT says)
+//!   addresses from getifaddrs(3)
+//!
+//! PROC_ROOT and SYS_ROOT move the files read; the system calls (stat/statvfs of mount points,
+//! getifaddrs) always ask the live system.
 //!
 //! The Collector keeps one buffer per kind of file and reuses it, so after the first sample
 //! the only allocations are the output's own vectors and strings.
