@@ -305,7 +305,8 @@ impl Collector {
             mounts::unescape_into(m.source, &mut self.device);
             if mounts::has_uuid_suffix(&self.device) {
                 if let Ok(p) = std::fs::canonicalize(&self.device) {
-                    self.device = p.to_string_lossy().into_owned();
+                    self.device.clear();
+                    self.device.push_str(&p.to_string_lossy());
                 }
             }
             if let Some(d) = mounts::to_disk(&m, &usage, &self.device, &self.scratch) {
