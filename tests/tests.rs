@@ -3,4 +3,5 @@
 mod cli;
 mod common;
 mod config;
+mod procfs;
 mod run;

@@ -6,6 +6,7 @@ pub mod ifaddrs;
 pub mod poll;
 pub mod random;
 pub mod signals;
+pub mod statvfs;
 
 /// Runs a libc call that returns -1 on error and turns that into `io::Error`.
 macro_rules! syscall {
