@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod ifaddrs;
+pub mod packet;
 pub mod poll;
 pub mod random;
 pub mod signals;
