@@ -8,6 +8,7 @@ mod log;
 mod agent;
 mod cli;
 mod config;
+mod discovery;
 mod error;
 mod net;
 mod procfs;
