@@ -24,6 +24,7 @@ pub enum Command {
     Run(RunArgs),
     Snapshot(SnapshotArgs),
     Check(CheckArgs),
+    Scan(ScanArgs),
 }
 
 /// The options every subcommand accepts.
@@ -190,3 +191,35 @@ pub struct CheckArgs {
     pub version: bool,
 }
 common_options!(CheckArgs);
+
+#[derive(FromArgs, Debug)]
+/// Scan the LAN once with ARP (who-has for every address of the range) and print who answered,
+/// like arp-scan: IP, MAC, name, response time.
+#[argh(subcommand, name = "scan")]
+pub struct ScanArgs {
+    /// print one JSON document instead of the table
+    #[argh(switch)]
+    pub json: bool,
+    /// config file (default /etc/netmon-agent.conf)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// interface to scan on (INTERFACE)
+    #[argh(option, short = 'i')]
+    pub interface: Option<String>,
+    /// range to scan in CIDR (NETWORK_RANGE; default the interface's subnet)
+    #[argh(option, short = 'r')]
+    pub range: Option<String>,
+    /// seconds per cycle (CYCLE_TIME; unused here)
+    #[argh(option)]
+    pub cycle: Option<String>,
+    /// error, warn, info or debug (LOG_LEVEL)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// set any config KEY=VALUE (repeatable; not API_KEY), e.g. SCAN_RATE, SCAN_RETRIES
+    #[argh(option)]
+    pub set: Vec<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+common_options!(ScanArgs);

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod discovery;
 mod error;
+mod live;
 mod net;
 mod procfs;
 mod snapshot;
@@ -76,6 +77,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Run(a) if a.version => Ok(print_version()),
         Command::Snapshot(a) if a.version => Ok(print_version()),
         Command::Check(a) if a.version => Ok(print_version()),
+        Command::Scan(a) if a.version => Ok(print_version()),
         Command::Run(a) => {
             let opts = a.common().load_options()?;
             agent::run(opts).map(|()| ExitCode::SUCCESS)
@@ -94,6 +96,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Check(a) => {
             let opts = a.common().load_options()?;
             agent::check(opts).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Scan(a) => {
+            let cfg = agent::load_config(&a.common().load_options()?)?;
+            live::scan_command(&cfg, a.json).map(|()| ExitCode::SUCCESS)
         }
     }
 }
