@@ -1,0 +1,756 @@
+//! The namespace lab: a router namespace with bridge `br-lan`, client namespaces on veth pairs
+//! (IPv4 and IPv6, two of them with a VLAN sub-interface), and a "wan" namespace behind the
+//! router. The agent runs in the router namespace on br-lan; every reference number comes from
+//! the kernel (veth counters in /sys) or from tcpdump/tshark/arp-scan inside the namespaces.
+//! Root only (skips with the reason otherwise). All traffic stays inside the namespaces the test
+//! made; each test uses its own namespace names and tears them down in Drop, whatever happens.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const LAN4: &str = "10.99.0";
+const LAN6: &str = "fd99::";
+const VLAN4: &str = "10.100.0";
+
+fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIP {test}: needs root to create network namespaces");
+    true
+}
+
+/// Runs a command and returns its stdout; panics with stderr when it fails.
+fn sh(args: &[&str]) -> String {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ns(ns: &str, args: &[&str]) -> String {
+    let mut v = vec!["ip", "netns", "exec", ns];
+    v.extend_from_slice(args);
+    sh(&v)
+}
+
+/// Polls `cond` every 100 ms until it returns Some or `timeout` passes.
+fn wait_for<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        if Instant::now() > end {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub struct Client {
+    pub ns: String,
+    pub mac: String,
+    pub ip4: String,
+    pub ip6: String,
+    /// The router-side veth.
+    pub port: String,
+}
+
+/// The lab; Drop deletes every namespace it made (and with them all their interfaces).
+pub struct Lab {
+    pub router: String,
+    pub wan: String,
+    pub clients: Vec<Client>,
+    made: Vec<String>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in self.made.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+impl Lab {
+    /// `tag`: a short unique name for the test; `n`: number of clients (>= 8 in the big tests).
+    pub fn new(tag: &str, n: usize) -> Lab {
+        let p = format!("nm{tag}{}", std::process::id() % 100_000);
+        let mut lab = Lab {
+            router: format!("{p}r"),
+            wan: format!("{p}w"),
+            clients: Vec::new(),
+            made: Vec::new(),
+        };
+        // Leftovers of a killed earlier run with the same names.
+        for name in [&lab.router, &lab.wan] {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+        lab.add_ns(&lab.router.clone());
+        lab.add_ns(&lab.wan.clone());
+        let r = lab.router.clone();
+        let w = lab.wan.clone();
+        ns(&r, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        ns(&r, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        ns(&r, &["ip", "link", "add", "br-lan", "type", "bridge"]);
+        Self::quiet_v6(&r, "br-lan");
+        ns(&r, &["ip", "link", "set", "br-lan", "up"]);
+        ns(&r, &["ip", "addr", "add", &format!("{LAN4}.1/24"), "dev", "br-lan"]);
+        ns(&r, &["ip", "addr", "add", &format!("{LAN6}1/64"), "dev", "br-lan", "nodad"]);
+        // WAN
+        ns(&r, &["ip", "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns", &w]);
+        ns(&r, &["ip", "link", "set", "wan0", "up"]);
+        ns(&r, &["ip", "addr", "add", "10.98.0.1/24", "dev", "wan0"]);
+        ns(&r, &["ip", "addr", "add", "fd98::1/64", "dev", "wan0", "nodad"]);
+        ns(&w, &["ip", "link", "set", "lo", "up"]);
+        ns(&w, &["ip", "link", "set", "eth0", "up"]);
+        ns(&w, &["ip", "addr", "add", "10.98.0.2/24", "dev", "eth0"]);
+        ns(&w, &["ip", "addr", "add", "fd98::2/64", "dev", "eth0", "nodad"]);
+        ns(&w, &["ip", "route", "add", "default", "via", "10.98.0.1"]);
+        ns(&w, &["ip", "-6", "route", "add", "default", "via", "fd98::1"]);
+        for i in 0..n {
+            lab.add_client(i);
+        }
+        lab
+    }
+
+    fn add_ns(&mut self, name: &str) {
+        sh(&["ip", "netns", "add", name]);
+        self.made.push(name.to_owned());
+        ns(name, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+        ns(name, &["sysctl", "-qw", "net.ipv6.conf.default.router_solicitations=0"]);
+    }
+
+    /// No DAD, no router solicitations: the lab is quiet unless a test sends something.
+    fn quiet_v6(nsn: &str, dev: &str) {
+        for (k, v) in [("accept_dad", "0"), ("router_solicitations", "0")] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", nsn, "sysctl", "-qw"])
+                .arg(format!("net.ipv6.conf.{dev}.{k}={v}"))
+                .status();
+        }
+    }
+
+    fn add_client(&mut self, i: usize) {
+        let name = format!("{}c{i}", self.router.trim_end_matches('r'));
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        self.add_ns(&name);
+        let r = self.router.clone();
+        let port = format!("lan{i}");
+        let mac = format!("02:00:00:99:00:{:02x}", 0x10 + i);
+        let ip4 = format!("{LAN4}.{}", 10 + i);
+        let ip6 = format!("{LAN6}{:x}", 0x10 + i);
+        ns(&r, &["ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &name]);
+        ns(&name, &["ip", "link", "set", "eth0", "address", &mac]);
+        ns(&r, &["ip", "link", "set", &port, "master", "br-lan", "up"]);
+        ns(&name, &["ip", "link", "set", "lo", "up"]);
+        ns(&name, &["ip", "link", "set", "eth0", "up"]);
+        ns(&name, &["ip", "addr", "add", &format!("{ip4}/24"), "dev", "eth0"]);
+        ns(&name, &["ip", "addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"]);
+        ns(&name, &["ip", "route", "add", "default", "via", &format!("{LAN4}.1")]);
+        ns(&name, &["ip", "-6", "route", "add", "default", "via", &format!("{LAN6}1")]);
+        if i < 2 {
+            // A VLAN sub-interface on the first two clients: tagged traffic between them.
+            ns(&name, &["ip", "link", "add", "link", "eth0", "name", "eth0.10", "type", "vlan", "id", "10"]);
+            Self::quiet_v6(&name, "eth0.10");
+            ns(&name, &["ip", "link", "set", "eth0.10", "up"]);
+            ns(&name, &["ip", "addr", "add", &format!("{VLAN4}.{}/24", 10 + i), "dev", "eth0.10"]);
+        }
+        self.clients.push(Client {
+            ns: name,
+            mac,
+            ip4,
+            ip6,
+            port,
+        });
+    }
+
+    /// A client's eth0 counter (`tx_bytes`, `tx_packets`, ...) read inside its namespace.
+    pub fn counter(&self, c: &Client, what: &str) -> u64 {
+        ns(&c.ns, &["cat", &format!("/sys/class/net/eth0/statistics/{what}")])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+/// Runs `f` on a thread that has entered network namespace `name`.
+fn in_ns<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{name}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on this thread only, with a namespace fd we hold open.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+/// TCP and UDP sinks on port 7000 (IPv4 and IPv6) in a namespace, until `stop`.
+fn sinks(name: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    in_ns(name, move || {
+        let tcp = TcpListener::bind("[::]:7000").unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let udp = UdpSocket::bind("[::]:7000").unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut conns: Vec<TcpStream> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            while let Ok((s, _)) = tcp.accept() {
+                s.set_nonblocking(true).unwrap();
+                conns.push(s);
+            }
+            let _ = udp.recv_from(&mut buf);
+            conns.retain_mut(|s| match s.read(&mut buf) {
+                Ok(0) => false,
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            });
+        }
+    })
+}
+
+/// Known traffic from one client: UDP of mixed sizes and TCP streams, IPv4 and IPv6, to `dsts`.
+fn send_traffic(
+    name: &str,
+    dsts: Vec<String>,
+    seed: usize,
+) -> std::thread::JoinHandle<()> {
+    in_ns(name, move || {
+        for (k, dst) in dsts.iter().enumerate() {
+            let addr: SocketAddr = if dst.contains(':') {
+                format!("[{dst}]:7000")
+            } else {
+                format!("{dst}:7000")
+            }
+            .parse()
+            .unwrap();
+            let udp = UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).unwrap();
+            for j in 0..40 {
+                let size = 1 + (seed * 131 + k * 17 + j * 97) % 1400;
+                let _ = udp.send_to(&vec![0x5a; size], addr);
+            }
+            if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+                for j in 0..20 {
+                    let size = 1 + (seed * 53 + j * 1009) % 9000;
+                    let _ = s.write_all(&vec![0xa5; size]);
+                }
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    })
+}
+
+/// The agent running in a namespace, its stdout lines collected by a reader thread.
+pub struct Agent {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    errs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    pub fn start(nsname: &str, pre: &[&str], args: &[&str]) -> Agent {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", nsname]);
+        cmd.args(pre);
+        cmd.arg(bin());
+        cmd.args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("NETMON_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn agent");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let errs = Arc::new(Mutex::new(Vec::new()));
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let e = errs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                e.lock().unwrap().push(line);
+            }
+        });
+        Agent { child, lines, errs }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// The n-th snapshot (0-based), parsed.
+    pub fn snapshot(&self, n: usize) -> Option<serde_json::Value> {
+        let l = self.lines.lock().unwrap();
+        l.get(n).map(|s| serde_json::from_str(s).expect("snapshot is JSON"))
+    }
+
+    pub fn last(&self) -> Option<serde_json::Value> {
+        let n = self.count();
+        n.checked_sub(1).and_then(|i| self.snapshot(i))
+    }
+
+    /// Waits for a snapshot produced after this call.
+    pub fn next(&self, timeout: Duration) -> serde_json::Value {
+        let n = self.count();
+        wait_for(timeout, "a new snapshot", || self.snapshot(n))
+    }
+
+    pub fn stderr(&self) -> String {
+        self.errs.lock().unwrap().join("\n")
+    }
+
+    /// Stops with SIGTERM and returns whether it exited cleanly.
+    pub fn stop(mut self) -> (bool, String) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let st = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        (st.success(), self.stderr())
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Counts = BTreeMap<String, [u64; 4]>; // mac -> rx bytes, rx packets, tx bytes, tx packets
+
+fn device_counts(snap: &serde_json::Value) -> Counts {
+    let mut m = Counts::new();
+    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
+        let b = &d["bandwidth"];
+        m.insert(
+            d["mac"].as_str().unwrap().to_owned(),
+            [
+                b["rxBytesTotal"].as_u64().unwrap(),
+                b["rxPacketsTotal"].as_u64().unwrap(),
+                b["txBytesTotal"].as_u64().unwrap(),
+                b["txPacketsTotal"].as_u64().unwrap(),
+            ],
+        );
+    }
+    m
+}
+
+fn device<'a>(snap: &'a serde_json::Value, mac: &str) -> Option<&'a serde_json::Value> {
+    snap["network"]["connectedDevices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["mac"] == mac)
+}
+
+/// A tcpdump in a client's namespace of the unicast frames addressed to it.
+struct Dump {
+    child: Child,
+    file: std::path::PathBuf,
+}
+
+impl Dump {
+    fn start(c: &Client, dir: &std::path::Path) -> Dump {
+        let file = dir.join(format!("{}.pcap", c.ns));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &c.ns, "tcpdump", "-i", "eth0", "-s", "96", "-U", "-w"])
+            .arg(&file)
+            .arg(format!("ether dst {}", c.mac))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump");
+        // Ready once it says it is listening.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let _ = err.read_line(&mut line);
+        assert!(line.contains("listening"), "tcpdump: {line}");
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+        });
+        Dump { child, file }
+    }
+
+    /// Stops tcpdump and returns (frames, bytes) as tshark reads the file. libpcap puts an
+    /// offloaded VLAN tag back into the frame; the kernel counters (and the agent) count the
+    /// frame as it crossed the veth, without it, so 4 bytes per tagged frame are taken off.
+    fn finish(mut self) -> (u64, u64) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let out = sh(&[
+            "tshark", "-r", self.file.to_str().unwrap(), "-T", "fields", "-e", "frame.len", "-e",
+            "vlan.id",
+        ]);
+        let mut frames = 0;
+        let mut bytes = 0;
+        for l in out.lines() {
+            let mut f = l.split('\t');
+            let len: u64 = f.next().unwrap().parse().unwrap();
+            let tagged = f.next().is_some_and(|v| !v.is_empty());
+            frames += 1;
+            bytes += len - if tagged { 4 } else { 0 };
+        }
+        (frames, bytes)
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn common_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["run", "--config", "/dev/null", "-i", "br-lan", "--cycle", "1"];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Per-device bytes and packets against the kernel's veth counters and tcpdump in each client,
+/// with client-to-client (promiscuous) and VLAN-tagged traffic; `capture -w` over the same
+/// interval replays to the same per-device counts.
+#[test]
+fn lab_per_device_bytes_exact() {
+    if skip_unless_root("lab_per_device_bytes_exact") {
+        return;
+    }
+    let lab = Lab::new("b", 9);
+    let dir = scratch("lab_bytes");
+    let agent = Agent::start(
+        &lab.router,
+        &[],
+        &common_args(&["--set", "SCAN_INTERVAL=0"]),
+    );
+    let first = agent.next(Duration::from_secs(10));
+    assert_eq!(first["agent"]["capture"]["mode"], "live", "{first}\n{}", agent.stderr());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = vec![sinks(&lab.wan, stop.clone())];
+    servers.push(sinks(&lab.clients[1].ns, stop.clone()));
+    servers.push(sinks(&lab.clients[2].ns, stop.clone()));
+    let dumps: Vec<Dump> = lab.clients.iter().map(|c| Dump::start(c, &dir)).collect();
+    let pcap = dir.join("agent.pcap");
+    let mut capture = Command::new("ip")
+        .args(["netns", "exec", &lab.router])
+        .arg(bin())
+        .args(["capture", "--config", "/dev/null", "-i", "br-lan", "-w"])
+        .arg(&pcap)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(5), "capture file", || {
+        std::fs::metadata(&pcap).ok().filter(|m| m.len() >= 24)
+    });
+
+    // Baselines in a quiet lab: counters and a snapshot taken after them.
+    std::thread::sleep(Duration::from_millis(300));
+    let base_tx: Vec<(u64, u64)> = lab
+        .clients
+        .iter()
+        .map(|c| (lab.counter(c, "tx_bytes"), lab.counter(c, "tx_packets")))
+        .collect();
+    let s0 = device_counts(&agent.next(Duration::from_secs(5)));
+
+    // Traffic: every client to the WAN (v4 and v6) and to the router; 0 and 3 to clients 1 and
+    // 2 through the bridge; 0 to 1 over VLAN 10.
+    let mut senders = Vec::new();
+    for (i, c) in lab.clients.iter().enumerate() {
+        let mut dsts = vec!["10.98.0.2".to_owned(), "fd98::2".to_owned(), format!("{LAN4}.1")];
+        if i == 0 || i == 3 {
+            dsts.push(lab.clients[1].ip4.clone());
+            dsts.push(lab.clients[2].ip6.clone());
+        }
+        if i == 0 {
+            dsts.push(format!("{VLAN4}.11"));
+        }
+        senders.push(send_traffic(&c.ns, dsts, i));
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for s in servers {
+        s.join().unwrap();
+    }
+
+    // The agent's totals must converge on the references once the lab is quiet again.
+    let mut report = String::new();
+    let ok = wait_for(Duration::from_secs(15), "counts to settle", || {
+        let snap = agent.next(Duration::from_secs(5));
+        let s1 = device_counts(&snap);
+        report.clear();
+        let mut all = true;
+        for (i, c) in lab.clients.iter().enumerate() {
+            let tx = (
+                lab.counter(c, "tx_bytes") - base_tx[i].0,
+                lab.counter(c, "tx_packets") - base_tx[i].1,
+            );
+            let a = s1.get(&c.mac).copied().unwrap_or_default();
+            let b = s0.get(&c.mac).copied().unwrap_or_default();
+            let got = (a[2] - b[2], a[3] - b[3]);
+            if got != tx {
+                all = false;
+                report += &format!("{}: tx agent {got:?} veth {tx:?}\n", c.mac);
+            }
+        }
+        all.then_some(snap)
+    });
+    let s1 = device_counts(&ok);
+    assert_eq!(ok["agent"]["capture"]["packetsDropped"], 0, "{report}");
+    // rx against tcpdump inside each client.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(capture.id() as i32, libc::SIGINT) };
+    let st = capture.wait().unwrap();
+    assert!(st.success(), "capture exit {st:?}");
+    for (c, d) in lab.clients.iter().zip(dumps) {
+        let (frames, bytes) = d.finish();
+        let a = s1.get(&c.mac).copied().unwrap_or_default();
+        let b = s0.get(&c.mac).copied().unwrap_or_default();
+        assert_eq!(
+            (a[0] - b[0], a[1] - b[1]),
+            (bytes, frames),
+            "{}: rx (bytes, frames) agent vs tcpdump in its namespace",
+            c.mac
+        );
+        assert!(frames > 0);
+    }
+    // Client-to-client traffic was seen (promiscuous): client 1 received from 0 and 3.
+    assert!(s1[&lab.clients[1].mac][0] > 40 * 700);
+
+    // The capture file replays to the same per-device counts as the live run over its interval
+    // (it ran from before s0 to after s1, and the lab was quiet outside the traffic).
+    let out = sh(&[
+        bin().to_str().unwrap(),
+        "replay",
+        pcap.to_str().unwrap(),
+        "--json",
+    ]);
+    let rep = device_counts(&serde_json::from_str(&out).unwrap());
+    for c in &lab.clients {
+        let a = s1[&c.mac];
+        let b = s0.get(&c.mac).copied().unwrap_or_default();
+        let live = [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]];
+        assert_eq!(rep.get(&c.mac).copied().unwrap_or_default(), live, "replay vs live for {}", c.mac);
+    }
+    let (clean, err) = agent.stop();
+    assert!(clean, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `scan` finds every client with its MAC: the same set as arp-scan on the same range.
+#[test]
+fn lab_scan_matches_arp_scan() {
+    if skip_unless_root("lab_scan_matches_arp_scan") {
+        return;
+    }
+    let lab = Lab::new("s", 8);
+    let ours = ns(
+        &lab.router,
+        &[bin().to_str().unwrap(), "scan", "--config", "/dev/null", "-i", "br-lan", "--json"],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&ours).unwrap();
+    let mut found: Vec<(String, String)> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["ip"].as_str().unwrap().into(), h["mac"].as_str().unwrap().into()))
+        .collect();
+    found.sort();
+    let theirs = ns(
+        &lab.router,
+        &["arp-scan", "-q", "-x", "-I", "br-lan", &format!("{LAN4}.0/24")],
+    );
+    let mut reference: Vec<(String, String)> = theirs
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.to_owned(), f.next()?.to_owned()))
+        })
+        .collect();
+    reference.sort();
+    reference.dedup();
+    let mut expect: Vec<(String, String)> =
+        lab.clients.iter().map(|c| (c.ip4.clone(), c.mac.clone())).collect();
+    expect.sort();
+    assert_eq!(reference, expect, "arp-scan sees the lab");
+    assert_eq!(found, reference, "scan vs arp-scan");
+}
+
+/// Discovery in `run`: names from a leases file, an IP change picked up by the scan, a client
+/// that leaves turns inactive after DEVICE_TIMEOUT cycles.
+#[test]
+fn lab_discovery_names_ip_change_inactive() {
+    if skip_unless_root("lab_discovery_names_ip_change_inactive") {
+        return;
+    }
+    let lab = Lab::new("d", 8);
+    let dir = scratch("lab_discovery");
+    let leases = dir.join("dhcp.leases");
+    let mut text = String::new();
+    for (i, c) in lab.clients.iter().enumerate() {
+        text += &format!("1999999999 {} {} host-{i} 01:{}\n", c.mac, c.ip4, c.mac);
+    }
+    std::fs::write(&leases, text).unwrap();
+    let lease_set = format!("LEASE_FILE={}", leases.display());
+    let agent = Agent::start(
+        &lab.router,
+        &[],
+        &common_args(&[
+            "--set",
+            "SCAN_INTERVAL=2",
+            "--set",
+            "DEVICE_TIMEOUT=2",
+            "--set",
+            &lease_set,
+        ]),
+    );
+    // Every client found by the scan, with its IP and name.
+    wait_for(Duration::from_secs(15), "all clients named", || {
+        let s = agent.last()?;
+        lab.clients.iter().enumerate().all(|(i, c)| {
+            device(&s, &c.mac).is_some_and(|d| {
+                d["ip"] == c.ip4.as_str()
+                    && d["deviceName"] == format!("host-{i}").as_str()
+                    && d["status"] == "active"
+            })
+        })
+        .then_some(())
+    });
+    // Client 4 changes its IPv4 address.
+    let c4 = &lab.clients[4];
+    ns(&c4.ns, &["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
+    ns(&c4.ns, &["ip", "addr", "add", &format!("{LAN4}.200/24"), "dev", "eth0"]);
+    wait_for(Duration::from_secs(15), "IP change", || {
+        let s = agent.last()?;
+        (device(&s, &c4.mac)?["ip"] == format!("{LAN4}.200").as_str()).then_some(())
+    });
+    // Client 5 leaves (its cable pulled): inactive after 2 cycles without a sign.
+    let c5 = &lab.clients[5];
+    ns(&lab.router, &["ip", "link", "del", &c5.port]);
+    let left = Instant::now();
+    wait_for(Duration::from_secs(15), "client 5 inactive", || {
+        let s = agent.last()?;
+        (device(&s, &c5.mac)?["status"] == "inactive").then_some(())
+    });
+    assert!(left.elapsed() >= Duration::from_secs(2));
+    // The others are still active.
+    let s = agent.last().unwrap();
+    assert_eq!(device(&s, &lab.clients[0].mac).unwrap()["status"], "active");
+    let (clean, err) = agent.stop();
+    assert!(clean && !err.contains("panicked"), "{err}");
+}
+
+/// The capture interface is deleted and re-created mid-run (as netifd does): the agent keeps
+/// printing, reports capture off meanwhile, and counts traffic after the re-creation. One
+/// process, one thread, no panic.
+#[test]
+fn lab_interface_recreated() {
+    if skip_unless_root("lab_interface_recreated") {
+        return;
+    }
+    let lab = Lab::new("i", 8);
+    let agent = Agent::start(&lab.router, &[], &common_args(&["--set", "SCAN_INTERVAL=0"]));
+    let s = agent.next(Duration::from_secs(10));
+    assert_eq!(s["agent"]["capture"]["mode"], "live", "{}", agent.stderr());
+    let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid())).unwrap().count();
+    assert_eq!(threads, 1, "one thread");
+    let r = &lab.router;
+    ns(r, &["ip", "link", "del", "br-lan"]);
+    wait_for(Duration::from_secs(10), "capture off", || {
+        let s = agent.next(Duration::from_secs(5));
+        (s["agent"]["capture"]["mode"] == "off").then_some(s)
+    });
+    let s = agent.last().unwrap();
+    assert!(
+        s["agent"]["capture"]["offReason"].as_str().unwrap_or("").contains("br-lan"),
+        "{s}"
+    );
+    // Re-create the bridge with the same ports and addresses.
+    ns(r, &["ip", "link", "add", "br-lan", "type", "bridge"]);
+    Lab::quiet_v6(r, "br-lan");
+    ns(r, &["ip", "link", "set", "br-lan", "up"]);
+    ns(r, &["ip", "addr", "add", &format!("{LAN4}.1/24"), "dev", "br-lan"]);
+    for c in &lab.clients {
+        ns(r, &["ip", "link", "set", &c.port, "master", "br-lan", "up"]);
+    }
+    wait_for(Duration::from_secs(15), "capture live again", || {
+        let s = agent.next(Duration::from_secs(5));
+        (s["agent"]["capture"]["mode"] == "live").then_some(())
+    });
+    // Traffic after the re-creation is counted.
+    let c = &lab.clients[3];
+    let before = agent
+        .last()
+        .and_then(|s| device(&s, &c.mac).map(|d| d["bandwidth"]["txBytesTotal"].as_u64().unwrap()))
+        .unwrap_or(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink = sinks(&lab.wan, stop.clone());
+    send_traffic(&c.ns, vec!["10.98.0.2".into()], 3).join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    sink.join().unwrap();
+    wait_for(Duration::from_secs(10), "traffic counted", || {
+        let s = agent.next(Duration::from_secs(5));
+        let tx = device(&s, &c.mac)?["bandwidth"]["txBytesTotal"].as_u64()?;
+        (tx > before + 40 * 600).then_some(())
+    });
+    let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid())).unwrap().count();
+    assert_eq!(threads, 1, "one thread");
+    let (clean, err) = agent.stop();
+    assert!(clean && !err.contains("panicked"), "{err}");
+}
+
+/// Without CAP_NET_RAW the agent runs on, with capture "off" and the reason.
+#[test]
+fn lab_without_cap_net_raw() {
+    if skip_unless_root("lab_without_cap_net_raw") {
+        return;
+    }
+    let lab = Lab::new("p", 1);
+    let agent = Agent::start(
+        &lab.router,
+        &["setpriv", "--inh-caps=-all", "--bounding-set=-net_raw", "--"],
+        &common_args(&[]),
+    );
+    let s = agent.next(Duration::from_secs(10));
+    let cap = &s["agent"]["capture"];
+    assert_eq!(cap["mode"], "off", "{s}");
+    let reason = cap["offReason"].as_str().unwrap();
+    assert!(reason.contains("CAP_NET_RAW"), "{reason}");
+    assert!(s["metrics"]["memory"]["totalBytes"].as_u64().unwrap() > 0);
+    let s2 = agent.next(Duration::from_secs(5));
+    assert_eq!(s2["agent"]["seq"], s["agent"]["seq"].as_u64().unwrap() + 1);
+    let (clean, err) = agent.stop();
+    assert!(clean, "{err}");
+}
