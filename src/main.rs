@@ -6,14 +6,18 @@ use std::process::ExitCode;
 #[macro_use]
 mod log;
 mod agent;
+mod capture;
 mod cli;
 mod config;
+mod decode;
+mod devices;
 mod error;
 mod net;
 mod procfs;
 mod snapshot;
 mod sys;
 mod timefmt;
+mod wire;
 
 use cli::{Cli, Command};
 use error::Error;
