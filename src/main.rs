@@ -6,8 +6,11 @@ use std::process::ExitCode;
 #[macro_use]
 mod log;
 mod agent;
+mod capture;
 mod cli;
 mod config;
+mod decode;
+mod devices;
 mod discovery;
 mod error;
 mod live;
@@ -16,6 +19,7 @@ mod procfs;
 mod snapshot;
 mod sys;
 mod timefmt;
+mod wire;
 
 use cli::{Cli, Command};
 use error::Error;
