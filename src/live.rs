@@ -9,7 +9,12 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::capture::{Direction, Frame, LinkType};
 use crate::config::Config;
+use crate::devices::{DeviceTable, TableConfig};
+use crate::discovery::names::Names;
+use crate::discovery::offload;
+use crate::snapshot::{CaptureInfo, CaptureMode, Device, OffloadInfo};
 use crate::discovery::arp_scan::{self, Scanner};
 use crate::error::Error;
 use crate::net::{format_mac, parse_mac};
@@ -249,6 +254,230 @@ impl Live {
     /// Sends one frame (an ARP probe) when the capture is open.
     pub fn send(&self, frame: &[u8]) -> bool {
         self.sock.as_ref().is_some_and(|s| s.send(frame).is_ok())
+    }
+}
+
+/// A raw ring frame as the decoder's `Frame`.
+pub fn to_frame<'a>(f: &RawFrame<'a>) -> Frame<'a> {
+    Frame {
+        ts: f.ts_sec as u64 * 1_000_000_000 + f.ts_nsec.min(999_999_999) as u64,
+        orig_len: f.orig_len,
+        data: f.data,
+        link: LinkType::Ethernet,
+        direction: Direction::from_pkttype(f.pkttype as u16),
+        vlan: f.vlan_tci.map(|t| t & 0x0fff),
+    }
+}
+
+fn wall_ns(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Everything live the loop drives: the capture, the device table it feeds, the ARP scanner
+/// sending through the same socket, names and the offload check.
+pub struct Capture {
+    pub live: Live,
+    pub table: DeviceTable,
+    scanner: Option<Scanner>,
+    names: Names,
+    proc_root: PathBuf,
+    sys_root: PathBuf,
+    /// Source MAC and IPv4 of our probes (from the interface, refreshed on each open).
+    probe_src: Option<([u8; 6], Ipv4Addr)>,
+    opens_seen: u64,
+    offload: Option<OffloadInfo>,
+    offload_at: Option<Instant>,
+}
+
+/// How often /proc/net/nf_conntrack is read for offloaded flows.
+const OFFLOAD_EVERY: Duration = Duration::from_secs(60);
+
+impl Capture {
+    /// Opens the capture (or records why not), seeds the table from /proc/net/arp and the lease
+    /// files, and checks for flow offloading once (with a warning when on).
+    pub fn new(cfg: &Config, now: Instant) -> Capture {
+        let table = DeviceTable::new(TableConfig {
+            capacity: cfg.device_table_size,
+            cycle_ns: cfg.cycle.as_nanos() as u64,
+            timeout_cycles: cfg.device_timeout_cycles,
+            expire_ns: cfg.device_expire.as_nanos() as u64,
+            range: cfg.network_range,
+        });
+        let scanner = match cfg.network_range {
+            _ if cfg.scan_interval.is_zero() => None,
+            None => {
+                warn!("ARP scanning off: no NETWORK_RANGE and the interface has no IPv4 subnet");
+                None
+            }
+            Some(range) => match arp_scan::check_range(range, cfg.scan_force) {
+                Ok(()) => Some(Scanner::new(
+                    arp_scan::Settings {
+                        range,
+                        rate_bps: cfg.scan_rate_bps,
+                        retries: cfg.scan_retries,
+                        interval: cfg.scan_interval,
+                        force: cfg.scan_force,
+                    },
+                    now,
+                )),
+                Err(e) => {
+                    warn!("ARP scanning off: {e}");
+                    None
+                }
+            },
+        };
+        let mut cap = Capture {
+            live: Live::new(cfg),
+            table,
+            scanner,
+            names: Names::system(cfg.lease_file.clone()),
+            proc_root: cfg.proc_root.clone(),
+            sys_root: cfg.sys_root.clone(),
+            probe_src: None,
+            opens_seen: 0,
+            offload: None,
+            offload_at: None,
+        };
+        cap.live.open(now);
+        cap.after_open();
+        cap.seed(wall_ns(SystemTime::now()));
+        cap.refresh_offload(now);
+        if let Some(w) = cap.offload.as_ref().and_then(offload::warning) {
+            warn!("{w}");
+        }
+        cap
+    }
+
+    /// After each (re)open: our own MACs out of the table, the probes' source addresses.
+    fn after_open(&mut self) {
+        if self.live.opens == self.opens_seen {
+            return;
+        }
+        self.opens_seen = self.live.opens;
+        self.table.set_excluded(&own_macs(&self.sys_root));
+        self.probe_src = self.live.interface().and_then(|name| {
+            let mac = link(&self.sys_root, name)?.mac?;
+            let ip = crate::sys::ifaddrs::ipv4_of(name)
+                .map(|a| a.0)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            Some((mac, ip))
+        });
+    }
+
+    /// Devices the kernel's ARP cache and the lease files already know.
+    fn seed(&mut self, now_ns: u64) {
+        if let (Some(name), Ok(text)) = (
+            self.live.interface(),
+            std::fs::read_to_string(self.proc_root.join("net/arp")),
+        ) {
+            for (ip, mac) in crate::discovery::parse_proc_net_arp(&text, name) {
+                self.table.learn_arp_reply(mac, ip, now_ns);
+            }
+        }
+        self.names.refresh();
+        self.apply_names();
+    }
+
+    fn apply_names(&mut self) {
+        let known: Vec<([u8; 6], Option<Ipv4Addr>)> =
+            self.table.iter().map(|e| (e.mac, e.ipv4)).collect();
+        for (mac, ip) in known {
+            if let Some(name) = self.names.lookup(&mac, ip.map(Into::into)) {
+                let name = name.to_owned();
+                self.table.set_name(&mac, &name);
+            }
+        }
+    }
+
+    fn refresh_offload(&mut self, now: Instant) {
+        if self.offload_at.is_none_or(|t| now >= t) {
+            self.offload = offload::read(&self.proc_root);
+            self.offload_at = Some(now + OFFLOAD_EVERY);
+        }
+    }
+
+    /// The fd to poll (None while capture is off).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.live.fd()
+    }
+
+    /// The nearest time something is due here: a reopen or the next ARP probe.
+    pub fn deadline(&self) -> Option<Instant> {
+        let scan = self
+            .scanner
+            .as_ref()
+            .filter(|_| self.live.fd().is_some())
+            .and_then(|s| s.deadline());
+        match (self.live.deadline(), scan) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// On every wake-up: reopen when due or on a socket error, drain the ring into the table,
+    /// send the ARP probes that are due.
+    pub fn wake(&mut self, now: Instant, error: bool) {
+        if error || self.live.deadline().is_some_and(|t| now >= t) {
+            self.live.check(now, error);
+            self.after_open();
+        }
+        let table = &mut self.table;
+        let scanner = &mut self.scanner;
+        self.live.drain(|f| {
+            let obs = crate::decode::decode(&to_frame(f));
+            table.account(&obs);
+            if let (Some(a), Some(s)) = (obs.arp, scanner.as_mut()) {
+                s.answer(a.ip, now);
+            }
+        });
+        if self.live.fd().is_none() {
+            return;
+        }
+        if let (Some(s), Some((mac, ip))) = (self.scanner.as_mut(), self.probe_src) {
+            let mut due = [Ipv4Addr::UNSPECIFIED; 32];
+            let n = s.due(now, &mut due);
+            let mut probe = [0u8; arp_scan::PROBE_LEN];
+            for target in &due[..n] {
+                arp_scan::build_probe(mac, ip, *target, &mut probe);
+                self.live.send(&probe);
+            }
+        }
+    }
+
+    /// At the cycle end: one last drain, link check, kernel drop counter, names, rates and
+    /// expiry; returns `agent.capture` and the devices.
+    pub fn end_cycle(&mut self, now: Instant, wall: SystemTime) -> (CaptureInfo, Vec<Device>) {
+        self.wake(now, false);
+        self.live.check(now, false);
+        self.after_open();
+        self.live.update_stats();
+        if self.names.refresh() {
+            debug!("name files changed, re-read");
+        }
+        self.apply_names();
+        self.refresh_offload(now);
+        let now_ns = wall_ns(wall);
+        self.table.end_cycle(now_ns);
+        (self.info(), self.table.devices(now_ns))
+    }
+
+    /// `agent.capture` now.
+    pub fn info(&self) -> CaptureInfo {
+        let mode = if self.live.off_reason().is_none() {
+            CaptureMode::Live
+        } else {
+            CaptureMode::Off
+        };
+        let mut info = self.table.capture_info(
+            mode,
+            self.live.interface().map(str::to_owned),
+            self.live.dropped,
+        );
+        info.off_reason = self.live.off_reason().map(str::to_owned);
+        info.offload = self.offload.clone();
+        info
     }
 }
 
