@@ -4,6 +4,7 @@
 
 pub mod ifaddrs;
 pub mod poll;
+pub mod privdrop;
 pub mod random;
 pub mod signals;
 
