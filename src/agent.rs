@@ -159,6 +159,12 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
 /// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
 pub fn run(opts: LoadOptions) -> Result<(), Error> {
     let mut cfg = load_config(&opts)?;
+    // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
+    // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
+    if let Some(user) = &cfg.run_as_user {
+        let dropped = crate::sys::privdrop::drop_to(user)?;
+        info!("{dropped}");
+    }
     let signals = SignalFd::new().map_err(|e| Error::Sys {
         what: "signalfd",
         source: e,

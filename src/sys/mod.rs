@@ -5,6 +5,7 @@
 pub mod ifaddrs;
 pub mod packet;
 pub mod poll;
+pub mod privdrop;
 pub mod random;
 pub mod signals;
 
