@@ -25,6 +25,7 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     Check(CheckArgs),
     Scan(ScanArgs),
+    Capture(CaptureArgs),
 }
 
 /// The options every subcommand accepts.
@@ -223,3 +224,41 @@ pub struct ScanArgs {
     pub version: bool,
 }
 common_options!(ScanArgs);
+
+#[derive(FromArgs, Debug)]
+/// Write what the agent sees on the interface to a pcap file (frames truncated to the headers
+/// it decodes, original lengths kept), for Wireshark or `replay`.
+#[argh(subcommand, name = "capture")]
+pub struct CaptureArgs {
+    /// pcap file to write
+    #[argh(option, short = 'w')]
+    pub write: Option<PathBuf>,
+    /// stop after this many frames
+    #[argh(option, short = 'c')]
+    pub count: Option<u64>,
+    /// stop after this many seconds
+    #[argh(option)]
+    pub seconds: Option<f64>,
+    /// config file (default /etc/netmon-agent.conf)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// interface to capture on (INTERFACE)
+    #[argh(option, short = 'i')]
+    pub interface: Option<String>,
+    /// LAN range in CIDR (NETWORK_RANGE; unused here)
+    #[argh(option, short = 'r')]
+    pub range: Option<String>,
+    /// seconds per cycle (CYCLE_TIME; unused here)
+    #[argh(option)]
+    pub cycle: Option<String>,
+    /// error, warn, info or debug (LOG_LEVEL)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// set any config KEY=VALUE (repeatable; not API_KEY), e.g. PROMISC=0, RING_KB
+    #[argh(option)]
+    pub set: Vec<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+common_options!(CaptureArgs);

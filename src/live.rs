@@ -12,12 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::capture::{Direction, Frame, LinkType};
 use crate::config::Config;
 use crate::devices::{DeviceTable, TableConfig};
+use crate::discovery::arp_scan::{self, Scanner};
 use crate::discovery::names::Names;
 use crate::discovery::offload;
-use crate::snapshot::{CaptureInfo, CaptureMode, Device, OffloadInfo};
-use crate::discovery::arp_scan::{self, Scanner};
 use crate::error::Error;
 use crate::net::{format_mac, parse_mac};
+use crate::snapshot::{CaptureInfo, CaptureMode, Device, OffloadInfo};
 use crate::sys::packet::{self, OpenError, Options, PacketSocket, RawFrame, RingGeometry};
 use crate::sys::poll::{poll, Interest, Ready};
 
@@ -144,7 +144,7 @@ impl Live {
             snap: packet::SNAP_HEADERS,
             block_timeout_ms: BLOCK_TIMEOUT_MS,
         };
-        match packet::open(&opts) {
+        match crate::sys::privdrop::with_net_raw(|| packet::open(&opts)) {
             Ok(sock) => {
                 self.sock = Some(sock);
                 self.opens += 1;
@@ -645,4 +645,170 @@ mod tests {
         assert_eq!(l.mac, Some([0; 6]));
         assert!(link(Path::new("/sys"), "no-such-if0").is_none());
     }
+}
+
+/// `check`'s lines about capture: whether the socket can be opened now (it is opened and
+/// closed again) and why not, the scan plan, flow offloading.
+pub fn check_lines(cfg: &Config) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let capture = match cfg.interface.as_deref() {
+        None => "off: no capture interface (INTERFACE not set and none detected)".to_owned(),
+        Some(name) => match RingGeometry::new(cfg.ring_kb as u64, packet::page_size()) {
+            Err(e) => format!("off: RING_KB: {e}"),
+            Ok(g) => match packet::open(&Options {
+                interface: name,
+                promisc: false,
+                ring: Some(g),
+                snap: packet::SNAP_HEADERS,
+                block_timeout_ms: BLOCK_TIMEOUT_MS,
+            }) {
+                Ok(_) => format!(
+                    "can start on {name} ({}promiscuous, ring {} KiB in {} blocks)",
+                    if cfg.promisc { "" } else { "not " },
+                    g.len() / 1024,
+                    g.block_nr
+                ),
+                Err(e) => format!("off: {e}"),
+            },
+        },
+    };
+    out.push(("capture", capture));
+    out.push((
+        "ARP scan",
+        match cfg.network_range {
+            _ if cfg.scan_interval.is_zero() => "off (SCAN_INTERVAL=0)".into(),
+            None => "off: no NETWORK_RANGE".into(),
+            Some(r) => match arp_scan::check_range(r, cfg.scan_force) {
+                Ok(()) => format!(
+                    "{r} every {} s at {} bit/s, {} tries",
+                    cfg.scan_interval.as_secs(),
+                    cfg.scan_rate_bps,
+                    cfg.scan_retries
+                ),
+                Err(e) => format!("off: {e}"),
+            },
+        },
+    ));
+    out.push((
+        "offload",
+        match offload::read(&cfg.proc_root) {
+            None => "unknown (no nf_conntrack, no /etc/config/firewall)".into(),
+            Some(i) => offload::warning(&i).unwrap_or_else(|| "no flow offloading".into()),
+        },
+    ));
+    out
+}
+
+/// `netmon-agent capture`: writes what the agent sees on the interface (frames as the filter
+/// truncates them, original lengths kept) to a classic pcap file, until COUNT frames, SECONDS
+/// or SIGINT/SIGTERM. Offloaded VLAN tags are not put back into the frames: the file holds the
+/// bytes the agent counts, so `replay` of it gives the live run's per-device numbers.
+pub fn capture_command(
+    cfg: &Config,
+    file: &Path,
+    count: Option<u64>,
+    seconds: Option<f64>,
+) -> Result<(), Error> {
+    use crate::capture::writer::{PcapWriter, WriterOptions};
+    use crate::sys::signals::SignalFd;
+    let iface = cfg
+        .interface
+        .clone()
+        .ok_or_else(|| Error::Usage("no interface to capture on: give one with -i IFACE".into()))?;
+    let geometry = RingGeometry::new(cfg.ring_kb as u64, packet::page_size())
+        .map_err(|e| Error::Usage(format!("RING_KB: {e}")))?;
+    let signals = SignalFd::new().map_err(|e| Error::Sys {
+        what: "signalfd",
+        source: e,
+    })?;
+    let mut sock = packet::open(&Options {
+        interface: &iface,
+        promisc: cfg.promisc,
+        ring: Some(geometry),
+        snap: packet::SNAP_HEADERS,
+        block_timeout_ms: BLOCK_TIMEOUT_MS,
+    })
+    .map_err(|e| Error::Other(format!("capture on {iface}: {e}")))?;
+    let mut writer = PcapWriter::create(
+        file,
+        WriterOptions {
+            nanoseconds: true,
+            snaplen: packet::SNAP_DHCP,
+            ..WriterOptions::default()
+        },
+    )
+    .map_err(|e| Error::Other(e.to_string()))?;
+    info!("capturing on {iface} to {}", file.display());
+    let end = seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let mut written = 0u64;
+    let mut dropped = 0u64;
+    let mut ready = [Ready::default(); 2];
+    let mut failed = None;
+    'outer: loop {
+        while let Some(block) = sock.next_block() {
+            for f in block {
+                let fr = to_frame(&f);
+                if let Err(e) = writer.write(fr.ts, fr.orig_len, fr.data) {
+                    failed = Some(e);
+                    break 'outer;
+                }
+                written += 1;
+                if count.is_some_and(|c| written >= c) {
+                    break 'outer;
+                }
+            }
+        }
+        let timeout = match end {
+            Some(t) if Instant::now() >= t => break,
+            Some(t) => t - Instant::now(),
+            None => Duration::from_secs(3600),
+        };
+        let interests = [
+            Interest {
+                fd: signals.as_fd(),
+                read: true,
+                write: false,
+            },
+            Interest {
+                fd: sock.as_fd(),
+                read: true,
+                write: false,
+            },
+        ];
+        poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+            what: "poll",
+            source: e,
+        })?;
+        if ready[0].readable && matches!(signals.read(), Ok(Some(_))) {
+            // Frames already in the ring are still written.
+            while let Some(block) = sock.next_block() {
+                for f in block {
+                    let fr = to_frame(&f);
+                    if writer.write(fr.ts, fr.orig_len, fr.data).is_ok() {
+                        written += 1;
+                    }
+                }
+            }
+            break;
+        }
+        if ready[1].error {
+            if let Ok(Some(e)) = sock.take_error() {
+                failed = None;
+                warn!("capture socket: {e}");
+                break;
+            }
+        }
+    }
+    if let Ok(s) = sock.statistics() {
+        dropped += s.drops as u64;
+    }
+    writer.finish().map_err(|e| Error::Other(e.to_string()))?;
+    if let Some(e) = failed {
+        return Err(Error::Other(e.to_string()));
+    }
+    info!(
+        "{written} frames written to {}, {dropped} dropped by the kernel",
+        file.display()
+    );
+    Ok(())
 }

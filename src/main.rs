@@ -82,6 +82,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Snapshot(a) if a.version => Ok(print_version()),
         Command::Check(a) if a.version => Ok(print_version()),
         Command::Scan(a) if a.version => Ok(print_version()),
+        Command::Capture(a) if a.version => Ok(print_version()),
         Command::Run(a) => {
             let opts = a.common().load_options()?;
             agent::run(opts).map(|()| ExitCode::SUCCESS)
@@ -104,6 +105,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Scan(a) => {
             let cfg = agent::load_config(&a.common().load_options()?)?;
             live::scan_command(&cfg, a.json).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Capture(a) => {
+            let Some(file) = a.write.clone() else {
+                return Err(Error::Usage("capture: -w FILE is required".into()));
+            };
+            if a.seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                return Err(Error::Usage("--seconds: expected a positive number".into()));
+            }
+            let cfg = agent::load_config(&a.common().load_options()?)?;
+            live::capture_command(&cfg, &file, a.count, a.seconds).map(|()| ExitCode::SUCCESS)
         }
     }
 }

@@ -110,19 +110,54 @@ impl Lab {
         ns(&r, &["ip", "link", "add", "br-lan", "type", "bridge"]);
         Self::quiet_v6(&r, "br-lan");
         ns(&r, &["ip", "link", "set", "br-lan", "up"]);
-        ns(&r, &["ip", "addr", "add", &format!("{LAN4}.1/24"), "dev", "br-lan"]);
-        ns(&r, &["ip", "addr", "add", &format!("{LAN6}1/64"), "dev", "br-lan", "nodad"]);
+        ns(
+            &r,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{LAN4}.1/24"),
+                "dev",
+                "br-lan",
+            ],
+        );
+        ns(
+            &r,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{LAN6}1/64"),
+                "dev",
+                "br-lan",
+                "nodad",
+            ],
+        );
         // WAN
-        ns(&r, &["ip", "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns", &w]);
+        ns(
+            &r,
+            &[
+                "ip", "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns", &w,
+            ],
+        );
         ns(&r, &["ip", "link", "set", "wan0", "up"]);
         ns(&r, &["ip", "addr", "add", "10.98.0.1/24", "dev", "wan0"]);
-        ns(&r, &["ip", "addr", "add", "fd98::1/64", "dev", "wan0", "nodad"]);
+        ns(
+            &r,
+            &["ip", "addr", "add", "fd98::1/64", "dev", "wan0", "nodad"],
+        );
         ns(&w, &["ip", "link", "set", "lo", "up"]);
         ns(&w, &["ip", "link", "set", "eth0", "up"]);
         ns(&w, &["ip", "addr", "add", "10.98.0.2/24", "dev", "eth0"]);
-        ns(&w, &["ip", "addr", "add", "fd98::2/64", "dev", "eth0", "nodad"]);
+        ns(
+            &w,
+            &["ip", "addr", "add", "fd98::2/64", "dev", "eth0", "nodad"],
+        );
         ns(&w, &["ip", "route", "add", "default", "via", "10.98.0.1"]);
-        ns(&w, &["ip", "-6", "route", "add", "default", "via", "fd98::1"]);
+        ns(
+            &w,
+            &["ip", "-6", "route", "add", "default", "via", "fd98::1"],
+        );
         for i in 0..n {
             lab.add_client(i);
         }
@@ -132,8 +167,18 @@ impl Lab {
     fn add_ns(&mut self, name: &str) {
         sh(&["ip", "netns", "add", name]);
         self.made.push(name.to_owned());
-        ns(name, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
-        ns(name, &["sysctl", "-qw", "net.ipv6.conf.default.router_solicitations=0"]);
+        ns(
+            name,
+            &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"],
+        );
+        ns(
+            name,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.default.router_solicitations=0",
+            ],
+        );
     }
 
     /// No DAD, no router solicitations: the lab is quiet unless a test sends something.
@@ -155,21 +200,70 @@ impl Lab {
         let mac = format!("02:00:00:99:00:{:02x}", 0x10 + i);
         let ip4 = format!("{LAN4}.{}", 10 + i);
         let ip6 = format!("{LAN6}{:x}", 0x10 + i);
-        ns(&r, &["ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &name]);
+        ns(
+            &r,
+            &[
+                "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &name,
+            ],
+        );
         ns(&name, &["ip", "link", "set", "eth0", "address", &mac]);
         ns(&r, &["ip", "link", "set", &port, "master", "br-lan", "up"]);
         ns(&name, &["ip", "link", "set", "lo", "up"]);
         ns(&name, &["ip", "link", "set", "eth0", "up"]);
-        ns(&name, &["ip", "addr", "add", &format!("{ip4}/24"), "dev", "eth0"]);
-        ns(&name, &["ip", "addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"]);
-        ns(&name, &["ip", "route", "add", "default", "via", &format!("{LAN4}.1")]);
-        ns(&name, &["ip", "-6", "route", "add", "default", "via", &format!("{LAN6}1")]);
+        ns(
+            &name,
+            &["ip", "addr", "add", &format!("{ip4}/24"), "dev", "eth0"],
+        );
+        ns(
+            &name,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{ip6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        );
+        ns(
+            &name,
+            &["ip", "route", "add", "default", "via", &format!("{LAN4}.1")],
+        );
+        ns(
+            &name,
+            &[
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{LAN6}1"),
+            ],
+        );
         if i < 2 {
             // A VLAN sub-interface on the first two clients: tagged traffic between them.
-            ns(&name, &["ip", "link", "add", "link", "eth0", "name", "eth0.10", "type", "vlan", "id", "10"]);
+            ns(
+                &name,
+                &[
+                    "ip", "link", "add", "link", "eth0", "name", "eth0.10", "type", "vlan", "id",
+                    "10",
+                ],
+            );
             Self::quiet_v6(&name, "eth0.10");
             ns(&name, &["ip", "link", "set", "eth0.10", "up"]);
-            ns(&name, &["ip", "addr", "add", &format!("{VLAN4}.{}/24", 10 + i), "dev", "eth0.10"]);
+            ns(
+                &name,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{VLAN4}.{}/24", 10 + i),
+                    "dev",
+                    "eth0.10",
+                ],
+            );
         }
         self.clients.push(Client {
             ns: name,
@@ -182,10 +276,13 @@ impl Lab {
 
     /// A client's eth0 counter (`tx_bytes`, `tx_packets`, ...) read inside its namespace.
     pub fn counter(&self, c: &Client, what: &str) -> u64 {
-        ns(&c.ns, &["cat", &format!("/sys/class/net/eth0/statistics/{what}")])
-            .trim()
-            .parse()
-            .unwrap()
+        ns(
+            &c.ns,
+            &["cat", &format!("/sys/class/net/eth0/statistics/{what}")],
+        )
+        .trim()
+        .parse()
+        .unwrap()
     }
 }
 
@@ -210,7 +307,8 @@ fn sinks(name: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
         let tcp = TcpListener::bind("[::]:7000").unwrap();
         tcp.set_nonblocking(true).unwrap();
         let udp = UdpSocket::bind("[::]:7000").unwrap();
-        udp.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let mut buf = vec![0u8; 65536];
         let mut conns: Vec<TcpStream> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
@@ -229,11 +327,7 @@ fn sinks(name: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
 }
 
 /// Known traffic from one client: UDP of mixed sizes and TCP streams, IPv4 and IPv6, to `dsts`.
-fn send_traffic(
-    name: &str,
-    dsts: Vec<String>,
-    seed: usize,
-) -> std::thread::JoinHandle<()> {
+fn send_traffic(name: &str, dsts: Vec<String>, seed: usize) -> std::thread::JoinHandle<()> {
     in_ns(name, move || {
         for (k, dst) in dsts.iter().enumerate() {
             let addr: SocketAddr = if dst.contains(':') {
@@ -243,7 +337,12 @@ fn send_traffic(
             }
             .parse()
             .unwrap();
-            let udp = UdpSocket::bind(if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).unwrap();
+            let udp = UdpSocket::bind(if addr.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            })
+            .unwrap();
             for j in 0..40 {
                 let size = 1 + (seed * 131 + k * 17 + j * 97) % 1400;
                 let _ = udp.send_to(&vec![0x5a; size], addr);
@@ -309,7 +408,8 @@ impl Agent {
     /// The n-th snapshot (0-based), parsed.
     pub fn snapshot(&self, n: usize) -> Option<serde_json::Value> {
         let l = self.lines.lock().unwrap();
-        l.get(n).map(|s| serde_json::from_str(s).expect("snapshot is JSON"))
+        l.get(n)
+            .map(|s| serde_json::from_str(s).expect("snapshot is JSON"))
     }
 
     pub fn last(&self) -> Option<serde_json::Value> {
@@ -381,7 +481,9 @@ impl Dump {
     fn start(c: &Client, dir: &std::path::Path) -> Dump {
         let file = dir.join(format!("{}.pcap", c.ns));
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &c.ns, "tcpdump", "-i", "eth0", "-s", "96", "-U", "-w"])
+            .args([
+                "netns", "exec", &c.ns, "tcpdump", "-i", "eth0", "-s", "96", "-U", "-w",
+            ])
             .arg(&file)
             .arg(format!("ether dst {}", c.mac))
             .stdout(Stdio::null())
@@ -408,7 +510,14 @@ impl Dump {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let _ = self.child.wait();
         let out = sh(&[
-            "tshark", "-r", self.file.to_str().unwrap(), "-T", "fields", "-e", "frame.len", "-e",
+            "tshark",
+            "-r",
+            self.file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+            "-e",
             "vlan.id",
         ]);
         let mut frames = 0;
@@ -432,7 +541,15 @@ impl Drop for Dump {
 }
 
 fn common_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["run", "--config", "/dev/null", "-i", "br-lan", "--cycle", "1"];
+    let mut v = vec![
+        "run",
+        "--config",
+        "/dev/null",
+        "-i",
+        "br-lan",
+        "--cycle",
+        "1",
+    ];
     v.extend_from_slice(extra);
     v
 }
@@ -453,7 +570,12 @@ fn lab_per_device_bytes_exact() {
         &common_args(&["--set", "SCAN_INTERVAL=0"]),
     );
     let first = agent.next(Duration::from_secs(10));
-    assert_eq!(first["agent"]["capture"]["mode"], "live", "{first}\n{}", agent.stderr());
+    assert_eq!(
+        first["agent"]["capture"]["mode"],
+        "live",
+        "{first}\n{}",
+        agent.stderr()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut servers = vec![sinks(&lab.wan, stop.clone())];
@@ -469,9 +591,10 @@ fn lab_per_device_bytes_exact() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(Duration::from_secs(5), "capture file", || {
-        std::fs::metadata(&pcap).ok().filter(|m| m.len() >= 24)
-    });
+    let mut cap_err = BufReader::new(capture.stderr.take().unwrap());
+    let mut line = String::new();
+    let _ = cap_err.read_line(&mut line);
+    assert!(line.contains("capturing on br-lan"), "capture: {line}");
 
     // Baselines in a quiet lab: counters and a snapshot taken after them.
     std::thread::sleep(Duration::from_millis(300));
@@ -486,7 +609,11 @@ fn lab_per_device_bytes_exact() {
     // 2 through the bridge; 0 to 1 over VLAN 10.
     let mut senders = Vec::new();
     for (i, c) in lab.clients.iter().enumerate() {
-        let mut dsts = vec!["10.98.0.2".to_owned(), "fd98::2".to_owned(), format!("{LAN4}.1")];
+        let mut dsts = vec![
+            "10.98.0.2".to_owned(),
+            "fd98::2".to_owned(),
+            format!("{LAN4}.1"),
+        ];
         if i == 0 || i == 3 {
             dsts.push(lab.clients[1].ip4.clone());
             dsts.push(lab.clients[2].ip6.clone());
@@ -562,7 +689,12 @@ fn lab_per_device_bytes_exact() {
         let a = s1[&c.mac];
         let b = s0.get(&c.mac).copied().unwrap_or_default();
         let live = [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]];
-        assert_eq!(rep.get(&c.mac).copied().unwrap_or_default(), live, "replay vs live for {}", c.mac);
+        assert_eq!(
+            rep.get(&c.mac).copied().unwrap_or_default(),
+            live,
+            "replay vs live for {}",
+            c.mac
+        );
     }
     let (clean, err) = agent.stop();
     assert!(clean, "{err}");
@@ -578,19 +710,39 @@ fn lab_scan_matches_arp_scan() {
     let lab = Lab::new("s", 8);
     let ours = ns(
         &lab.router,
-        &[bin().to_str().unwrap(), "scan", "--config", "/dev/null", "-i", "br-lan", "--json"],
+        &[
+            bin().to_str().unwrap(),
+            "scan",
+            "--config",
+            "/dev/null",
+            "-i",
+            "br-lan",
+            "--json",
+        ],
     );
     let doc: serde_json::Value = serde_json::from_str(&ours).unwrap();
     let mut found: Vec<(String, String)> = doc["hosts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["ip"].as_str().unwrap().into(), h["mac"].as_str().unwrap().into()))
+        .map(|h| {
+            (
+                h["ip"].as_str().unwrap().into(),
+                h["mac"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     found.sort();
     let theirs = ns(
         &lab.router,
-        &["arp-scan", "-q", "-x", "-I", "br-lan", &format!("{LAN4}.0/24")],
+        &[
+            "arp-scan",
+            "-q",
+            "-x",
+            "-I",
+            "br-lan",
+            &format!("{LAN4}.0/24"),
+        ],
     );
     let mut reference: Vec<(String, String)> = theirs
         .lines()
@@ -601,8 +753,11 @@ fn lab_scan_matches_arp_scan() {
         .collect();
     reference.sort();
     reference.dedup();
-    let mut expect: Vec<(String, String)> =
-        lab.clients.iter().map(|c| (c.ip4.clone(), c.mac.clone())).collect();
+    let mut expect: Vec<(String, String)> = lab
+        .clients
+        .iter()
+        .map(|c| (c.ip4.clone(), c.mac.clone()))
+        .collect();
     expect.sort();
     assert_eq!(reference, expect, "arp-scan sees the lab");
     assert_eq!(found, reference, "scan vs arp-scan");
@@ -639,19 +794,35 @@ fn lab_discovery_names_ip_change_inactive() {
     // Every client found by the scan, with its IP and name.
     wait_for(Duration::from_secs(15), "all clients named", || {
         let s = agent.last()?;
-        lab.clients.iter().enumerate().all(|(i, c)| {
-            device(&s, &c.mac).is_some_and(|d| {
-                d["ip"] == c.ip4.as_str()
-                    && d["deviceName"] == format!("host-{i}").as_str()
-                    && d["status"] == "active"
+        lab.clients
+            .iter()
+            .enumerate()
+            .all(|(i, c)| {
+                device(&s, &c.mac).is_some_and(|d| {
+                    d["ip"] == c.ip4.as_str()
+                        && d["deviceName"] == format!("host-{i}").as_str()
+                        && d["status"] == "active"
+                })
             })
-        })
-        .then_some(())
+            .then_some(())
     });
     // Client 4 changes its IPv4 address.
     let c4 = &lab.clients[4];
-    ns(&c4.ns, &["ip", "addr", "flush", "dev", "eth0", "scope", "global"]);
-    ns(&c4.ns, &["ip", "addr", "add", &format!("{LAN4}.200/24"), "dev", "eth0"]);
+    ns(
+        &c4.ns,
+        &["ip", "addr", "flush", "dev", "eth0", "scope", "global"],
+    );
+    ns(
+        &c4.ns,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{LAN4}.200/24"),
+            "dev",
+            "eth0",
+        ],
+    );
     wait_for(Duration::from_secs(15), "IP change", || {
         let s = agent.last()?;
         (device(&s, &c4.mac)?["ip"] == format!("{LAN4}.200").as_str()).then_some(())
@@ -681,10 +852,16 @@ fn lab_interface_recreated() {
         return;
     }
     let lab = Lab::new("i", 8);
-    let agent = Agent::start(&lab.router, &[], &common_args(&["--set", "SCAN_INTERVAL=0"]));
+    let agent = Agent::start(
+        &lab.router,
+        &[],
+        &common_args(&["--set", "SCAN_INTERVAL=0"]),
+    );
     let s = agent.next(Duration::from_secs(10));
     assert_eq!(s["agent"]["capture"]["mode"], "live", "{}", agent.stderr());
-    let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid())).unwrap().count();
+    let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid()))
+        .unwrap()
+        .count();
     assert_eq!(threads, 1, "one thread");
     let r = &lab.router;
     ns(r, &["ip", "link", "del", "br-lan"]);
@@ -694,14 +871,27 @@ fn lab_interface_recreated() {
     });
     let s = agent.last().unwrap();
     assert!(
-        s["agent"]["capture"]["offReason"].as_str().unwrap_or("").contains("br-lan"),
+        s["agent"]["capture"]["offReason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("br-lan"),
         "{s}"
     );
     // Re-create the bridge with the same ports and addresses.
     ns(r, &["ip", "link", "add", "br-lan", "type", "bridge"]);
     Lab::quiet_v6(r, "br-lan");
     ns(r, &["ip", "link", "set", "br-lan", "up"]);
-    ns(r, &["ip", "addr", "add", &format!("{LAN4}.1/24"), "dev", "br-lan"]);
+    ns(
+        r,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{LAN4}.1/24"),
+            "dev",
+            "br-lan",
+        ],
+    );
     for c in &lab.clients {
         ns(r, &["ip", "link", "set", &c.port, "master", "br-lan", "up"]);
     }
@@ -717,7 +907,9 @@ fn lab_interface_recreated() {
         .unwrap_or(0);
     let stop = Arc::new(AtomicBool::new(false));
     let sink = sinks(&lab.wan, stop.clone());
-    send_traffic(&c.ns, vec!["10.98.0.2".into()], 3).join().unwrap();
+    send_traffic(&c.ns, vec!["10.98.0.2".into()], 3)
+        .join()
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     sink.join().unwrap();
     wait_for(Duration::from_secs(10), "traffic counted", || {
@@ -725,7 +917,9 @@ fn lab_interface_recreated() {
         let tx = device(&s, &c.mac)?["bandwidth"]["txBytesTotal"].as_u64()?;
         (tx > before + 40 * 600).then_some(())
     });
-    let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid())).unwrap().count();
+    let threads = std::fs::read_dir(format!("/proc/{}/task", agent.pid()))
+        .unwrap()
+        .count();
     assert_eq!(threads, 1, "one thread");
     let (clean, err) = agent.stop();
     assert!(clean && !err.contains("panicked"), "{err}");
@@ -740,7 +934,12 @@ fn lab_without_cap_net_raw() {
     let lab = Lab::new("p", 1);
     let agent = Agent::start(
         &lab.router,
-        &["setpriv", "--inh-caps=-all", "--bounding-set=-net_raw", "--"],
+        &[
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-net_raw",
+            "--",
+        ],
         &common_args(&[]),
     );
     let s = agent.next(Duration::from_secs(10));
