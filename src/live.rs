@@ -257,11 +257,13 @@ impl Live {
     }
 }
 
-/// A raw ring frame as the decoder's `Frame`.
+/// A raw ring frame as the decoder's `Frame`. A tag the kernel took out of the frame (VLAN
+/// offload, or the untagging every receive path does) was on the wire: its 4 bytes count, as
+/// in libpcap, tcpdump and tshark, which put the tag back.
 pub fn to_frame<'a>(f: &RawFrame<'a>) -> Frame<'a> {
     Frame {
         ts: f.ts_sec as u64 * 1_000_000_000 + f.ts_nsec.min(999_999_999) as u64,
-        orig_len: f.orig_len,
+        orig_len: f.orig_len + if f.vlan_tci.is_some() { 4 } else { 0 },
         data: f.data,
         link: LinkType::Ethernet,
         direction: Direction::from_pkttype(f.pkttype as u16),
@@ -701,8 +703,8 @@ pub fn check_lines(cfg: &Config) -> Vec<(&'static str, String)> {
 
 /// `netmon-agent capture`: writes what the agent sees on the interface (frames as the filter
 /// truncates them, original lengths kept) to a classic pcap file, until COUNT frames, SECONDS
-/// or SIGINT/SIGTERM. Offloaded VLAN tags are not put back into the frames: the file holds the
-/// bytes the agent counts, so `replay` of it gives the live run's per-device numbers.
+/// or SIGINT/SIGTERM. A VLAN tag the kernel took out of a frame is put back (as libpcap does),
+/// so the file holds the bytes the agent counts and `replay` of it gives the live numbers.
 pub fn capture_command(
     cfg: &Config,
     file: &Path,
@@ -747,8 +749,7 @@ pub fn capture_command(
     'outer: loop {
         while let Some(block) = sock.next_block() {
             for f in block {
-                let fr = to_frame(&f);
-                if let Err(e) = writer.write(fr.ts, fr.orig_len, fr.data) {
+                if let Err(e) = write_frame(&mut writer, &f) {
                     failed = Some(e);
                     break 'outer;
                 }
@@ -783,8 +784,7 @@ pub fn capture_command(
             // Frames already in the ring are still written.
             while let Some(block) = sock.next_block() {
                 for f in block {
-                    let fr = to_frame(&f);
-                    if writer.write(fr.ts, fr.orig_len, fr.data).is_ok() {
+                    if write_frame(&mut writer, &f).is_ok() {
                         written += 1;
                     }
                 }
@@ -811,4 +811,24 @@ pub fn capture_command(
         file.display()
     );
     Ok(())
+}
+
+/// Writes one ring frame, its out-of-band VLAN tag put back after the MAC addresses.
+fn write_frame(
+    w: &mut crate::capture::writer::PcapWriter,
+    f: &RawFrame<'_>,
+) -> Result<(), crate::capture::CaptureError> {
+    let fr = to_frame(f);
+    match f.vlan_tci {
+        Some(tci) if f.data.len() >= 12 => {
+            let mut buf = [0u8; packet::SNAP_DHCP as usize + 4];
+            let n = f.data.len().min(packet::SNAP_DHCP as usize);
+            buf[..12].copy_from_slice(&f.data[..12]);
+            buf[12..14].copy_from_slice(&f.vlan_tpid.to_be_bytes());
+            buf[14..16].copy_from_slice(&tci.to_be_bytes());
+            buf[16..n + 4].copy_from_slice(&f.data[12..n]);
+            w.write(fr.ts, fr.orig_len, &buf[..n + 4])
+        }
+        _ => w.write(fr.ts, fr.orig_len, fr.data),
+    }
 }

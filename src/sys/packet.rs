@@ -382,6 +382,8 @@ pub struct RawFrame<'a> {
     pub ts_nsec: u32,
     /// The VLAN TCI from the ring header, when the kernel took the tag out of the frame.
     pub vlan_tci: Option<u16>,
+    /// The tag's TPID (0x8100, or 0x88a8 for 802.1ad) when `vlan_tci` is set.
+    pub vlan_tpid: u16,
     /// `sll_pkttype`: PACKET_OUTGOING (4) for frames this host sent.
     pub pkttype: u8,
 }
@@ -446,12 +448,18 @@ fn parse_frame(block: &[u8], off: usize) -> Option<(RawFrame<'_>, u32)> {
     let status = read_u32(hdr, 20)?;
     let mac = read_u16(hdr, 24)? as usize;
     let tci = read_u32(hdr, 32)?;
+    let tpid = read_u16(hdr, 36)?;
     let start = off.checked_add(mac)?;
     let data = block.get(start..start.checked_add(snaplen)?)?;
     // sockaddr_ll sits right after the aligned header; its pkttype tells the direction.
     let sll = off + ((TP3_HDR + 15) & !15);
     let pkttype = *block.get(sll + 10)?;
     let vlan_tci = (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(tci as u16);
+    let vlan_tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+        tpid
+    } else {
+        0x8100
+    };
     Some((
         RawFrame {
             data,
@@ -459,6 +467,7 @@ fn parse_frame(block: &[u8], off: usize) -> Option<(RawFrame<'_>, u32)> {
             ts_sec: sec,
             ts_nsec: nsec,
             vlan_tci,
+            vlan_tpid,
             pkttype,
         },
         next,
