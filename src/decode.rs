@@ -18,15 +18,16 @@
 //! `NdiscRepr`). Tunnels are not followed: only the outermost Ethernet header is a device.
 //!
 //! `malformed` is set when the frame cannot be attributed (shorter than two MAC addresses, a
-//! cooked header cut short) or a header that was captured in full is impossible (ARP that fails
-//! the strict parse, IP with a wrong version or header length, NDP with broken options).
+//! cooked header cut short) or a header that was captured in full is impossible (IP with a
+//! wrong version or header length, NDP with broken options). ARP for other hardware/protocol
+//! pairs is not malformed, just of no use; ARP with hardware type 6 (IEEE 802) is read too.
 //! A header cut short by the snap length is not malformed: decoding just stops there.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, Icmpv6Message, Icmpv6Packet, IpProtocol, Ipv4Packet,
-    Ipv6Packet, NdiscRepr,
+    ArpHardware, ArpOperation, ArpPacket, ArpRepr, EthernetProtocol, Icmpv6Message, Icmpv6Packet,
+    IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr,
 };
 
 use crate::capture::{Frame, LinkType};
@@ -73,10 +74,10 @@ pub struct Observation<'a> {
     pub dhcp: Option<DhcpName<'a>>,
 }
 
-/// True for a unicast MAC (I/G bit clear) that is not all zeros.
+/// True for a unicast MAC: the I/G bit is clear (00:00:00:00:00:00 included, as tshark does).
 #[inline]
 pub fn is_unicast(mac: &Mac) -> bool {
-    mac[0] & 1 == 0 && *mac != [0; 6]
+    mac[0] & 1 == 0
 }
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -167,35 +168,41 @@ fn network<'a>(obs: &mut Observation<'a>, mut ethertype: u16, mut rest: &'a [u8]
 }
 
 fn arp(obs: &mut Observation, rest: &[u8]) {
+    // A short ARP is cut by the snap length (the frame is padded to 60 bytes on the wire).
     let Ok(packet) = ArpPacket::new_checked(rest) else {
-        // Cut short by the snap length, or a length field pointing past the frame.
-        if rest.len() >= 8 && rest.len() >= 8 + 2 * (rest[4] as usize + rest[5] as usize) {
-            obs.malformed = true;
-        }
         return;
     };
-    match ArpRepr::parse(&packet) {
+    let (operation, mac, ip) = match ArpRepr::parse(&packet) {
         Ok(ArpRepr::EthernetIpv4 {
             operation,
             source_hardware_addr,
             source_protocol_addr,
             ..
-        }) => {
-            let reply = match operation {
-                ArpOperation::Request => false,
-                ArpOperation::Reply => true,
-                _ => return,
-            };
-            let mac = source_hardware_addr.0;
-            if is_unicast(&mac) && !source_protocol_addr.is_unspecified() {
-                obs.arp = Some(ArpBinding {
-                    mac,
-                    ip: source_protocol_addr,
-                    reply,
-                });
-            }
+        }) => (operation, source_hardware_addr.0, source_protocol_addr),
+        // smoltcp's strict repr wants hardware type 1; IEEE 802 networks (and ARP over
+        // LLC/SNAP) use 6 with the same MAC/IPv4 layout.
+        _ if packet.hardware_type() == ArpHardware::Unknown(6)
+            && packet.protocol_type() == EthernetProtocol::Ipv4
+            && packet.hardware_len() == 6
+            && packet.protocol_len() == 4 =>
+        {
+            let ip = packet.source_protocol_addr();
+            (
+                packet.operation(),
+                mac_at(packet.source_hardware_addr(), 0),
+                Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
+            )
         }
-        _ => obs.malformed = true,
+        // Other hardware/protocol pairs are legitimate ARP we have no use for.
+        _ => return,
+    };
+    let reply = match operation {
+        ArpOperation::Request => false,
+        ArpOperation::Reply => true,
+        _ => return,
+    };
+    if is_unicast(&mac) && !ip.is_unspecified() {
+        obs.arp = Some(ArpBinding { mac, ip, reply });
     }
 }
 
@@ -492,10 +499,14 @@ pub(crate) mod tests {
     #[test]
     fn broken_headers_are_malformed() {
         let mut a = arp_request();
-        a[0] = 9; // hardware type 0x0901: fails the strict parse
+        a[0] = 9; // hardware type 0x0901: no binding, but legitimate
         let data = eth(BCAST, A, 0x0806, &a);
         let o = decode(&frame(LinkType::Ethernet, &data));
-        assert!(o.malformed && o.arp.is_none() && o.src == Some(A));
+        assert!(!o.malformed && o.arp.is_none() && o.src == Some(A));
+        a[0] = 0;
+        a[1] = 6; // IEEE 802
+        let data = eth(BCAST, A, 0x0806, &a);
+        assert_eq!(decode(&frame(LinkType::Ethernet, &data)).arp, arp_a());
         let mut ip = dhcp_request();
         ip[0] = 0x65;
         let data = eth(BCAST, A, 0x0800, &ip);
