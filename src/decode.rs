@@ -201,7 +201,7 @@ fn arp(obs: &mut Observation, rest: &[u8]) {
         ArpOperation::Reply => true,
         _ => return,
     };
-    if is_unicast(&mac) && !ip.is_unspecified() {
+    if is_unicast(&mac) && mac != [0; 6] && !ip.is_unspecified() {
         obs.arp = Some(ArpBinding { mac, ip, reply });
     }
 }
@@ -290,7 +290,7 @@ fn ipv6(obs: &mut Observation, rest: &[u8]) {
         return;
     }
     let mac = mac_at(b, 0);
-    if is_unicast(&mac) {
+    if is_unicast(&mac) && mac != [0; 6] {
         obs.ndp = Some(NdpBinding { mac, ip });
     }
 }
@@ -549,6 +549,6 @@ pub(crate) mod tests {
         assert!(is_unicast(&A));
         assert!(!is_unicast(&BCAST));
         assert!(!is_unicast(&[0x01, 0, 0x5e, 0, 0, 1]));
-        assert!(!is_unicast(&[0; 6]));
+        assert!(is_unicast(&[0; 6]));
     }
 }
