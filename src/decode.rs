@@ -551,4 +551,118 @@ pub(crate) mod tests {
         assert!(!is_unicast(&[0x01, 0, 0x5e, 0, 0, 1]));
         assert!(is_unicast(&[0; 6]));
     }
+
+    /// Real frames: from every capture in ../shared/pcaps that we can read, the first frames of
+    /// each distinct shape (link type, EtherType, protocol byte), at most 12 per file, cut to
+    /// 256 bytes.
+    fn real_frames() -> Vec<(LinkType, u32, Vec<u8>)> {
+        use crate::capture::file::FileSource;
+        use crate::capture::FrameSource;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut shapes = std::collections::HashSet::new();
+        for e in rd.flatten() {
+            let p = e.path();
+            if !matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            ) {
+                continue;
+            }
+            let Ok(mut src) = FileSource::open(&p) else {
+                continue;
+            };
+            let mut taken = 0;
+            while let Some(Ok(f)) = src.next_frame() {
+                // Shape: link, EtherType (or cooked protocol), IP protocol / ARP opcode byte.
+                let d = f.data;
+                let shape = (
+                    f.link,
+                    d.get(12..16).map(|s| s.to_vec()),
+                    d.get(23).copied(),
+                );
+                if taken < 12 && shapes.insert(shape) {
+                    taken += 1;
+                    out.push((f.link, f.orig_len, f.data[..f.data.len().min(256)].to_vec()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_prefix_and_no_single_byte_corruption_panics() {
+        let mut all: Vec<(LinkType, u32, Vec<u8>)> = fixtures()
+            .into_iter()
+            .map(|(_, l, d)| (l, d.len() as u32, d))
+            .collect();
+        let real = real_frames();
+        all.extend(real);
+        let mut table = crate::devices::DeviceTable::new(crate::devices::TableConfig {
+            capacity: 64,
+            ..Default::default()
+        });
+        let mut decoded = 0u64;
+        for (link, orig, data) in &all {
+            let mut buf = data.clone();
+            for n in 0..=data.len() {
+                let mut f = frame(*link, &buf[..n]);
+                f.orig_len = *orig;
+                table.observe(&f);
+                decoded += 1;
+            }
+            // Every value at every position of the first 128 bytes (the headers we read),
+            // a bit flip beyond.
+            for i in 0..data.len() {
+                let values: Vec<u8> = if i < 128 {
+                    (0..=255).collect()
+                } else {
+                    vec![data[i] ^ 0xff]
+                };
+                for v in values {
+                    buf[i] = v;
+                    table.observe(&frame(*link, &buf));
+                    decoded += 1;
+                }
+                buf[i] = data[i];
+            }
+        }
+        assert!(decoded > 100_000, "{decoded}");
+        println!("{} frames, {decoded} decodes", all.len());
+    }
+
+    #[test]
+    fn per_frame_path_allocates_nothing() {
+        let mut all: Vec<(LinkType, Vec<u8>)> =
+            fixtures().into_iter().map(|(_, l, d)| (l, d)).collect();
+        all.extend(real_frames().into_iter().map(|(l, _, d)| (l, d)));
+        // Capacity below the number of MACs: inserts, a full table and evictions all happen.
+        let mut table = crate::devices::DeviceTable::new(crate::devices::TableConfig {
+            capacity: 16,
+            expire_ns: 1_000,
+            ..Default::default()
+        });
+        let before = crate::sys::count_alloc::count();
+        let mut ts = 0;
+        for round in 0..3 {
+            for (link, data) in &all {
+                ts += 10;
+                let mut f = frame(*link, data);
+                f.ts = ts;
+                table.observe(&f);
+                if round == 1 {
+                    for n in [0, 11, 12, 14, 20, 40, 60] {
+                        table.observe(&frame(*link, &data[..n.min(data.len())]));
+                    }
+                }
+            }
+        }
+        let allocs = crate::sys::count_alloc::count() - before;
+        assert_eq!(allocs, 0, "allocations in decode + account");
+        assert!(table.counters().packets_seen as usize >= all.len() * 3);
+        assert!(table.counters().table_full > 0 || table.counters().expired > 0);
+    }
 }

@@ -24,7 +24,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The link layer of a frame's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkType {
     /// Ethernet II / 802.3 (LINKTYPE_ETHERNET 1).
     Ethernet,
