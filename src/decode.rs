@@ -18,15 +18,16 @@
 //! `NdiscRepr`). Tunnels are not followed: only the outermost Ethernet header is a device.
 //!
 //! `malformed` is set when the frame cannot be attributed (shorter than two MAC addresses, a
-//! cooked header cut short) or a header that was captured in full is impossible (ARP that fails
-//! the strict parse, IP with a wrong version or header length, NDP with broken options).
+//! cooked header cut short) or a header that was captured in full is impossible (IP with a
+//! wrong version or header length, NDP with broken options). ARP for other hardware/protocol
+//! pairs is not malformed, just of no use; ARP with hardware type 6 (IEEE 802) is read too.
 //! A header cut short by the snap length is not malformed: decoding just stops there.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, Icmpv6Message, Icmpv6Packet, IpProtocol, Ipv4Packet,
-    Ipv6Packet, NdiscRepr,
+    ArpHardware, ArpOperation, ArpPacket, ArpRepr, EthernetProtocol, Icmpv6Message, Icmpv6Packet,
+    IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr,
 };
 
 use crate::capture::{Frame, LinkType};
@@ -73,10 +74,10 @@ pub struct Observation<'a> {
     pub dhcp: Option<DhcpName<'a>>,
 }
 
-/// True for a unicast MAC (I/G bit clear) that is not all zeros.
+/// True for a unicast MAC: the I/G bit is clear (00:00:00:00:00:00 included, as tshark does).
 #[inline]
 pub fn is_unicast(mac: &Mac) -> bool {
-    mac[0] & 1 == 0 && *mac != [0; 6]
+    mac[0] & 1 == 0
 }
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -167,35 +168,41 @@ fn network<'a>(obs: &mut Observation<'a>, mut ethertype: u16, mut rest: &'a [u8]
 }
 
 fn arp(obs: &mut Observation, rest: &[u8]) {
+    // A short ARP is cut by the snap length (the frame is padded to 60 bytes on the wire).
     let Ok(packet) = ArpPacket::new_checked(rest) else {
-        // Cut short by the snap length, or a length field pointing past the frame.
-        if rest.len() >= 8 && rest.len() >= 8 + 2 * (rest[4] as usize + rest[5] as usize) {
-            obs.malformed = true;
-        }
         return;
     };
-    match ArpRepr::parse(&packet) {
+    let (operation, mac, ip) = match ArpRepr::parse(&packet) {
         Ok(ArpRepr::EthernetIpv4 {
             operation,
             source_hardware_addr,
             source_protocol_addr,
             ..
-        }) => {
-            let reply = match operation {
-                ArpOperation::Request => false,
-                ArpOperation::Reply => true,
-                _ => return,
-            };
-            let mac = source_hardware_addr.0;
-            if is_unicast(&mac) && !source_protocol_addr.is_unspecified() {
-                obs.arp = Some(ArpBinding {
-                    mac,
-                    ip: source_protocol_addr,
-                    reply,
-                });
-            }
+        }) => (operation, source_hardware_addr.0, source_protocol_addr),
+        // smoltcp's strict repr wants hardware type 1; IEEE 802 networks (and ARP over
+        // LLC/SNAP) use 6 with the same MAC/IPv4 layout.
+        _ if packet.hardware_type() == ArpHardware::Unknown(6)
+            && packet.protocol_type() == EthernetProtocol::Ipv4
+            && packet.hardware_len() == 6
+            && packet.protocol_len() == 4 =>
+        {
+            let ip = packet.source_protocol_addr();
+            (
+                packet.operation(),
+                mac_at(packet.source_hardware_addr(), 0),
+                Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
+            )
         }
-        _ => obs.malformed = true,
+        // Other hardware/protocol pairs are legitimate ARP we have no use for.
+        _ => return,
+    };
+    let reply = match operation {
+        ArpOperation::Request => false,
+        ArpOperation::Reply => true,
+        _ => return,
+    };
+    if is_unicast(&mac) && mac != [0; 6] && !ip.is_unspecified() {
+        obs.arp = Some(ArpBinding { mac, ip, reply });
     }
 }
 
@@ -283,7 +290,7 @@ fn ipv6(obs: &mut Observation, rest: &[u8]) {
         return;
     }
     let mac = mac_at(b, 0);
-    if is_unicast(&mac) {
+    if is_unicast(&mac) && mac != [0; 6] {
         obs.ndp = Some(NdpBinding { mac, ip });
     }
 }
@@ -492,10 +499,14 @@ pub(crate) mod tests {
     #[test]
     fn broken_headers_are_malformed() {
         let mut a = arp_request();
-        a[0] = 9; // hardware type 0x0901: fails the strict parse
+        a[0] = 9; // hardware type 0x0901: no binding, but legitimate
         let data = eth(BCAST, A, 0x0806, &a);
         let o = decode(&frame(LinkType::Ethernet, &data));
-        assert!(o.malformed && o.arp.is_none() && o.src == Some(A));
+        assert!(!o.malformed && o.arp.is_none() && o.src == Some(A));
+        a[0] = 0;
+        a[1] = 6; // IEEE 802
+        let data = eth(BCAST, A, 0x0806, &a);
+        assert_eq!(decode(&frame(LinkType::Ethernet, &data)).arp, arp_a());
         let mut ip = dhcp_request();
         ip[0] = 0x65;
         let data = eth(BCAST, A, 0x0800, &ip);
@@ -538,6 +549,120 @@ pub(crate) mod tests {
         assert!(is_unicast(&A));
         assert!(!is_unicast(&BCAST));
         assert!(!is_unicast(&[0x01, 0, 0x5e, 0, 0, 1]));
-        assert!(!is_unicast(&[0; 6]));
+        assert!(is_unicast(&[0; 6]));
+    }
+
+    /// Real frames: from every capture in ../shared/pcaps that we can read, the first frames of
+    /// each distinct shape (link type, EtherType, protocol byte), at most 12 per file, cut to
+    /// 256 bytes.
+    fn real_frames() -> Vec<(LinkType, u32, Vec<u8>)> {
+        use crate::capture::file::FileSource;
+        use crate::capture::FrameSource;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut shapes = std::collections::HashSet::new();
+        for e in rd.flatten() {
+            let p = e.path();
+            if !matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            ) {
+                continue;
+            }
+            let Ok(mut src) = FileSource::open(&p) else {
+                continue;
+            };
+            let mut taken = 0;
+            while let Some(Ok(f)) = src.next_frame() {
+                // Shape: link, EtherType (or cooked protocol), IP protocol / ARP opcode byte.
+                let d = f.data;
+                let shape = (
+                    f.link,
+                    d.get(12..16).map(|s| s.to_vec()),
+                    d.get(23).copied(),
+                );
+                if taken < 12 && shapes.insert(shape) {
+                    taken += 1;
+                    out.push((f.link, f.orig_len, f.data[..f.data.len().min(256)].to_vec()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_prefix_and_no_single_byte_corruption_panics() {
+        let mut all: Vec<(LinkType, u32, Vec<u8>)> = fixtures()
+            .into_iter()
+            .map(|(_, l, d)| (l, d.len() as u32, d))
+            .collect();
+        let real = real_frames();
+        all.extend(real);
+        let mut table = crate::devices::DeviceTable::new(crate::devices::TableConfig {
+            capacity: 64,
+            ..Default::default()
+        });
+        let mut decoded = 0u64;
+        for (link, orig, data) in &all {
+            let mut buf = data.clone();
+            for n in 0..=data.len() {
+                let mut f = frame(*link, &buf[..n]);
+                f.orig_len = *orig;
+                table.observe(&f);
+                decoded += 1;
+            }
+            // Every value at every position of the first 128 bytes (the headers we read),
+            // a bit flip beyond.
+            for i in 0..data.len() {
+                let values: Vec<u8> = if i < 128 {
+                    (0..=255).collect()
+                } else {
+                    vec![data[i] ^ 0xff]
+                };
+                for v in values {
+                    buf[i] = v;
+                    table.observe(&frame(*link, &buf));
+                    decoded += 1;
+                }
+                buf[i] = data[i];
+            }
+        }
+        assert!(decoded > 100_000, "{decoded}");
+        println!("{} frames, {decoded} decodes", all.len());
+    }
+
+    #[test]
+    fn per_frame_path_allocates_nothing() {
+        let mut all: Vec<(LinkType, Vec<u8>)> =
+            fixtures().into_iter().map(|(_, l, d)| (l, d)).collect();
+        all.extend(real_frames().into_iter().map(|(l, _, d)| (l, d)));
+        // Capacity below the number of MACs: inserts, a full table and evictions all happen.
+        let mut table = crate::devices::DeviceTable::new(crate::devices::TableConfig {
+            capacity: 16,
+            expire_ns: 1_000,
+            ..Default::default()
+        });
+        let before = crate::sys::count_alloc::count();
+        let mut ts = 0;
+        for round in 0..3 {
+            for (link, data) in &all {
+                ts += 10;
+                let mut f = frame(*link, data);
+                f.ts = ts;
+                table.observe(&f);
+                if round == 1 {
+                    for n in [0, 11, 12, 14, 20, 40, 60] {
+                        table.observe(&frame(*link, &data[..n.min(data.len())]));
+                    }
+                }
+            }
+        }
+        let allocs = crate::sys::count_alloc::count() - before;
+        assert_eq!(allocs, 0, "allocations in decode + account");
+        assert!(table.counters().packets_seen as usize >= all.len() * 3);
+        assert!(table.counters().table_full > 0 || table.counters().expired > 0);
     }
 }

@@ -33,6 +33,8 @@
 //! - A device unseen for `expire` is removed at the next `end_cycle`. When the table is full, a
 //!   new MAC evicts the device unseen the longest if that one has expired; otherwise the new
 //!   MAC is not tracked and `table_full` counts the frame.
+// Parts of this API serve the live capture, discovery and the `capture` command (issues 4+).
+#![allow(dead_code)]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

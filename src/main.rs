@@ -16,6 +16,7 @@ mod error;
 mod live;
 mod net;
 mod procfs;
+mod replay;
 mod snapshot;
 mod sys;
 mod timefmt;
@@ -83,6 +84,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Check(a) if a.version => Ok(print_version()),
         Command::Scan(a) if a.version => Ok(print_version()),
         Command::Capture(a) if a.version => Ok(print_version()),
+        Command::Replay(a) if a.version => Ok(print_version()),
         Command::Run(a) => {
             let opts = a.common().load_options()?;
             agent::run(opts).map(|()| ExitCode::SUCCESS)
@@ -115,6 +117,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             }
             let cfg = agent::load_config(&a.common().load_options()?)?;
             live::capture_command(&cfg, &file, a.count, a.seconds).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Replay(a) => {
+            let opts = a.common().load_options()?;
+            let Some(file) = a.file.clone() else {
+                return Err(Error::Usage("replay: no capture file given".into()));
+            };
+            if a.every_cycle && !a.json {
+                return Err(Error::Usage("replay: --every-cycle needs --json".into()));
+            }
+            let range = match a.range.as_deref() {
+                Some(r) => Some(
+                    net::Ipv4Cidr::parse(r).map_err(|e| Error::Usage(format!("--range: {e}")))?,
+                ),
+                None => None,
+            };
+            let ro = replay::ReplayOptions {
+                file,
+                range,
+                json: a.json,
+                every_cycle: a.every_cycle,
+            };
+            replay::run(opts, ro).map(|()| ExitCode::SUCCESS)
         }
     }
 }

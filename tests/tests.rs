@@ -4,3 +4,4 @@ mod cli;
 mod common;
 mod lab;
 mod privdrop;
+mod replay;

@@ -14,6 +14,8 @@
 //!
 //! Decoding lives in `crate::decode`, accounting in `crate::devices`; nothing here interprets
 //! the bytes beyond the capture format.
+// Parts of this API serve the live capture, discovery and the `capture` command (issues 4+).
+#![allow(dead_code)]
 
 pub mod file;
 pub mod writer;
@@ -22,7 +24,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The link layer of a frame's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkType {
     /// Ethernet II / 802.3 (LINKTYPE_ETHERNET 1).
     Ethernet,
@@ -207,6 +209,12 @@ impl fmt::Display for CaptureError {
 }
 
 impl std::error::Error for CaptureError {}
+
+impl From<CaptureError> for crate::error::Error {
+    fn from(e: CaptureError) -> Self {
+        crate::error::Error::Other(e.to_string())
+    }
+}
 
 #[cfg(test)]
 mod tests {
