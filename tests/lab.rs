@@ -256,6 +256,37 @@ impl Lab {
         });
     }
 
+    /// Permanent neighbour entries everywhere (router <-> clients, clients <-> clients, both
+    /// families): no ARP/NDP probes start on their own minutes later, so the lab stays quiet
+    /// between the test's own traffic.
+    pub fn static_neighbours(&self) {
+        let router_mac = ns(&self.router, &["cat", "/sys/class/net/br-lan/address"]);
+        let router_mac = router_mac.trim().to_owned();
+        let mut all: Vec<(String, String, String)> = self
+            .clients
+            .iter()
+            .map(|c| (c.ip4.clone(), c.ip6.clone(), c.mac.clone()))
+            .collect();
+        all.push((format!("{LAN4}.1"), format!("{LAN6}1"), router_mac));
+        let mut spaces: Vec<(String, String)> = self
+            .clients
+            .iter()
+            .map(|c| (c.ns.clone(), "eth0".to_owned()))
+            .collect();
+        spaces.push((self.router.clone(), "br-lan".to_owned()));
+        for (nsn, dev) in spaces {
+            let mut batch = String::new();
+            for (ip4, ip6, mac) in &all {
+                batch += &format!("neigh replace {ip4} lladdr {mac} nud permanent dev {dev}\n");
+                batch += &format!("neigh replace {ip6} lladdr {mac} nud permanent dev {dev}\n");
+            }
+            let file = std::env::temp_dir().join(format!("{nsn}.neigh"));
+            std::fs::write(&file, batch).unwrap();
+            ns(&nsn, &["ip", "-batch", file.to_str().unwrap()]);
+            let _ = std::fs::remove_file(&file);
+        }
+    }
+
     /// A client's eth0 counter (`tx_bytes`, `tx_packets`, ...) read inside its namespace.
     pub fn counter(&self, c: &Client, what: &str) -> u64 {
         ns(
@@ -578,6 +609,7 @@ fn lab_per_device_bytes_exact() {
         return;
     }
     let lab = Lab::new("b", 9);
+    lab.static_neighbours();
     let dir = scratch("lab_bytes");
     let agent = Agent::start(
         &lab.router,
