@@ -116,10 +116,6 @@ impl Live {
         self.off_reason.as_deref()
     }
 
-    pub fn socket(&self) -> Option<&PacketSocket> {
-        self.sock.as_ref()
-    }
-
     /// Opens the capture now; on failure records the reason and schedules a retry.
     pub fn open(&mut self, now: Instant) {
         self.sock = None;
@@ -283,6 +279,11 @@ pub struct Capture {
     pub live: Live,
     pub table: DeviceTable,
     scanner: Option<Scanner>,
+    /// The scan to run (None: SCAN_INTERVAL=0); the scanner is made once the range is known.
+    scan: Option<arp_scan::Settings>,
+    scan_range_set: bool,
+    /// Why there is no scanner, once said.
+    scan_note: Option<String>,
     names: Names,
     proc_root: PathBuf,
     sys_root: PathBuf,
@@ -307,33 +308,27 @@ impl Capture {
             expire_ns: cfg.device_expire.as_nanos() as u64,
             range: cfg.network_range,
         });
-        let scanner = match cfg.network_range {
-            _ if cfg.scan_interval.is_zero() => None,
-            None => {
-                warn!("ARP scanning off: no NETWORK_RANGE and the interface has no IPv4 subnet");
-                None
-            }
-            Some(range) => match arp_scan::check_range(range, cfg.scan_force) {
-                Ok(()) => Some(Scanner::new(
-                    arp_scan::Settings {
-                        range,
-                        rate_bps: cfg.scan_rate_bps,
-                        retries: cfg.scan_retries,
-                        interval: cfg.scan_interval,
-                        force: cfg.scan_force,
-                    },
-                    now,
-                )),
-                Err(e) => {
-                    warn!("ARP scanning off: {e}");
-                    None
-                }
-            },
-        };
+        // Without NETWORK_RANGE the range is the interface's subnet, known once it is open
+        // (see `after_open`); 0.0.0.0/32 holds its place until then.
+        let range = cfg
+            .network_range
+            .or(crate::net::Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 32));
+        let scan = range
+            .filter(|_| !cfg.scan_interval.is_zero())
+            .map(|range| arp_scan::Settings {
+                range,
+                rate_bps: cfg.scan_rate_bps,
+                retries: cfg.scan_retries,
+                interval: cfg.scan_interval,
+                force: cfg.scan_force,
+            });
         let mut cap = Capture {
             live: Live::new(cfg),
             table,
-            scanner,
+            scanner: None,
+            scan,
+            scan_range_set: cfg.network_range.is_some(),
+            scan_note: None,
             names: Names::system(cfg.lease_file.clone()),
             proc_root: cfg.proc_root.clone(),
             sys_root: cfg.sys_root.clone(),
@@ -359,13 +354,38 @@ impl Capture {
         }
         self.opens_seen = self.live.opens;
         self.table.set_excluded(&own_macs(&self.sys_root));
+        let addr = self.live.interface().and_then(crate::sys::ifaddrs::ipv4_of);
         self.probe_src = self.live.interface().and_then(|name| {
             let mac = link(&self.sys_root, name)?.mac?;
-            let ip = crate::sys::ifaddrs::ipv4_of(name)
-                .map(|a| a.0)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
-            Some((mac, ip))
+            Some((mac, addr.map_or(Ipv4Addr::UNSPECIFIED, |a| a.0)))
         });
+        if self.scanner.is_some() {
+            return;
+        }
+        let Some(mut settings) = self.scan else {
+            return;
+        };
+        if !self.scan_range_set {
+            match addr.and_then(|(a, p)| crate::net::Ipv4Cidr::new(a, p)) {
+                Some(r) => settings.range = r,
+                None => {
+                    return self.note_scan(
+                        "ARP scanning off until the interface has an IPv4 subnet (or set NETWORK_RANGE)".into(),
+                    );
+                }
+            }
+        }
+        match arp_scan::check_range(settings.range, settings.force) {
+            Ok(()) => self.scanner = Some(Scanner::new(settings, Instant::now())),
+            Err(e) => self.note_scan(format!("ARP scanning off: {e}")),
+        }
+    }
+
+    fn note_scan(&mut self, note: String) {
+        if self.scan_note.as_deref() != Some(note.as_str()) {
+            warn!("{note}");
+            self.scan_note = Some(note);
+        }
     }
 
     /// Devices the kernel's ARP cache and the lease files already know.

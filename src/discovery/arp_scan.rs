@@ -102,10 +102,6 @@ impl Scanner {
         }
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// When the scanner next has something to do (None: never again).
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {

@@ -188,11 +188,6 @@ impl Names {
                 self.hosts.iter().find(|h| h.0 == ip).map(|h| h.1.as_str())
             })
     }
-
-    /// Every (MAC, IP) the lease files know: devices to seed the table with.
-    pub fn leases(&self) -> &[Lease] {
-        &self.leases
-    }
 }
 
 #[cfg(test)]
@@ -251,7 +246,6 @@ garbage line
         std::fs::write(&lf, "1 02:00:00:00:00:01 10.0.0.1 from-leases *\n").unwrap();
         assert!(n.refresh());
         assert_eq!(n.lookup(&m1, None), Some("from-leases"));
-        assert_eq!(n.leases().len(), 1);
         std::fs::remove_file(&lf).unwrap();
         assert!(n.refresh());
         assert_eq!(n.lookup(&m1, None), Some("from-ethers"));

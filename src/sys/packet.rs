@@ -567,25 +567,6 @@ impl PacketSocket {
         }
         Ok(())
     }
-
-    /// Receives one frame into `buf` (only for a socket opened without a ring); returns the
-    /// captured length, or None when nothing is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            let r = syscall!(recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0
-            ));
-            return match r {
-                Ok(n) => Ok(Some(n as usize)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(e),
-            };
-        }
-    }
 }
 
 impl AsFd for PacketSocket {
