@@ -24,3 +24,7 @@ check-fmt: ## formatting check
 
 clean:
 	$(CARGO) clean
+
+bench-live: ## live capture figures on a namespace lab (root; needs netsniff-ng, darkstat, bc)
+	$(CARGO) build --profile bench-release
+	bash bench/live.sh target/bench-release/netmon-agent
