@@ -998,3 +998,22 @@ fn lab_without_cap_net_raw() {
     let (clean, err) = agent.stop();
     assert!(clean, "{err}");
 }
+
+/// The new subcommands' usage errors (no root needed): exit 2 with a message naming the problem.
+#[test]
+fn scan_and_capture_usage() {
+    for sub in ["scan", "capture"] {
+        let o = run(agent().args([sub, "--version"]));
+        assert!(o.status.success(), "{sub}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o).trim(),
+            format!("netmon-agent {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    let o = run(agent().args(["capture", "-i", "lo"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("-w FILE is required"), "{}", stderr(&o));
+    let o = run(agent().args(["scan", "-i", "lo", "-r", "10.0.0.0/8"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("SCAN_FORCE"), "{}", stderr(&o));
+}
