@@ -48,6 +48,16 @@ fn ns(ns: &str, args: &[&str]) -> String {
     sh(&v)
 }
 
+/// Sends SIG`name` to our own child `pid`.
+fn signal(pid: u32, name: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{name} {pid}");
+}
+
 /// Runs a command whose failure does not matter, without its output.
 fn quiet(cmd: &mut Command) {
     let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -486,8 +496,7 @@ impl Agent {
 
     /// Stops with SIGTERM and returns whether it exited cleanly.
     pub fn stop(mut self) -> (bool, String) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        signal(self.child.id(), "TERM");
         let st = self.child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(50));
         (st.success(), self.stderr())
@@ -562,8 +571,7 @@ impl Dump {
     /// Stops tcpdump and returns (frames, bytes) as tshark reads the file (frame.len, with
     /// the VLAN tag libpcap puts back: it was on the wire).
     fn finish(mut self) -> (u64, u64) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        signal(self.child.id(), "INT");
         let _ = self.child.wait();
         let out = sh(&[
             "tshark",
@@ -703,8 +711,7 @@ fn lab_per_device_bytes_exact() {
     let s1 = device_counts(&ok);
     assert_eq!(ok["agent"]["capture"]["packetsDropped"], 0, "{report}");
     // rx against tcpdump inside each client.
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(capture.id() as i32, libc::SIGINT) };
+    signal(capture.id(), "INT");
     let st = capture.wait().unwrap();
     assert!(st.success(), "capture exit {st:?}");
     for (c, d) in lab.clients.iter().zip(dumps) {
