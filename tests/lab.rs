@@ -435,6 +435,35 @@ fn send_raw(from: &Client, to: &Client, vid: Option<u16>, n: usize) -> std::thre
     })
 }
 
+/// A DHCPREQUEST with option 12 (host name) broadcast from a client, through a UDP socket on
+/// port 68 in its namespace.
+fn dhcp_request(c: &Client, name: &str) {
+    let mac: Vec<u8> = c
+        .mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let mut p = vec![0u8; 240];
+    p[0] = 1; // BOOTREQUEST
+    p[1] = 1; // Ethernet
+    p[2] = 6;
+    p[4..8].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]);
+    p[28..34].copy_from_slice(&mac);
+    p[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    p.extend_from_slice(&[53, 1, 3]); // DHCPREQUEST
+    p.extend_from_slice(&[12, name.len() as u8]);
+    p.extend_from_slice(name.as_bytes());
+    p.extend_from_slice(&[55, 4, 1, 3, 6, 15, 255]);
+    p.resize(300, 0);
+    in_ns(&c.ns, move || {
+        let s = UdpSocket::bind("0.0.0.0:68").unwrap();
+        s.set_broadcast(true).unwrap();
+        s.send_to(&p, "255.255.255.255:67").unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
 /// The agent running in a namespace, its stdout lines collected by a reader thread.
 pub struct Agent {
     child: Child,
@@ -837,7 +866,9 @@ fn lab_discovery_names_ip_change_inactive() {
     let dir = scratch("lab_discovery");
     let leases = dir.join("dhcp.leases");
     let mut text = String::new();
-    for (i, c) in lab.clients.iter().enumerate() {
+    // Every client but the last has a lease with a name; the last names itself over DHCP.
+    let n = lab.clients.len();
+    for (i, c) in lab.clients.iter().enumerate().take(n - 1) {
         text += &format!("1999999999 {} {} host-{i} 01:{}\n", c.mac, c.ip4, c.mac);
     }
     std::fs::write(&leases, text).unwrap();
@@ -854,16 +885,32 @@ fn lab_discovery_names_ip_change_inactive() {
             &lease_set,
         ]),
     );
-    // Every client found by the scan, with its IP and name.
+    let first = agent.next(Duration::from_secs(10));
+    assert_eq!(
+        first["agent"]["capture"]["mode"],
+        "live",
+        "{}",
+        agent.stderr()
+    );
+    let last = &lab.clients[n - 1];
+    dhcp_request(last, "dhcp-named-host");
+    // Every client found by the scan, with its IP and name: from the leases file, and for the
+    // last one from DHCP option 12 (its frame is longer than the 128 bytes the filter keeps of
+    // other frames: the DHCP branch keeps it whole).
     wait_for(Duration::from_secs(15), "all clients named", || {
         let s = agent.last()?;
         lab.clients
             .iter()
             .enumerate()
             .all(|(i, c)| {
+                let name = if i == n - 1 {
+                    "dhcp-named-host".to_owned()
+                } else {
+                    format!("host-{i}")
+                };
                 device(&s, &c.mac).is_some_and(|d| {
                     d["ip"] == c.ip4.as_str()
-                        && d["deviceName"] == format!("host-{i}").as_str()
+                        && d["deviceName"] == name.as_str()
                         && d["status"] == "active"
                 })
             })
