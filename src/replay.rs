@@ -188,6 +188,11 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
         f.ts = now;
         table.observe(&f);
     }
+    // A pcapng whose interfaces all have unsupported link types is found out at its end:
+    // nothing was counted, so there is nothing to print but the error.
+    if let Some(e @ crate::capture::CaptureError::Unsupported { .. }) = failure {
+        return Err(e.into());
+    }
     warn_skipped(&src);
     if origin.is_some() {
         table.end_cycle(now);
