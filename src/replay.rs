@@ -24,6 +24,14 @@ use crate::procfs::Collector;
 use crate::snapshot::{CaptureMode, Device};
 use crate::timefmt;
 
+// Here rather than in capture/: capture, wire, decode and devices stay free of the program's
+// error and config types, so the fuzzer and the benchmark can compile them on their own.
+impl From<crate::capture::CaptureError> for Error {
+    fn from(e: crate::capture::CaptureError) -> Self {
+        Error::Other(e.to_string())
+    }
+}
+
 pub struct ReplayOptions {
     pub file: PathBuf,
     /// `--range` only: the range auto-detected on this machine says nothing about the capture.
@@ -179,6 +187,11 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
         let mut f = frame;
         f.ts = now;
         table.observe(&f);
+    }
+    // A pcapng whose interfaces all have unsupported link types is found out at its end:
+    // nothing was counted, so there is nothing to print but the error.
+    if let Some(e @ crate::capture::CaptureError::Unsupported { .. }) = failure {
+        return Err(e.into());
     }
     warn_skipped(&src);
     if origin.is_some() {

@@ -58,8 +58,11 @@ enum Format {
         /// Byte order of the current section.
         big: bool,
         ifaces: Vec<Iface>,
-        /// Interfaces already seen (across sections), for the unsupported-link error.
+        /// Whether any interface (across sections) has a supported link type, for the
+        /// unsupported-link error.
         any_supported: bool,
+        /// Link types of every interface described so far (across sections).
+        all_linktypes: Vec<u32>,
     },
 }
 
@@ -142,6 +145,7 @@ impl FileSource {
                 big,
                 ifaces: Vec::new(),
                 any_supported: false,
+                all_linktypes: Vec::new(),
             };
         } else {
             let (_, header) = PcapHeader::from_slice(head).map_err(|e| match e {
@@ -193,8 +197,8 @@ impl FileSource {
         match &self.format {
             Format::Unset => Vec::new(),
             Format::Pcap { linktype, .. } => vec![*linktype],
-            Format::PcapNg { ifaces, .. } => {
-                let mut v: Vec<u32> = ifaces.iter().map(|i| i.linktype).collect();
+            Format::PcapNg { all_linktypes, .. } => {
+                let mut v = all_linktypes.clone();
                 v.sort_unstable();
                 v.dedup();
                 v
@@ -306,6 +310,7 @@ impl FileSource {
                 big,
                 ifaces,
                 any_supported,
+                all_linktypes,
             } => {
                 if avail.len() < 12 {
                     return Ok(None);
@@ -362,6 +367,9 @@ impl FileSource {
                         let linktype = lt as u32;
                         let link = LinkType::from_linktype(linktype);
                         *any_supported |= link.is_some();
+                        if !all_linktypes.contains(&linktype) {
+                            all_linktypes.push(linktype);
+                        }
                         let mut iface = Iface {
                             linktype,
                             link,
@@ -513,8 +521,13 @@ impl FrameSource for FileSource {
                     let have = self.end - self.start;
                     if self.eof {
                         if have == 0 {
-                            if let Format::PcapNg { any_supported, .. } = &self.format {
-                                if !any_supported && !self.skipped.is_empty() {
+                            if let Format::PcapNg {
+                                any_supported,
+                                all_linktypes,
+                                ..
+                            } = &self.format
+                            {
+                                if !any_supported && !all_linktypes.is_empty() {
                                     self.failed = true;
                                     return Some(Err(CaptureError::Unsupported {
                                         path: self.path.clone(),
@@ -699,6 +712,18 @@ mod tests {
         assert_eq!(src.skipped(), &[(101, 1)]);
         assert_eq!(src.records(), 4);
         assert_eq!(src.linktypes(), vec![1, 101]);
+
+        // Only the raw-IP interface: an error naming it, with or without packets.
+        let mut g = block(BLOCK_SECTION_HEADER, &shb);
+        g.extend(block(1, &idb(101, None)));
+        std::fs::write(&p, &g).unwrap();
+        let mut src = FileSource::open(&p).unwrap();
+        match src.next_frame() {
+            Some(Err(e @ CaptureError::Unsupported { .. })) => {
+                assert!(e.to_string().contains("link type 101 (raw IP)"), "{e}")
+            }
+            _ => panic!("expected Unsupported"),
+        }
 
         // Every prefix of the file: frames up to the cut, then an error naming the packet and
         // its offset (or a clean end at a block boundary); never a panic.

@@ -210,12 +210,6 @@ impl fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
-impl From<CaptureError> for crate::error::Error {
-    fn from(e: CaptureError) -> Self {
-        crate::error::Error::Other(e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
