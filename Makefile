@@ -25,7 +25,7 @@ check-fmt: ## formatting check
 bench-decode: ## decode+account throughput vs tshark, replay peak RSS (needs ../shared/pcaps)
 	bench/decode.sh
 
-bench: bench-decode ## all benchmarks
+bench: bench-decode bench-live ## all benchmarks
 
 clean:
 	$(CARGO) clean
