@@ -120,30 +120,50 @@ pub fn build_snapshot(
     }
 }
 
-fn capture_info(cfg: &Config) -> CaptureInfo {
-    CaptureInfo::off(
-        cfg.interface.clone(),
-        "packet capture is not built yet",
-        cfg.device_table_size,
-    )
-}
-
 /// `netmon-agent snapshot`: measure for `window`, print one pretty snapshot.
 pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let cfg = load_config(&opts)?;
     let mut state = RunState::new(SystemTime::now());
     let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
     let start_ms = timefmt::unix_millis(SystemTime::now());
-    collector.prime(Instant::now());
-    std::thread::sleep(window);
+    let start = Instant::now();
+    collector.prime(start);
+    let mut cap = crate::live::Capture::new(&cfg, start);
+    // Capture for the window: the same poll as `run`, until the window ends.
+    let end = start + window;
+    let mut ready = [Ready::default(); 1];
+    while let Some(left) = end
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+    {
+        let timeout = cap.deadline().map_or(left, |d| {
+            d.saturating_duration_since(Instant::now()).min(left)
+        });
+        match cap.fd() {
+            Some(fd) => {
+                let i = [Interest {
+                    fd,
+                    read: true,
+                    write: false,
+                }];
+                poll(&i, timeout, &mut ready).map_err(|e| Error::Sys {
+                    what: "poll",
+                    source: e,
+                })?;
+            }
+            None => std::thread::sleep(timeout),
+        }
+        cap.wake(Instant::now(), ready[0].error);
+    }
     let sample = collector.sample(Instant::now());
+    let (capture, devices) = cap.end_cycle(Instant::now(), SystemTime::now());
     let end_ms = timefmt::unix_millis(SystemTime::now());
     let snap = build_snapshot(
         &cfg,
         &mut state,
         sample,
-        capture_info(&cfg),
-        Vec::new(),
+        capture,
+        devices,
         (start_ms, end_ms),
     );
     let text = serde_json::to_string_pretty(&snap)
@@ -159,6 +179,13 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
 /// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
 pub fn run(opts: LoadOptions) -> Result<(), Error> {
     let mut cfg = load_config(&opts)?;
+    let mut cap = crate::live::Capture::new(&cfg, Instant::now());
+    // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
+    // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
+    if let Some(user) = &cfg.run_as_user {
+        let dropped = crate::sys::privdrop::drop_to(user)?;
+        info!("{dropped}");
+    }
     let signals = SignalFd::new().map_err(|e| Error::Sys {
         what: "signalfd",
         source: e,
@@ -180,18 +207,37 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
     );
 
-    let mut ready = [Ready::default(); 1];
+    let mut ready = [Ready::default(); 2];
     loop {
-        let timeout = sched.deadline().saturating_duration_since(Instant::now());
-        let interests = [Interest {
+        let deadline = cap
+            .deadline()
+            .map_or(sched.deadline(), |d| d.min(sched.deadline()));
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let sig = Interest {
             fd: signals.as_fd(),
             read: true,
             write: false,
-        }];
-        poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+        };
+        let polled = match cap.fd() {
+            Some(fd) => poll(
+                &[
+                    sig,
+                    Interest {
+                        fd,
+                        read: true,
+                        write: false,
+                    },
+                ],
+                timeout,
+                &mut ready,
+            ),
+            None => poll(&[sig], timeout, &mut ready[..1]),
+        };
+        polled.map_err(|e| Error::Sys {
             what: "poll",
             source: e,
         })?;
+        cap.wake(Instant::now(), cap.fd().is_some() && ready[1].error);
         if ready[0].readable {
             while let Some(sig) = signals.read().map_err(|e| Error::Sys {
                 what: "signalfd read",
@@ -224,13 +270,14 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         let now = Instant::now();
         if sched.take_due(now) {
             let sample = collector.sample(now);
+            let (capture, devices) = cap.end_cycle(now, SystemTime::now());
             let end_ms = timefmt::unix_millis(SystemTime::now());
             let snap = build_snapshot(
                 &cfg,
                 &mut state,
                 sample,
-                capture_info(&cfg),
-                Vec::new(),
+                capture,
+                devices,
                 (window_start_ms, end_ms),
             );
             window_start_ms = end_ms;
@@ -318,7 +365,9 @@ pub fn check(opts: LoadOptions) -> Result<(), Error> {
             None => "not set".into(),
         },
     );
-    line("capture", capture_info(&cfg).off_reason.unwrap_or_default());
+    for (k, v) in crate::live::check_lines(&cfg) {
+        line(k, v);
+    }
     print!("{out}");
     Ok(())
 }

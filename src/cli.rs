@@ -24,6 +24,9 @@ pub enum Command {
     Run(RunArgs),
     Snapshot(SnapshotArgs),
     Check(CheckArgs),
+    Scan(ScanArgs),
+    Capture(CaptureArgs),
+    Replay(ReplayArgs),
 }
 
 /// The options every subcommand accepts.
@@ -193,3 +196,127 @@ pub struct CheckArgs {
     pub version: bool,
 }
 common_options!(CheckArgs);
+
+#[derive(FromArgs, Debug)]
+/// Scan the LAN once with ARP (who-has for every address of the range) and print who answered,
+/// like arp-scan: IP, MAC, name, response time.
+#[argh(subcommand, name = "scan")]
+pub struct ScanArgs {
+    /// print one JSON document instead of the table
+    #[argh(switch)]
+    pub json: bool,
+    /// config file (default /etc/netmon-agent.conf)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// interface to scan on (INTERFACE)
+    #[argh(option, short = 'i')]
+    pub interface: Option<String>,
+    /// range to scan in CIDR (NETWORK_RANGE; default the interface's subnet)
+    #[argh(option, short = 'r')]
+    pub range: Option<String>,
+    /// seconds per cycle (CYCLE_TIME; unused here)
+    #[argh(option)]
+    pub cycle: Option<String>,
+    /// error, warn, info or debug (LOG_LEVEL)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// set any config KEY=VALUE (repeatable; not API_KEY), e.g. SCAN_RATE, SCAN_RETRIES
+    #[argh(option)]
+    pub set: Vec<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+common_options!(ScanArgs);
+
+#[derive(FromArgs, Debug)]
+/// Write what the agent sees on the interface to a pcap file (frames truncated to the headers
+/// it decodes, original lengths kept), for Wireshark or `replay`.
+#[argh(subcommand, name = "capture")]
+pub struct CaptureArgs {
+    /// pcap file to write
+    #[argh(option, short = 'w')]
+    pub write: Option<PathBuf>,
+    /// stop after this many frames
+    #[argh(option, short = 'c')]
+    pub count: Option<u64>,
+    /// stop after this many seconds
+    #[argh(option)]
+    pub seconds: Option<f64>,
+    /// config file (default /etc/netmon-agent.conf)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// interface to capture on (INTERFACE)
+    #[argh(option, short = 'i')]
+    pub interface: Option<String>,
+    /// LAN range in CIDR (NETWORK_RANGE; unused here)
+    #[argh(option, short = 'r')]
+    pub range: Option<String>,
+    /// seconds per cycle (CYCLE_TIME; unused here)
+    #[argh(option)]
+    pub cycle: Option<String>,
+    /// error, warn, info or debug (LOG_LEVEL)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// set any config KEY=VALUE (repeatable; not API_KEY), e.g. PROMISC=0, RING_KB
+    #[argh(option)]
+    pub set: Vec<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+common_options!(CaptureArgs);
+
+#[derive(FromArgs, Debug)]
+/// Feed a pcap/pcapng file through the packet path (capture time is the clock) and print the
+/// device table, or a schema-valid snapshot with --json.
+#[argh(subcommand, name = "replay")]
+pub struct ReplayArgs {
+    /// the capture file (pcap or pcapng)
+    #[argh(positional)]
+    pub file: Option<PathBuf>,
+    /// LAN range in CIDR: IPv4 addresses are learned only inside it (NETWORK_RANGE)
+    #[argh(option, short = 'r')]
+    pub range: Option<String>,
+    /// device table capacity (DEVICE_TABLE_SIZE)
+    #[argh(option)]
+    pub table_size: Option<String>,
+    /// seconds per cycle of capture time (CYCLE_TIME)
+    #[argh(option)]
+    pub cycle: Option<String>,
+    /// print a JSON snapshot instead of a table
+    #[argh(switch)]
+    pub json: bool,
+    /// with --json: one snapshot per cycle, as JSON lines
+    #[argh(switch)]
+    pub every_cycle: bool,
+    /// config file (default /etc/netmon-agent.conf)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// error, warn, info or debug (LOG_LEVEL)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// set any config KEY=VALUE (repeatable; not API_KEY)
+    #[argh(option)]
+    pub set: Vec<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+
+impl ReplayArgs {
+    pub fn common(&self) -> Common {
+        let mut set = self.set.clone();
+        if let Some(n) = &self.table_size {
+            set.push(format!("DEVICE_TABLE_SIZE={n}"));
+        }
+        Common {
+            config: self.config.clone(),
+            interface: None,
+            range: self.range.clone(),
+            cycle: self.cycle.clone(),
+            log_level: self.log_level.clone(),
+            set,
+        }
+    }
+}

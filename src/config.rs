@@ -99,6 +99,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "PEM bundle of trusted CAs (default: the system bundle)",
     ),
     (
+        "LEASE_FILE",
+        "dnsmasq leases file for device names (default: /tmp/dhcp.leases and /var/lib/misc/dnsmasq.leases)",
+    ),
+    (
         "RUN_AS_USER",
         "user to switch to after the capture socket is open (default: none)",
     ),
@@ -450,6 +454,7 @@ pub struct Config {
     pub backlog_dir: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub run_as_user: Option<String>,
+    pub lease_file: Option<PathBuf>,
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
     /// Warnings found while loading (unknown keys, detection that failed), printed once.
@@ -608,6 +613,7 @@ impl Config {
             backlog_dir: l.opt("BACKLOG_DIR", path)?,
             ca_file: l.opt("CA_FILE", path)?,
             run_as_user: l.opt("RUN_AS_USER", ident)?,
+            lease_file: l.opt("LEASE_FILE", path)?,
             proc_root: l.parse("PROC_ROOT", PathBuf::from("/proc"), path)?,
             sys_root: l.parse("SYS_ROOT", PathBuf::from("/sys"), path)?,
             warnings: Vec::new(),

@@ -6,14 +6,21 @@ use std::process::ExitCode;
 #[macro_use]
 mod log;
 mod agent;
+mod capture;
 mod cli;
 mod config;
+mod decode;
+mod devices;
+mod discovery;
 mod error;
+mod live;
 mod net;
 mod procfs;
+mod replay;
 mod snapshot;
 mod sys;
 mod timefmt;
+mod wire;
 
 use cli::{Cli, Command};
 use error::Error;
@@ -75,6 +82,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Run(a) if a.version => Ok(print_version()),
         Command::Snapshot(a) if a.version => Ok(print_version()),
         Command::Check(a) if a.version => Ok(print_version()),
+        Command::Scan(a) if a.version => Ok(print_version()),
+        Command::Capture(a) if a.version => Ok(print_version()),
+        Command::Replay(a) if a.version => Ok(print_version()),
         Command::Run(a) => {
             let opts = a.common().load_options()?;
             agent::run(opts).map(|()| ExitCode::SUCCESS)
@@ -93,6 +103,42 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Check(a) => {
             let opts = a.common().load_options()?;
             agent::check(opts).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Scan(a) => {
+            let cfg = agent::load_config(&a.common().load_options()?)?;
+            live::scan_command(&cfg, a.json).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Capture(a) => {
+            let Some(file) = a.write.clone() else {
+                return Err(Error::Usage("capture: -w FILE is required".into()));
+            };
+            if a.seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                return Err(Error::Usage("--seconds: expected a positive number".into()));
+            }
+            let cfg = agent::load_config(&a.common().load_options()?)?;
+            live::capture_command(&cfg, &file, a.count, a.seconds).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Replay(a) => {
+            let opts = a.common().load_options()?;
+            let Some(file) = a.file.clone() else {
+                return Err(Error::Usage("replay: no capture file given".into()));
+            };
+            if a.every_cycle && !a.json {
+                return Err(Error::Usage("replay: --every-cycle needs --json".into()));
+            }
+            let range = match a.range.as_deref() {
+                Some(r) => Some(
+                    net::Ipv4Cidr::parse(r).map_err(|e| Error::Usage(format!("--range: {e}")))?,
+                ),
+                None => None,
+            };
+            let ro = replay::ReplayOptions {
+                file,
+                range,
+                json: a.json,
+                every_cycle: a.every_cycle,
+            };
+            replay::run(opts, ro).map(|()| ExitCode::SUCCESS)
         }
     }
 }

@@ -3,5 +3,8 @@
 mod cli;
 mod common;
 mod config;
+mod lab;
+mod privdrop;
 mod procfs;
+mod replay;
 mod run;

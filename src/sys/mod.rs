@@ -2,8 +2,12 @@
 //! The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+#[cfg(test)]
+pub mod count_alloc;
 pub mod ifaddrs;
+pub mod packet;
 pub mod poll;
+pub mod privdrop;
 pub mod random;
 pub mod signals;
 pub mod statvfs;

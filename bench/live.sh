@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Live capture figures on a namespace lab (root only; traffic stays in the namespaces made here):
+#  1. idle wake-ups per second and CPU of `run` (cycle 5 s, ARP scan every 60 s) over IDLE_S s;
+#  2. `scan` of a /24 with 8 clients against arp-scan (3 runs each);
+#  3. frames from trafgen (client 0 -> client 1, through br-lan) at increasing rates: agent drops,
+#     exact tx count, CPU per million frames, beside tcpdump -w /dev/null and darkstat in the
+#     same run.
+# Usage: bench/live.sh [BIN]   (default target/bench-release/netmon-agent)
+set -euo pipefail
+BIN=${1:-target/bench-release/netmon-agent}
+BIN=$(realpath "$BIN")
+IDLE_S=${IDLE_S:-30}
+RATES=${RATES:-"50000 100000 200000 400000"}
+FRAMES=${FRAMES:-500000}
+P=nbl$$
+R=${P}r
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in $(ip netns list | awk '{print $1}' | grep "^$P" || true); do ip netns del "$n"; done
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] || { echo "bench/live.sh: needs root (network namespaces)"; exit 1; }
+
+ip netns add $R
+ip -n $R link add br-lan type bridge
+ip -n $R link set br-lan up
+ip -n $R link set lo up
+ip -n $R addr add 10.97.0.1/24 dev br-lan
+for i in 0 1 2 3 4 5 6 7; do
+  C=${P}c$i
+  ip netns add $C
+  ip -n $R link add lan$i type veth peer name eth0 netns $C
+  ip -n $C link set eth0 address 02:00:00:97:00:1$i
+  ip -n $R link set lan$i master br-lan up
+  ip -n $C link set eth0 up
+  ip -n $C addr add 10.97.0.$((10 + i))/24 dev eth0
+done
+
+cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
+vcs() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/$1/status; }
+HZ=$(getconf CLK_TCK)
+
+echo "== idle: run --cycle 5, SCAN_INTERVAL=60, ${IDLE_S} s"
+ip netns exec $R "$BIN" run --config /dev/null -i br-lan --cycle 5 >/dev/null 2>&1 &
+A=$!; PIDS+=($A)
+sleep 2
+v0=$(vcs $A); c0=$(cpu_ticks $A)
+sleep "$IDLE_S"
+v1=$(vcs $A); c1=$(cpu_ticks $A)
+kill $A; wait $A 2>/dev/null || true
+awk -v v=$((v1 - v0)) -v c=$((c1 - c0)) -v s="$IDLE_S" -v hz="$HZ" \
+  'BEGIN {printf "wake-ups: %d in %d s = %.2f/s; CPU %.2f s = %.3f%%\n", v, s, v / s, c / hz, 100 * c / hz / s}'
+
+echo "== scan of 10.97.0.0/24 (8 hosts answer), 3 runs each"
+for i in 1 2 3; do
+  a=$(date +%s.%N); ip netns exec $R "$BIN" scan --config /dev/null -i br-lan >/dev/null; b=$(date +%s.%N)
+  c=$(date +%s.%N); ip netns exec $R arp-scan -q -I br-lan 10.97.0.0/24 >/dev/null; d=$(date +%s.%N)
+  awk -v x="$(echo "$b - $a" | bc)" -v y="$(echo "$d - $c" | bc)" 'BEGIN {printf "netmon-agent scan %.3f s   arp-scan %.3f s   ratio %.2f\n", x, y, x / y}'
+done
+
+echo "== capture: trafgen ${FRAMES} frames client0 -> client1 (64..1500 B) per rate"
+cat >/tmp/$P.trafgen <<'CFG'
+{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 46) }
+{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 586) }
+{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 1486) }
+CFG
+printf "%-9s %-9s %-10s %-10s %-8s %-12s %-14s %-14s\n" asked achieved agent_tx exact drops cpu_s/Mframe tcpdump_cpu darkstat_cpu
+for rate in $RATES; do
+  ip netns exec $R "$BIN" run --config /dev/null -i br-lan --cycle 1 --set SCAN_INTERVAL=0 --set RING_KB=${RING_KB:-8192} >/tmp/$P.out 2>/dev/null &
+  A=$!; PIDS+=($A)
+  ip netns exec $R tcpdump -q -i br-lan -w /dev/null 2>/tmp/$P.tcpdump &
+  T=$!; PIDS+=($T)
+  ip netns exec $R darkstat -i br-lan --no-daemon --no-dns -b 127.0.0.1 -p 6677 >/tmp/$P.darkstat 2>&1 &
+  D=$!; PIDS+=($D)
+  sleep 2
+  tx0=$(ip netns exec ${P}c0 cat /sys/class/net/eth0/statistics/tx_packets)
+  base=$(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0))')
+  ca=$(cpu_ticks $A); ct=$(cpu_ticks $T); cd=$(cpu_ticks $D)
+  g0=$(date +%s.%N)
+  ip netns exec ${P}c0 trafgen -q -C -P 1 -o eth0 -i /tmp/$P.trafgen -n "$FRAMES" -b "${rate}pps" >/dev/null 2>&1
+  g1=$(date +%s.%N)
+  sleep 2
+  tx1=$(ip netns exec ${P}c0 cat /sys/class/net/eth0/statistics/tx_packets)
+  ca1=$(cpu_ticks $A); ct1=$(cpu_ticks $T); cd1=$(cpu_ticks $D)
+  read -r got drops < <(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0), d["agent"]["capture"]["packetsDropped"])')
+  kill $A $T $D; wait $A $T $D 2>/dev/null || true
+  sent=$((tx1 - tx0)); got=$((got - base))
+  exact=$([ "$sent" = "$got" ] && echo yes || echo "no($sent)")
+  tdrop=$(grep -o '[0-9]* packets dropped by kernel' /tmp/$P.tcpdump || echo '?')
+  awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v g="$got" -v e="$exact" -v d="$drops" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="$tdrop" \
+    'BEGIN {printf "%-9s %-9d %-10s %-10s %-8s %-12.3f %-14s %-14s\n", r, n / el, g, e, d, (c / hz) / (n / 1e6), sprintf("%.2fs", t / hz), sprintf("%.2fs", k / hz); if (td != "") printf "          tcpdump: %s\n", td}'
+done
+rm -f /tmp/$P.*
