@@ -4,11 +4,13 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{self, Config, LoadOptions};
 use crate::error::Error;
 use crate::procfs::{Collector, Sample};
+use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
 use crate::sys::poll::{poll, Interest, Ready};
 use crate::sys::signals::{Signal, SignalFd};
@@ -164,10 +166,32 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         source: e,
     })?;
     let mut state = RunState::new(SystemTime::now());
+    if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
+        let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
+        if !crate::ship::register::at_start(&mut cfg, &mut wait) {
+            return Ok(());
+        }
+    }
+    let mut shipper = match cfg.has_platform() {
+        true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
+        false => None,
+    };
     let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
     let now = Instant::now();
     collector.prime(now);
     let mut sched = Scheduler::new(now, cfg.cycle);
+    if shipper.is_some() {
+        // A fleet spreads over the cycle: the first cycle ends at this agent's phase.
+        let first = crate::ship::phase_delay(
+            &cfg.server_id,
+            cfg.cycle,
+            timefmt::unix_millis(SystemTime::now()),
+        );
+        sched = Scheduler::new(
+            now.checked_sub(cfg.cycle).map_or(now, |o| o + first),
+            cfg.cycle,
+        );
+    }
     let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
     info!(
         "started: interface {}, cycle {} s, output {}",
@@ -180,18 +204,33 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
     );
 
-    let mut ready = [Ready::default(); 1];
+    let mut ready = [Ready::default(); 2];
     loop {
-        let timeout = sched.deadline().saturating_duration_since(Instant::now());
-        let interests = [Interest {
+        let due = shipper.as_ref().and_then(|s| s.next_deadline());
+        let deadline = due.map_or(sched.deadline(), |d| d.min(sched.deadline()));
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let mut interests = vec![Interest {
             fd: signals.as_fd(),
             read: true,
             write: false,
         }];
+        if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
+            interests.push(Interest {
+                fd,
+                read: true,
+                write,
+            });
+        }
+        let polled = interests.len();
         poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
             what: "poll",
             source: e,
         })?;
+        drop(interests);
+        if let (true, Some(s)) = (polled > 1, shipper.as_mut()) {
+            let r = ready[1];
+            s.on_ready(r.readable, r.writable, r.error, Instant::now());
+        }
         if ready[0].readable {
             while let Some(sig) = signals.read().map_err(|e| Error::Sys {
                 what: "signalfd read",
@@ -225,7 +264,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         if sched.take_due(now) {
             let sample = collector.sample(now);
             let end_ms = timefmt::unix_millis(SystemTime::now());
-            let snap = build_snapshot(
+            let mut snap = build_snapshot(
                 &cfg,
                 &mut state,
                 sample,
@@ -234,9 +273,37 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 (window_start_ms, end_ms),
             );
             window_start_ms = end_ms;
-            if !emit_stdout(&snap) {
+            if let Some(s) = shipper.as_mut() {
+                (snap.agent.backlog, snap.agent.lost) = s.counters();
+                s.submit(&snap, now);
+            } else if !emit_stdout(&snap) {
                 info!("stdout closed, stopping");
                 return Ok(());
+            }
+        }
+        if let Some(s) = shipper.as_mut() {
+            s.run_due(Instant::now());
+        }
+    }
+}
+
+/// Sleeps for `d` on the signal fd; false when SIGTERM/SIGINT came (reloads wait for the loop).
+fn wait_unless_stopped(signals: &SignalFd, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    let mut ready = [Ready::default(); 1];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let fds = [Interest {
+            fd: signals.as_fd(),
+            read: true,
+            write: false,
+        }];
+        if left.is_zero() || poll(&fds, left, &mut ready).is_err() {
+            return true;
+        }
+        while let Ok(Some(sig)) = signals.read() {
+            if matches!(sig, Signal::Terminate) {
+                return false;
             }
         }
     }
@@ -255,7 +322,7 @@ fn emit_stdout(snap: &Snapshot) -> bool {
 }
 
 /// `netmon-agent check`: validate and describe, never showing the key.
-pub fn check(opts: LoadOptions) -> Result<(), Error> {
+pub fn check(opts: LoadOptions) -> Result<ExitCode, Error> {
     let cfg = load_config(&opts)?;
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
@@ -320,7 +387,32 @@ pub fn check(opts: LoadOptions) -> Result<(), Error> {
     );
     line("capture", capture_info(&cfg).off_reason.unwrap_or_default());
     print!("{out}");
-    Ok(())
+    if !cfg.has_platform() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Each endpoint once, with a real snapshot (no measuring window).
+    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    collector.prime(Instant::now());
+    let ms = timefmt::unix_millis(SystemTime::now());
+    let mut state = RunState::new(SystemTime::now());
+    let sample = collector.sample(Instant::now());
+    let snap = build_snapshot(
+        &cfg,
+        &mut state,
+        sample,
+        capture_info(&cfg),
+        Vec::new(),
+        (ms, ms),
+    );
+    let (lines, ok) = crate::ship::check(&cfg, &snap);
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod net;
 mod procfs;
+mod ship;
 mod snapshot;
 mod sys;
 mod timefmt;
@@ -75,6 +76,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Run(a) if a.version => Ok(print_version()),
         Command::Snapshot(a) if a.version => Ok(print_version()),
         Command::Check(a) if a.version => Ok(print_version()),
+        Command::Register(a) if a.version => Ok(print_version()),
         Command::Run(a) => {
             let opts = a.common().load_options()?;
             agent::run(opts).map(|()| ExitCode::SUCCESS)
@@ -92,7 +94,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Check(a) => {
             let opts = a.common().load_options()?;
-            agent::check(opts).map(|()| ExitCode::SUCCESS)
+            agent::check(opts)
+        }
+        Command::Register(a) => {
+            let cfg = agent::load_config(&a.common().load_options()?)?;
+            let path = ship::register::register(&cfg).map_err(|e| Error::Other(e.to_string()))?;
+            println!("API key written to {}", path.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
