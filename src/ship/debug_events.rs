@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rustls::ClientConfig;
+use super::tls::ClientConfig;
 use serde_json::{json, Map, Value};
 
 use super::http;

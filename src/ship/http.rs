@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ClientConfig;
+use super::tls::ClientConfig;
 
 use super::net::{self, ConnectError};
 use crate::config::Url;
@@ -248,7 +248,7 @@ pub fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
     }
 }
 
-/// The start of some bytes as printable text for a log line: control characters escaped,
+/// The start of some bytes as printable text for a log line: all but printable ASCII escaped,
 /// at most `max` characters.
 pub fn printable(b: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(b);
@@ -258,7 +258,7 @@ pub fn printable(b: &[u8], max: usize) -> String {
             out.push_str("...");
             break;
         }
-        if c.is_control() {
+        if !(c.is_ascii_graphic() || c == ' ') {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -335,6 +335,7 @@ mod tests {
     #[test]
     fn printable_escapes() {
         assert_eq!(printable(b"a\nb\x00", 10), "a\\nb\\u{0}");
+        assert_eq!(printable("é".as_bytes(), 10), "\\u{e9}");
         assert_eq!(printable(b"abcdef", 3), "abc...");
     }
 }

@@ -25,8 +25,8 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ClientConfig;
 use serde_json::json;
+use tls::ClientConfig;
 
 use crate::config::{Config, Secret};
 use crate::error::Error;
@@ -379,8 +379,13 @@ impl Shipper {
         if !w.rest_done {
             if let Some(rest) = self.rest.as_mut() {
                 if rest.ready(now) && w.posts < MAX_POSTS_PER_CYCLE {
+                    // The cycle's first POST gets the whole timeout, catch-up POSTs what is left.
+                    let timeout = match w.posts {
+                        0 => self.timeout,
+                        _ => left.min(self.timeout),
+                    };
                     w.posts += 1;
-                    let step = rest.attempt(now, left.min(self.timeout), self.tls.as_ref());
+                    let step = rest.attempt(now, timeout, self.tls.as_ref());
                     let depth = rest.depth();
                     let lost = rest.backlog.lost();
                     match step {

@@ -8,10 +8,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+#[cfg(feature = "tls")]
+use rustls::{pki_types::ServerName, ClientConnection, StreamOwned};
 
-use super::tls;
+use super::tls::ClientConfig;
 use crate::config::Url;
 
 /// A TCP stream with an optional absolute deadline. With a deadline, each read or write waits at
@@ -71,6 +71,7 @@ impl Write for Sock {
 /// A plain or TLS connection.
 pub enum Conn {
     Plain(Sock),
+    #[cfg(feature = "tls")]
     Tls(Box<StreamOwned<ClientConnection, Sock>>),
 }
 
@@ -78,12 +79,14 @@ impl Conn {
     fn sock(&self) -> &Sock {
         match self {
             Conn::Plain(s) => s,
+            #[cfg(feature = "tls")]
             Conn::Tls(t) => &t.sock,
         }
     }
     fn sock_mut(&mut self) -> &mut Sock {
         match self {
             Conn::Plain(s) => s,
+            #[cfg(feature = "tls")]
             Conn::Tls(t) => &mut t.sock,
         }
     }
@@ -97,6 +100,7 @@ impl Conn {
     pub fn wants_write(&self) -> bool {
         match self {
             Conn::Plain(_) => false,
+            #[cfg(feature = "tls")]
             Conn::Tls(t) => t.conn.wants_write(),
         }
     }
@@ -112,6 +116,7 @@ impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
             Conn::Tls(t) => t.read(buf),
         }
     }
@@ -121,12 +126,14 @@ impl Write for Conn {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
             Conn::Tls(t) => t.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
             Conn::Tls(t) => t.flush(),
         }
     }
@@ -207,17 +214,26 @@ pub fn connect(
         });
     };
     let _ = tcp.set_nodelay(true);
-    let mut sock = Sock {
+    let sock = Sock {
         tcp,
         deadline: Some(deadline),
     };
     if !url.is_tls() {
         return Ok(Conn::Plain(sock));
     }
+    tls_handshake(sock, host, tls)
+}
+
+#[cfg(feature = "tls")]
+fn tls_handshake(
+    mut sock: Sock,
+    host: &str,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<Conn, ConnectError> {
     let Some(cfg) = tls else {
         return Err(ConnectError::NoRoots(format!(
             "{}: TLS is not set up (no CA bundle)",
-            url.host
+            host
         )));
     };
     let tls_err = |reason: String| ConnectError::Tls {
@@ -231,8 +247,19 @@ pub fn connect(
         match conn.complete_io(&mut sock) {
             Ok((0, 0)) => return Err(tls_err("the server closed the connection".into())),
             Ok(_) => {}
-            Err(e) => return Err(tls_err(tls::explain(&e, host))),
+            Err(e) => return Err(tls_err(super::tls::explain(&e, host))),
         }
     }
     Ok(Conn::Tls(Box::new(StreamOwned::new(conn, sock))))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_handshake(
+    _sock: Sock,
+    host: &str,
+    _tls: Option<&Arc<ClientConfig>>,
+) -> Result<Conn, ConnectError> {
+    Err(ConnectError::NoRoots(format!(
+        "{host}: this netmon-agent was built without TLS (feature tls)"
+    )))
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ClientConfig;
+use super::tls::ClientConfig;
 
 use super::backlog::Backlog;
 use super::http::{self, HttpError};

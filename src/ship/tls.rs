@@ -6,9 +6,19 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
+#[cfg(feature = "tls")]
+pub use rustls::ClientConfig;
+#[cfg(feature = "tls")]
+use rustls::{
+    pki_types::{pem::PemObject, CertificateDer},
+    RootCertStore,
+};
+
+/// Without the tls feature: a config that is never built.
+#[cfg(not(feature = "tls"))]
+pub struct ClientConfig;
+#[cfg(not(feature = "tls"))]
+pub struct RootCertStore;
 
 /// Debian's and OpenWrt's (ca-bundle) bundle of trusted CAs.
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -41,7 +51,25 @@ impl fmt::Display for TlsError {
     }
 }
 
+#[cfg(not(feature = "tls"))]
+pub fn roots(_ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    Err(TlsError::Setup(
+        "this netmon-agent was built without TLS (feature tls): https:// and wss:// are not available".into(),
+    ))
+}
+
+#[cfg(not(feature = "tls"))]
+pub fn client_config(_roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
+    Err(TlsError::Setup("built without TLS".into()))
+}
+
+#[cfg(not(feature = "tls"))]
+pub fn explain(e: &io::Error, _host: &str) -> String {
+    e.to_string()
+}
+
 /// The roots: every certificate of the PEM bundle (CA_FILE, or the system bundle).
+#[cfg(feature = "tls")]
 pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let path = ca_file.unwrap_or(Path::new(SYSTEM_BUNDLE));
     let pem = std::fs::read(path).map_err(|source| TlsError::Read {
@@ -70,6 +98,7 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
 }
 
 /// A client config with the ring provider, safe default protocol versions and `roots`.
+#[cfg(feature = "tls")]
 pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = ClientConfig::builder_with_provider(provider)
@@ -81,6 +110,7 @@ pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError
 }
 
 /// Turns a handshake failure into a sentence naming the host and the reason.
+#[cfg(feature = "tls")]
 pub fn explain(e: &io::Error, host: &str) -> String {
     use rustls::{CertificateError as C, Error as E};
     let Some(tls) = e.get_ref().and_then(|x| x.downcast_ref::<E>()) else {
@@ -105,7 +135,7 @@ pub fn explain(e: &io::Error, host: &str) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tls"))]
 mod tests {
     use super::*;
 

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ClientConfig;
+use super::tls::ClientConfig;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
@@ -270,8 +270,12 @@ impl Ws {
                 self.stats.connects += 1;
                 match self.down.take() {
                     Some((since, attempts)) => {
+                        let failed = match attempts {
+                            0 => String::new(),
+                            n => format!(", {n} failed attempts"),
+                        };
                         info!(
-                            "WebSocket: connected to {} again after {} s ({attempts} failed attempts)",
+                            "WebSocket: connected to {} again after {} s{failed}",
                             self.url,
                             now.duration_since(since).as_secs()
                         );
