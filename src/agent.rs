@@ -209,24 +209,25 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         let due = shipper.as_ref().and_then(|s| s.next_deadline());
         let deadline = due.map_or(sched.deadline(), |d| d.min(sched.deadline()));
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let mut interests = vec![Interest {
+        let sig = || Interest {
             fd: signals.as_fd(),
             read: true,
             write: false,
-        }];
+        };
+        let mut interests = [sig(), sig()];
+        let mut polled = 1;
         if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
-            interests.push(Interest {
+            interests[1] = Interest {
                 fd,
                 read: true,
                 write,
-            });
+            };
+            polled = 2;
         }
-        let polled = interests.len();
-        poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+        poll(&interests[..polled], timeout, &mut ready).map_err(|e| Error::Sys {
             what: "poll",
             source: e,
         })?;
-        drop(interests);
         if let (true, Some(s)) = (polled > 1, shipper.as_mut()) {
             let r = ready[1];
             s.on_ready(r.readable, r.writable, r.error, Instant::now());
@@ -250,6 +251,14 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                                 warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
                             }
                             cfg = new;
+                            if shipper.is_some() || cfg.has_platform() {
+                                shipper = Shipper::reload(
+                                    shipper.take(),
+                                    &cfg,
+                                    &state.run_id,
+                                    Instant::now(),
+                                );
+                            }
                             collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
                             collector.prime(Instant::now());
                             window_start_ms = timefmt::unix_millis(SystemTime::now());

@@ -554,6 +554,12 @@ fn spool_survives_kill_9_and_bad_files_are_skipped() {
         .to_owned();
     assert_in_order_once(&snaps, &run2);
     validate_schema(&snaps);
+    // The cycle's phase comes from SERVER_ID: both runs end their cycles at the same offset
+    // into the second (CYCLE_TIME=1), although they started at unrelated times.
+    let offset = |s: &Value| millis(&s["snapshotTime"]).rem_euclid(1000);
+    let (a, b) = (offset(&snaps[0]), offset(&snaps[first_run2]));
+    let diff = (a - b).rem_euclid(1000).min((b - a).rem_euclid(1000));
+    assert!(diff <= 60, "phase {a} ms vs {b} ms");
     // Delivered files are gone; the bad one is renamed aside, the foreign one left alone.
     let left: Vec<String> = fs::read_dir(&spool)
         .unwrap()
@@ -1025,4 +1031,83 @@ fn register_writes_the_key_in_place_and_bad_replies_change_nothing() {
     for r in api.records() {
         assert_eq!(r["headers"]["authorization"], format!("Bearer {new_key}"));
     }
+}
+
+#[test]
+fn check_tries_both_endpoints_and_reports() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("ship-check");
+    let k = key();
+    let api = rest(&dir, "rest", free_port(), "ok");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push(format!(
+        "PLATFORM_API_URL=http://127.0.0.1:{}/api",
+        api.port
+    ));
+    cfg.push(format!("PLATFORM_WS_URL=ws://127.0.0.1:{}/ws", free_port()));
+    let conf = write_config(&dir, &cfg);
+    let o = run(agent().arg("check").arg("--config").arg(&conf));
+    let out = stdout(&o);
+    assert!(!out.contains(&k) && !stderr(&o).contains(&k));
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("REST check     delivered a snapshot (HTTP 200"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WebSocket check FAILED: cannot connect to 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("Connection refused"), "{out}");
+    let snaps = posted(&api.log);
+    assert_eq!(snaps.len(), 1);
+    validate_schema(&snaps);
+    api.set_mode("status:401");
+    let o = run(agent().arg("check").arg("--config").arg(&conf));
+    assert!(
+        stdout(&o).contains("REST check     FAILED: API key rejected (HTTP 401)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn reload_moves_the_backlog_to_the_new_endpoint() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("ship-reload");
+    let k = key();
+    let dead = free_port();
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{dead}/api"));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent, errf) = start_agent(&dir, &conf, "1");
+    sleep(Duration::from_secs(5));
+    let api = rest(&dir, "rest", free_port(), "ok");
+    cfg.pop();
+    cfg.push(format!(
+        "PLATFORM_API_URL=http://127.0.0.1:{}/api",
+        api.port
+    ));
+    write_config(&dir, &cfg);
+    agent.signal(libc::SIGHUP);
+    wait_until(
+        Duration::from_secs(20),
+        "delivery to the new endpoint",
+        || {
+            posted(&api.log)
+                .last()
+                .is_some_and(|l| l["agent"]["backlog"] == 0 && seq(l) >= 6)
+        },
+    );
+    agent.stop();
+    let err = stderr_of(&errf, &k);
+    assert!(err.contains("config reloaded"), "{err}");
+    let snaps = posted(&api.log);
+    let run_id = snaps[0]["agent"]["runId"].as_str().unwrap().to_owned();
+    // Snapshots from before the reload arrive at the new endpoint, from seq 0, in order.
+    assert!(assert_in_order_once(&snaps, &run_id) >= 7);
 }

@@ -180,19 +180,62 @@ fn tls_for(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, Error> {
 
 impl Shipper {
     pub fn new(cfg: &Config, run_id: &str, now: Instant) -> Result<Shipper, Error> {
+        Shipper::build(cfg, run_id, now, None)
+    }
+
+    /// After a config reload: a new shipper for the new settings that keeps the REST backlog
+    /// (BACKLOG_KB and BACKLOG_DIR changes wait for a restart). None when no platform is left.
+    pub fn reload(
+        old: Option<Shipper>,
+        cfg: &Config,
+        run_id: &str,
+        now: Instant,
+    ) -> Option<Shipper> {
+        if !cfg.has_platform() {
+            return None;
+        }
+        let mut old = old;
+        let backlog = old
+            .as_mut()
+            .and_then(|s| s.rest.as_mut())
+            .map(|r| r.take_backlog());
+        match Shipper::build(cfg, run_id, now, backlog) {
+            Ok(mut s) => {
+                if let Some(o) = old {
+                    s.started = o.started;
+                    s.capture = o.capture;
+                }
+                Some(s)
+            }
+            Err(e) => {
+                error!("{e}; shipping stays off until the config is fixed");
+                None
+            }
+        }
+    }
+
+    fn build(
+        cfg: &Config,
+        run_id: &str,
+        now: Instant,
+        backlog: Option<Backlog>,
+    ) -> Result<Shipper, Error> {
         let tls = tls_for(cfg)?;
         let rest = cfg.platform_api_url.as_ref().map(|u| {
-            let (backlog, warnings) =
-                Backlog::new(cfg.backlog_kb as usize * 1024, cfg.backlog_dir.as_deref());
-            for w in warnings {
-                warn!("{w}");
-            }
-            if !backlog.is_empty() {
-                info!(
-                    "API: {} snapshots from the spool wait for delivery",
-                    backlog.len()
-                );
-            }
+            let backlog = backlog.unwrap_or_else(|| {
+                let (backlog, warnings) =
+                    Backlog::new(cfg.backlog_kb as usize * 1024, cfg.backlog_dir.as_deref());
+                for w in warnings {
+                    warn!("{w}");
+                }
+                if !backlog.is_empty() {
+                    info!(
+                        "API: {} snapshots from the spool wait for delivery",
+                        backlog.len()
+                    );
+                }
+                backlog
+            });
             Rest::new(u.clone(), cfg.api_key.clone(), cfg.http_timeout, backlog)
         });
         let ws = cfg

@@ -85,6 +85,14 @@ impl Rest {
         self.retry_at.map_or(true, |t| now >= t)
     }
 
+    /// Hands the waiting snapshots over (to the shipper built after a config reload).
+    pub fn take_backlog(&mut self) -> Backlog {
+        if let Some((s, b)) = self.fresh.take() {
+            self.backlog.push(s, b);
+        }
+        std::mem::replace(&mut self.backlog, Backlog::new(0, None).0)
+    }
+
     /// Whether a POST is due now.
     pub fn ready(&self, now: Instant) -> bool {
         (self.fresh.is_some() || !self.backlog.is_empty()) && self.due(now)
