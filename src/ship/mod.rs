@@ -9,7 +9,8 @@
 //! time (a REST POST, a debug event, a WebSocket connect), returning to the loop's poll between
 //! steps, and nothing blocking starts after the window: a cycle slips by at most one timeout.
 //! REST goes first (its first POST gets the whole timeout, catch-up POSTs what is left, at most
-//! 10 a cycle); a WebSocket connect gets the rest of the window. Between windows the WebSocket
+//! 10 a cycle); a WebSocket connect gets the rest of the window, or, while REST is failing, goes
+//! first with half of it. Between windows the WebSocket
 //! is only touched when poll says its socket is ready, or for a ping when idle.
 
 pub mod backlog;
@@ -419,16 +420,29 @@ impl Shipper {
         if left < Duration::from_millis(50) {
             return self.close_window();
         }
+        // While REST fails, a due WebSocket connect goes first with half the window, so a
+        // hanging REST server cannot keep the WebSocket down (nor the other way round).
+        let rest_failing = self.rest.as_ref().is_some_and(|r| r.is_failing());
+        if !w.ws_done && w.posts == 0 && rest_failing {
+            if let Some(ws) = self.ws.as_mut() {
+                if ws.wants_connect(now) && left >= Duration::from_millis(400) {
+                    w.ws_done = true;
+                    let _ = ws.connect(now, now + left / 2, self.tls.as_ref());
+                    return;
+                }
+            }
+        }
         if !w.rest_done {
             if let Some(rest) = self.rest.as_mut() {
                 if rest.ready(now) && w.posts < MAX_POSTS_PER_CYCLE {
                     // The cycle's first POST gets the whole timeout, catch-up POSTs what is left.
-                    let timeout = match w.posts {
-                        0 => self.timeout,
+                    let timeout = match (w.posts, w.ws_done) {
+                        (0, false) => self.timeout,
                         _ => left.min(self.timeout),
                     };
+                    let catch_up = w.posts > 0;
                     w.posts += 1;
-                    let step = rest.attempt(now, timeout, self.tls.as_ref());
+                    let step = rest.attempt(now, timeout, catch_up, self.tls.as_ref());
                     let depth = rest.depth();
                     let lost = rest.backlog.lost();
                     match step {

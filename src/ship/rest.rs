@@ -93,6 +93,10 @@ impl Rest {
         std::mem::replace(&mut self.backlog, Backlog::new(0, None).0)
     }
 
+    pub fn is_failing(&self) -> bool {
+        self.failing.is_some()
+    }
+
     /// Whether a POST is due now.
     pub fn ready(&self, now: Instant) -> bool {
         (self.fresh.is_some() || !self.backlog.is_empty()) && self.due(now)
@@ -103,11 +107,13 @@ impl Rest {
         self.backlog.len() + usize::from(self.fresh.is_some())
     }
 
-    /// POSTs the oldest waiting snapshot within `timeout` (at most HTTP_TIMEOUT).
+    /// POSTs the oldest waiting snapshot within `timeout` (at most HTTP_TIMEOUT). A catch-up
+    /// POST that runs out of the cycle's time is not held against the server.
     pub fn attempt(
         &mut self,
         now: Instant,
         timeout: Duration,
+        catch_up: bool,
         tls: Option<&Arc<ClientConfig>>,
     ) -> Step {
         let (seq, body) = match (&self.fresh, self.backlog.front()) {
@@ -155,7 +161,7 @@ impl Rest {
         };
         let resp = match res {
             Ok(r) => r,
-            Err(HttpError::Timeout { .. }) if timeout < self.timeout => {
+            Err(HttpError::Timeout { .. }) if catch_up && timeout < self.timeout => {
                 if let Some((s, b)) = self.fresh.take() {
                     self.backlog.push(s, b);
                 }
