@@ -222,6 +222,7 @@ impl Shipper {
         backlog: Option<Backlog>,
     ) -> Result<Shipper, Error> {
         let tls = tls_for(cfg)?;
+        let reloading = backlog.is_some();
         let rest = cfg.platform_api_url.as_ref().map(|u| {
             let backlog = backlog.unwrap_or_else(|| {
                 let (backlog, warnings) =
@@ -267,6 +268,13 @@ impl Shipper {
         });
         if cfg.api_key.is_none() {
             warn!("API_KEY is not set: requests go without Authorization");
+        }
+        if !reloading && cfg.http_timeout >= cfg.cycle {
+            warn!(
+                "HTTP_TIMEOUT ({} s) is not shorter than CYCLE_TIME ({} s): a hanging server will cost whole cycles",
+                cfg.http_timeout.as_secs(),
+                cfg.cycle.as_secs()
+            );
         }
         Ok(Shipper {
             timeout: cfg.http_timeout,
@@ -335,11 +343,12 @@ impl Shipper {
         });
         if now >= self.summary_at {
             self.summary_at = now + SUMMARY_EVERY;
-            self.summary();
+            info!("{}", self.summary());
         }
     }
 
-    fn summary(&mut self) {
+    /// The 10-minute summary (counts since the previous one), with the seed's phrases.
+    fn summary(&mut self) -> String {
         let mut parts = Vec::new();
         if let Some(r) = &self.rest {
             let (s, m) = (r.stats, self.marks.rest);
@@ -368,7 +377,7 @@ impl Shipper {
             ));
             self.marks.ws = s;
         }
-        info!("last 10 min: {}", parts.join("; "));
+        format!("last 10 min: {}", parts.join("; "))
     }
 
     /// The WebSocket fd for the poll set: (fd, want write).
@@ -612,6 +621,39 @@ mod tests {
             buckets[((fin % 5000) / 1000) as usize] += 1;
         }
         assert!(buckets.iter().all(|&n| n >= 8), "{buckets:?}");
+    }
+
+    struct Fixed;
+    impl crate::config::Detect for Fixed {
+        fn hostname(&self) -> Option<String> {
+            Some("h".into())
+        }
+        fn default_interface(&self) -> Option<String> {
+            None
+        }
+        fn interface_ipv4(&self, _: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+            None
+        }
+    }
+
+    #[test]
+    fn summary_keeps_the_seed_phrases_and_counts_per_interval() {
+        let text = "PLATFORM_API_URL=http://127.0.0.1:9/a\nPLATFORM_WS_URL=ws://127.0.0.1:9/w\n";
+        let (set, w) = crate::config::parse_file(text, std::path::Path::new("t")).unwrap();
+        let cfg = Config::from_layers(None, &set, w, &Fixed).unwrap();
+        let mut s = Shipper::new(&cfg, "run12345", Instant::now()).unwrap();
+        s.rest.as_mut().unwrap().stats.sent = 7;
+        let line = s.summary();
+        assert!(
+            line.contains("API: Data sent successfully 7 times"),
+            "{line}"
+        );
+        assert!(
+            line.contains("WebSocket: Real-time data sent successfully 0 times"),
+            "{line}"
+        );
+        s.rest.as_mut().unwrap().stats.sent = 9;
+        assert!(s.summary().contains("API: Data sent successfully 2 times"));
     }
 
     #[test]
