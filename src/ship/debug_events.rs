@@ -95,7 +95,7 @@ impl DebugEvents {
         if let Some(a) = &auth {
             headers.push(("Authorization", a.as_str()));
         }
-        match http::post(&self.url, &headers, body.as_bytes(), timeout, tls) {
+        match http::post(&self.url, &headers, body.as_bytes(), timeout, tls, false) {
             Ok(r) if (200..300).contains(&r.status) => {
                 debug!("debug API: event {} sent", ev["event"])
             }

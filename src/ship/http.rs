@@ -74,13 +74,15 @@ fn host_header(url: &Url) -> String {
 }
 
 /// POSTs `body` with `headers` (besides Host, User-Agent, Content-Type: application/json,
-/// Content-Length, Connection) and returns the reply; everything within `timeout`.
+/// Content-Length, Connection) and returns the reply; everything within `timeout`. The body of
+/// a 2xx reply is only read when `want_body` (a success needs no more than its status line).
 pub fn post(
     url: &Url,
     headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
     tls: Option<&Arc<ClientConfig>>,
+    want_body: bool,
 ) -> Result<Response, HttpError> {
     let deadline = Instant::now() + timeout;
     let host = url.host.clone();
@@ -117,7 +119,7 @@ pub fn post(
         .and_then(|()| conn.write_all(body))
         .and_then(|()| conn.flush())
         .map_err(|e| io_err("sending the request", e))?;
-    read_response(&mut conn, &host).map_err(|e| match e {
+    read_response(&mut conn, want_body).map_err(|e| match e {
         ReadError::Io(e) => io_err("waiting for the reply", e),
         ReadError::Bad(reason) => HttpError::BadResponse {
             host: host.clone(),
@@ -137,7 +139,7 @@ enum Framing {
     UntilClose,
 }
 
-fn read_response(conn: &mut impl Read, _host: &str) -> Result<Response, ReadError> {
+fn read_response(conn: &mut impl Read, want_body: bool) -> Result<Response, ReadError> {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     // The head (skipping interim 1xx replies).
@@ -196,6 +198,14 @@ fn read_response(conn: &mut impl Read, _host: &str) -> Result<Response, ReadErro
         }
         buf.extend_from_slice(&chunk[..n.min(MAX_RESPONSE - buf.len())]);
     };
+    if (200..300).contains(&status) && !want_body {
+        return Ok(Response {
+            status,
+            retry_after,
+            location,
+            body: Vec::new(),
+        });
+    }
     // The body: read until complete, 64 KiB in all, the deadline or an error, whichever comes
     // first. The status is known, so a body cut short is not an error.
     let complete = |b: &[u8]| match framing {
@@ -272,7 +282,7 @@ mod tests {
     use super::*;
 
     fn parse(bytes: &[u8]) -> Result<Response, String> {
-        read_response(&mut &bytes[..], "h").map_err(|e| match e {
+        read_response(&mut &bytes[..], true).map_err(|e| match e {
             ReadError::Io(e) => e.to_string(),
             ReadError::Bad(m) => m,
         })
@@ -295,6 +305,14 @@ mod tests {
             (r.status, r.retry_after),
             (429, Some(Duration::from_secs(7)))
         );
+    }
+
+    #[test]
+    fn success_body_only_when_wanted() {
+        let r = read_response(&mut &b"HTTP/1.1 200 OK\r\n\r\nendless..."[..], false);
+        assert!(r.is_ok_and(|r| r.status == 200 && r.body.is_empty()));
+        let r = read_response(&mut &b"HTTP/1.1 503 No\r\n\r\nwhy"[..], false);
+        assert!(r.is_ok_and(|r| r.body == b"why"));
     }
 
     #[test]

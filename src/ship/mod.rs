@@ -534,6 +534,7 @@ pub fn check(cfg: &Config, snap: &Snapshot) -> (Vec<String>, bool) {
             text.as_bytes(),
             cfg.http_timeout,
             tls.as_ref(),
+            false,
         );
         let ms = t0.elapsed().as_millis();
         let line = match res {

@@ -66,8 +66,15 @@ pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
         "agentVersion": crate::VERSION,
     })
     .to_string();
-    let resp = http::post(url, &[], body.as_bytes(), cfg.http_timeout, tls.as_ref())
-        .map_err(RegisterError::Http)?;
+    let resp = http::post(
+        url,
+        &[],
+        body.as_bytes(),
+        cfg.http_timeout,
+        tls.as_ref(),
+        true,
+    )
+    .map_err(RegisterError::Http)?;
     if !(200..300).contains(&resp.status) {
         return Err(RegisterError::Status {
             status: resp.status,

@@ -127,7 +127,7 @@ impl Rest {
             headers.push(("Authorization", a.as_str()));
         }
         let started = Instant::now();
-        let res = http::post(&self.url, &headers, body, timeout, tls);
+        let res = http::post(&self.url, &headers, body, timeout, tls, false);
         let ms = started.elapsed().as_millis();
         let retry = |reason: String, after: Option<Duration>, this: &mut Rest| {
             if let Some((s, b)) = this.fresh.take() {

@@ -10,6 +10,7 @@ connection, so a test can switch it while running) or --mode:
   reply:JSON    200 with that JSON body (key registration)
   silent        read the request, never answer
   drip          a status line, then one header byte every 0.2 s, forever
+  endless       a complete 200 head without length, then one body byte every 0.2 s, forever
   huge          200 with a 100 MB body
   garbage       random bytes instead of HTTP, then close
 With --cert/--key it speaks TLS. Prints READY once listening.
@@ -111,6 +112,11 @@ def handle(conn):
             conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
             while True:
                 conn.sendall(b"a")
+                time.sleep(0.2)
+        elif m == "endless":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            while True:
+                conn.sendall(b"b")
                 time.sleep(0.2)
         elif m == "huge":
             size = 100 * 1000 * 1000
