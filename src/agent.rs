@@ -4,11 +4,13 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{self, Config, LoadOptions};
 use crate::error::Error;
 use crate::procfs::{Collector, Sample};
+use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
 use crate::sys::poll::{poll, Interest, Ready};
 use crate::sys::signals::{Signal, SignalFd};
@@ -191,10 +193,32 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         source: e,
     })?;
     let mut state = RunState::new(SystemTime::now());
+    if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
+        let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
+        if !crate::ship::register::at_start(&mut cfg, &mut wait) {
+            return Ok(());
+        }
+    }
+    let mut shipper = match cfg.has_platform() {
+        true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
+        false => None,
+    };
     let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
     let now = Instant::now();
     collector.prime(now);
     let mut sched = Scheduler::new(now, cfg.cycle);
+    if shipper.is_some() {
+        // A fleet spreads over the cycle: the first cycle ends at this agent's phase.
+        let first = crate::ship::phase_delay(
+            &cfg.server_id,
+            cfg.cycle,
+            timefmt::unix_millis(SystemTime::now()),
+        );
+        sched = Scheduler::new(
+            now.checked_sub(cfg.cycle).map_or(now, |o| o + first),
+            cfg.cycle,
+        );
+    }
     let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
     info!(
         "started: interface {}, cycle {} s, output {}",
@@ -207,37 +231,57 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
     );
 
-    let mut ready = [Ready::default(); 2];
+    let mut ready = [Ready::default(); 3];
     loop {
-        let deadline = cap
-            .deadline()
-            .map_or(sched.deadline(), |d| d.min(sched.deadline()));
+        let mut deadline = sched.deadline();
+        if let Some(d) = cap.deadline() {
+            deadline = deadline.min(d);
+        }
+        if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
+            deadline = deadline.min(d);
+        }
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let sig = Interest {
-            fd: signals.as_fd(),
-            read: true,
-            write: false,
+        // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
+        // connected); the slots say where each one landed in `ready`.
+        let (cap_slot, ship_slot) = {
+            let sig = || Interest {
+                fd: signals.as_fd(),
+                read: true,
+                write: false,
+            };
+            let mut interests = [sig(), sig(), sig()];
+            let mut n = 1;
+            let mut cap_slot = None;
+            if let Some(fd) = cap.fd() {
+                interests[n] = Interest {
+                    fd,
+                    read: true,
+                    write: false,
+                };
+                cap_slot = Some(n);
+                n += 1;
+            }
+            let mut ship_slot = None;
+            if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
+                interests[n] = Interest {
+                    fd,
+                    read: true,
+                    write,
+                };
+                ship_slot = Some(n);
+                n += 1;
+            }
+            poll(&interests[..n], timeout, &mut ready).map_err(|e| Error::Sys {
+                what: "poll",
+                source: e,
+            })?;
+            (cap_slot, ship_slot)
         };
-        let polled = match cap.fd() {
-            Some(fd) => poll(
-                &[
-                    sig,
-                    Interest {
-                        fd,
-                        read: true,
-                        write: false,
-                    },
-                ],
-                timeout,
-                &mut ready,
-            ),
-            None => poll(&[sig], timeout, &mut ready[..1]),
-        };
-        polled.map_err(|e| Error::Sys {
-            what: "poll",
-            source: e,
-        })?;
-        cap.wake(Instant::now(), cap.fd().is_some() && ready[1].error);
+        cap.wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
+        if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
+            let r = ready[i];
+            s.on_ready(r.readable, r.writable, r.error, Instant::now());
+        }
         if ready[0].readable {
             while let Some(sig) = signals.read().map_err(|e| Error::Sys {
                 what: "signalfd read",
@@ -257,6 +301,14 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                                 warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
                             }
                             cfg = new;
+                            if shipper.is_some() || cfg.has_platform() {
+                                shipper = Shipper::reload(
+                                    shipper.take(),
+                                    &cfg,
+                                    &state.run_id,
+                                    Instant::now(),
+                                );
+                            }
                             collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
                             collector.prime(Instant::now());
                             window_start_ms = timefmt::unix_millis(SystemTime::now());
@@ -272,7 +324,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             let sample = collector.sample(now);
             let (capture, devices) = cap.end_cycle(now, SystemTime::now());
             let end_ms = timefmt::unix_millis(SystemTime::now());
-            let snap = build_snapshot(
+            let mut snap = build_snapshot(
                 &cfg,
                 &mut state,
                 sample,
@@ -281,9 +333,37 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 (window_start_ms, end_ms),
             );
             window_start_ms = end_ms;
-            if !emit_stdout(&snap) {
+            if let Some(s) = shipper.as_mut() {
+                (snap.agent.backlog, snap.agent.lost) = s.counters();
+                s.submit(&snap, now);
+            } else if !emit_stdout(&snap) {
                 info!("stdout closed, stopping");
                 return Ok(());
+            }
+        }
+        if let Some(s) = shipper.as_mut() {
+            s.run_due(Instant::now());
+        }
+    }
+}
+
+/// Sleeps for `d` on the signal fd; false when SIGTERM/SIGINT came (reloads wait for the loop).
+fn wait_unless_stopped(signals: &SignalFd, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    let mut ready = [Ready::default(); 1];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let fds = [Interest {
+            fd: signals.as_fd(),
+            read: true,
+            write: false,
+        }];
+        if left.is_zero() || poll(&fds, left, &mut ready).is_err() {
+            return true;
+        }
+        while let Ok(Some(sig)) = signals.read() {
+            if matches!(sig, Signal::Terminate) {
+                return false;
             }
         }
     }
@@ -302,7 +382,8 @@ fn emit_stdout(snap: &Snapshot) -> bool {
 }
 
 /// `netmon-agent check`: validate and describe, never showing the key.
-pub fn check(opts: LoadOptions) -> Result<(), Error> {
+/// With `offline`, the endpoints are described but not contacted.
+pub fn check(opts: LoadOptions, offline: bool) -> Result<ExitCode, Error> {
     let cfg = load_config(&opts)?;
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
@@ -369,7 +450,36 @@ pub fn check(opts: LoadOptions) -> Result<(), Error> {
         line(k, v);
     }
     print!("{out}");
-    Ok(())
+    if !cfg.has_platform() || offline {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Each endpoint once, with a real snapshot (no measuring window).
+    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    collector.prime(Instant::now());
+    let ms = timefmt::unix_millis(SystemTime::now());
+    let mut state = RunState::new(SystemTime::now());
+    let sample = collector.sample(Instant::now());
+    let snap = build_snapshot(
+        &cfg,
+        &mut state,
+        sample,
+        CaptureInfo::off(
+            cfg.interface.clone(),
+            "sent by `check`: no capture while checking",
+            cfg.device_table_size,
+        ),
+        Vec::new(),
+        (ms, ms),
+    );
+    let (lines, ok) = crate::ship::check(&cfg, &snap);
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[cfg(test)]

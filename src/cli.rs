@@ -27,6 +27,7 @@ pub enum Command {
     Scan(ScanArgs),
     Capture(CaptureArgs),
     Replay(ReplayArgs),
+    Register(RegisterArgs),
 }
 
 /// The options every subcommand accepts.
@@ -320,3 +321,31 @@ impl ReplayArgs {
         }
     }
 }
+
+#[derive(FromArgs, Debug)]
+/// Ask GENERATE_KEY_URL for an API key and write it into the config file (mode 0600).
+#[argh(subcommand, name = "register")]
+pub struct RegisterArgs {
+    /// config file (default /etc/netmon-agent.conf)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// interface to watch (INTERFACE)
+    #[argh(option, short = 'i')]
+    pub interface: Option<String>,
+    /// LAN range in CIDR (NETWORK_RANGE)
+    #[argh(option, short = 'r')]
+    pub range: Option<String>,
+    /// seconds per cycle (CYCLE_TIME)
+    #[argh(option)]
+    pub cycle: Option<String>,
+    /// error, warn, info or debug (LOG_LEVEL)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// set any config KEY=VALUE (repeatable; not API_KEY)
+    #[argh(option)]
+    pub set: Vec<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+common_options!(RegisterArgs);

@@ -17,6 +17,7 @@ mod live;
 mod net;
 mod procfs;
 mod replay;
+mod ship;
 mod snapshot;
 mod sys;
 mod timefmt;
@@ -85,6 +86,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Scan(a) if a.version => Ok(print_version()),
         Command::Capture(a) if a.version => Ok(print_version()),
         Command::Replay(a) if a.version => Ok(print_version()),
+        Command::Register(a) if a.version => Ok(print_version()),
         Command::Run(a) => {
             let opts = a.common().load_options()?;
             agent::run(opts).map(|()| ExitCode::SUCCESS)
@@ -102,7 +104,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Check(a) => {
             let opts = a.common().load_options()?;
-            agent::check(opts).map(|()| ExitCode::SUCCESS)
+            agent::check(opts, a.offline)
+        }
+        Command::Register(a) => {
+            let cfg = agent::load_config(&a.common().load_options()?)?;
+            let path = ship::register::register(&cfg).map_err(|e| Error::Other(e.to_string()))?;
+            println!("API key written to {}", path.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Scan(a) => {
             let cfg = agent::load_config(&a.common().load_options()?)?;

@@ -8,3 +8,4 @@ mod privdrop;
 mod procfs;
 mod replay;
 mod run;
+mod ship;

@@ -1,0 +1,139 @@
+//! DEBUG_API_URL: diagnostic events (start, capture on/off, delivery failures and recoveries)
+//! POSTed as small JSON objects. Rate-limited (a burst of 10, then one a minute), sent within the
+//! cycle's shipping budget, dropped on failure: never retried, never in the backlog.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::tls::ClientConfig;
+use serde_json::{json, Map, Value};
+
+use super::http;
+use crate::config::{Secret, Url};
+
+const BURST: u32 = 10;
+const REFILL: Duration = Duration::from_secs(60);
+const QUEUE: usize = 8;
+
+pub struct DebugEvents {
+    url: Url,
+    key: Option<Secret>,
+    server_id: String,
+    run_id: String,
+    queue: VecDeque<Value>,
+    tokens: u32,
+    refilled: Instant,
+    suppressed: u64,
+}
+
+impl DebugEvents {
+    pub fn new(
+        url: Url,
+        key: Option<Secret>,
+        server_id: String,
+        run_id: String,
+        now: Instant,
+    ) -> Self {
+        DebugEvents {
+            url,
+            key,
+            server_id,
+            run_id,
+            queue: VecDeque::new(),
+            tokens: BURST,
+            refilled: now,
+            suppressed: 0,
+        }
+    }
+
+    /// Queues an event unless the rate limit says no (then it is counted in `suppressed`).
+    pub fn event(&mut self, now: Instant, kind: &str, fields: Value) {
+        while self.tokens < BURST && now >= self.refilled + REFILL {
+            self.tokens += 1;
+            self.refilled += REFILL;
+        }
+        if self.tokens == BURST {
+            self.refilled = now;
+        }
+        if self.tokens == 0 || self.queue.len() >= QUEUE {
+            self.suppressed += 1;
+            return;
+        }
+        self.tokens -= 1;
+        let mut obj = Map::new();
+        obj.insert("event".into(), json!(kind));
+        obj.insert("serverId".into(), json!(self.server_id));
+        obj.insert("runId".into(), json!(self.run_id));
+        obj.insert("agentVersion".into(), json!(crate::VERSION));
+        obj.insert(
+            "time".into(),
+            json!(crate::timefmt::format(SystemTime::now())),
+        );
+        if let Value::Object(f) = fields {
+            obj.extend(f);
+        }
+        if self.suppressed > 0 {
+            obj.insert("suppressedEvents".into(), json!(self.suppressed));
+            self.suppressed = 0;
+        }
+        self.queue.push_back(Value::Object(obj));
+    }
+
+    pub fn pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Sends the oldest queued event; a failure drops it (logged at debug).
+    pub fn send_one(&mut self, timeout: Duration, tls: Option<&Arc<ClientConfig>>) {
+        let Some(ev) = self.queue.pop_front() else {
+            return;
+        };
+        let body = ev.to_string();
+        let auth = self.key.as_ref().map(|k| format!("Bearer {}", k.expose()));
+        let mut headers = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        match http::post(&self.url, &headers, body.as_bytes(), timeout, tls, false) {
+            Ok(r) if (200..300).contains(&r.status) => {
+                debug!("debug API: event {} sent", ev["event"])
+            }
+            Ok(r) => debug!(
+                "debug API: event {} refused with HTTP {}",
+                ev["event"], r.status
+            ),
+            Err(e) => debug!(
+                "debug API: event {} not sent: {}",
+                ev["event"],
+                super::redact(&e.to_string(), self.key.as_ref())
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_and_counted() {
+        let url = Url::parse("http://127.0.0.1:9/d", &["http"]).unwrap();
+        let t0 = Instant::now();
+        let mut d = DebugEvents::new(url, None, "s".into(), "r".into(), t0);
+        for _ in 0..20 {
+            d.event(t0, "x", json!({}));
+        }
+        assert_eq!(d.queue.len(), QUEUE);
+        d.queue.clear();
+        // Two minutes later two tokens came back; the next event reports what was suppressed.
+        d.event(t0 + Duration::from_secs(121), "y", json!({"n": 1}));
+        assert_eq!(d.queue[0]["suppressedEvents"], json!(12));
+        assert_eq!(d.queue[0]["n"], json!(1));
+        // 4 tokens had come back: 3 more pass, the 5th is suppressed.
+        for _ in 0..4 {
+            d.event(t0 + Duration::from_secs(121), "y", json!({}));
+        }
+        assert_eq!((d.queue.len(), d.suppressed), (4, 1));
+    }
+}

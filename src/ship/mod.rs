@@ -1,0 +1,675 @@
+//! Shipping snapshots to the platform: REST with a store-and-forward backlog, WebSocket in real
+//! time, TLS, debug events, key registration.
+//!
+//! INTERFACE CONTRACT (used by agent.rs): `Shipper::new`, `counters`, `submit`, `interest`,
+//! `on_ready`, `next_deadline`, `run_due`; `phase_delay`; `check`; `register::{register, at_start}`.
+//!
+//! Time-boxing: `submit` (at the end of a cycle) sends on the WebSocket without blocking and opens
+//! the cycle's shipping window of one HTTP_TIMEOUT. `run_due` then does one bounded step at a
+//! time (a REST POST, a debug event, a WebSocket connect), returning to the loop's poll between
+//! steps, and nothing blocking starts after the window: a cycle slips by at most one timeout.
+//! REST goes first (its first POST gets the whole timeout, catch-up POSTs what is left, at most
+//! 10 a cycle); a WebSocket connect gets the rest of the window, or, while REST is failing, goes
+//! first with half of it. Between windows the WebSocket
+//! is only touched when poll says its socket is ready, or for a ping when idle.
+
+pub mod backlog;
+pub mod debug_events;
+pub mod http;
+pub mod net;
+pub mod register;
+pub mod rest;
+pub mod tls;
+pub mod ws;
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tls::ClientConfig;
+
+use crate::config::{Config, Secret};
+use crate::error::Error;
+use crate::snapshot::{CaptureMode, Snapshot};
+use backlog::Backlog;
+use debug_events::DebugEvents;
+use rest::{Rest, Step};
+use ws::Ws;
+
+/// Catch-up POSTs per cycle at most, so a recovering fleet does not flood the platform.
+const MAX_POSTS_PER_CYCLE: u32 = 10;
+/// A summary line at info this often.
+const SUMMARY_EVERY: Duration = Duration::from_secs(600);
+/// The longest a debug event may take.
+const DEBUG_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Exponential backoff from 1 s to 5 min with jitter: each delay is drawn from [d/2, d].
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub const MIN: Duration = Duration::from_secs(1);
+    pub const MAX: Duration = Duration::from_secs(300);
+
+    pub fn new() -> Backoff {
+        Backoff { next: Self::MIN }
+    }
+    pub fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (d * 2).min(Self::MAX);
+        let half = d.as_millis() as u64 / 2;
+        Duration::from_millis(half + crate::sys::random::u64() % (half + 1))
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
+/// Lets one event through per period; counts what it held back.
+pub struct Limiter {
+    period: Duration,
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl Limiter {
+    pub fn new(period: Duration) -> Limiter {
+        Limiter {
+            period,
+            last: None,
+            held: 0,
+        }
+    }
+    /// Some(number held back since the last one) when the event may be logged now.
+    pub fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.last.is_some_and(|l| now < l + self.period) {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
+/// Removes the key from text that came from outside (a server echoing the header back).
+pub fn redact(text: &str, key: Option<&Secret>) -> String {
+    match key {
+        Some(k) if !k.expose().is_empty() && text.contains(k.expose()) => {
+            text.replace(k.expose(), "<redacted>")
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// FNV-1a, 64 bit: a hash that stays the same across builds and platforms.
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// How long until the first cycle ends, so that cycles end at wall-clock times whose offset in
+/// the cycle is derived from SERVER_ID (a fleet spreads over the cycle instead of posting in
+/// lockstep; an agent keeps its phase across restarts). At least half a cycle, so the first
+/// snapshot measures a useful window.
+pub fn phase_delay(server_id: &str, cycle: Duration, unix_ms: u64) -> Duration {
+    let cycle_ms = cycle.as_millis().max(1) as u64;
+    let phase = fnv1a(server_id) % cycle_ms;
+    let mut d = (phase + cycle_ms - unix_ms % cycle_ms) % cycle_ms;
+    if d < cycle_ms / 2 {
+        d += cycle_ms;
+    }
+    Duration::from_millis(d)
+}
+
+struct Window {
+    end: Instant,
+    posts: u32,
+    rest_done: bool,
+    ws_done: bool,
+}
+
+/// Interval counters for the summary line.
+#[derive(Default)]
+struct Marks {
+    rest: rest::Stats,
+    ws: ws::Stats,
+}
+
+pub struct Shipper {
+    timeout: Duration,
+    tls: Option<Arc<ClientConfig>>,
+    rest: Option<Rest>,
+    ws: Option<Ws>,
+    debug: Option<DebugEvents>,
+    window: Option<Window>,
+    capture: Option<CaptureMode>,
+    started: bool,
+    summary_at: Instant,
+    marks: Marks,
+    config_summary: serde_json::Value,
+}
+
+/// Builds the TLS config when any URL needs it.
+fn tls_for(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, Error> {
+    let any = [
+        &cfg.platform_api_url,
+        &cfg.platform_ws_url,
+        &cfg.debug_api_url,
+    ]
+    .iter()
+    .any(|u| u.as_ref().is_some_and(|u| u.is_tls()));
+    if !any {
+        return Ok(None);
+    }
+    let roots = tls::roots(cfg.ca_file.as_deref()).map_err(|e| Error::Other(e.to_string()))?;
+    tls::client_config(roots)
+        .map(Some)
+        .map_err(|e| Error::Other(e.to_string()))
+}
+
+impl Shipper {
+    pub fn new(cfg: &Config, run_id: &str, now: Instant) -> Result<Shipper, Error> {
+        Shipper::build(cfg, run_id, now, None)
+    }
+
+    /// After a config reload: a new shipper for the new settings that keeps the REST backlog
+    /// (BACKLOG_KB and BACKLOG_DIR changes wait for a restart). None when no platform is left.
+    pub fn reload(
+        old: Option<Shipper>,
+        cfg: &Config,
+        run_id: &str,
+        now: Instant,
+    ) -> Option<Shipper> {
+        if !cfg.has_platform() {
+            return None;
+        }
+        let mut old = old;
+        let backlog = old
+            .as_mut()
+            .and_then(|s| s.rest.as_mut())
+            .map(|r| r.take_backlog());
+        match Shipper::build(cfg, run_id, now, backlog) {
+            Ok(mut s) => {
+                if let Some(o) = old {
+                    s.started = o.started;
+                    s.capture = o.capture;
+                }
+                Some(s)
+            }
+            Err(e) => {
+                error!("{e}; shipping stays off until the config is fixed");
+                None
+            }
+        }
+    }
+
+    fn build(
+        cfg: &Config,
+        run_id: &str,
+        now: Instant,
+        backlog: Option<Backlog>,
+    ) -> Result<Shipper, Error> {
+        let tls = tls_for(cfg)?;
+        let reloading = backlog.is_some();
+        let rest = cfg.platform_api_url.as_ref().map(|u| {
+            let backlog = backlog.unwrap_or_else(|| {
+                let (backlog, warnings) =
+                    Backlog::new(cfg.backlog_kb as usize * 1024, cfg.backlog_dir.as_deref());
+                for w in warnings {
+                    warn!("{w}");
+                }
+                if !backlog.is_empty() {
+                    info!(
+                        "API: {} snapshots from the spool wait for delivery",
+                        backlog.len()
+                    );
+                }
+                backlog
+            });
+            Rest::new(u.clone(), cfg.api_key.clone(), cfg.http_timeout, backlog)
+        });
+        let ws = cfg
+            .platform_ws_url
+            .as_ref()
+            .map(|u| Ws::new(u.clone(), cfg.api_key.clone(), cfg.http_timeout, now));
+        let debug = cfg.debug_api_url.as_ref().map(|u| {
+            DebugEvents::new(
+                u.clone(),
+                cfg.api_key.clone(),
+                cfg.server_id.clone(),
+                run_id.to_owned(),
+                now,
+            )
+        });
+        let opt = |u: &Option<crate::config::Url>| u.as_ref().map(|u| u.to_string());
+        let config_summary = json!({
+            "interface": cfg.interface,
+            "cycleSeconds": cfg.cycle.as_secs(),
+            "platformApiUrl": opt(&cfg.platform_api_url),
+            "platformWsUrl": opt(&cfg.platform_ws_url),
+            "httpTimeoutSeconds": cfg.http_timeout.as_secs(),
+            "backlogKb": cfg.backlog_kb,
+            "backlogDir": cfg.backlog_dir.as_ref().map(|p| p.display().to_string()),
+            "caFile": cfg.ca_file.as_ref().map(|p| p.display().to_string()),
+            "apiKeySet": cfg.api_key.is_some(),
+            "logLevel": cfg.log_level.name(),
+        });
+        if cfg.api_key.is_none() {
+            warn!("API_KEY is not set: requests go without Authorization");
+        }
+        if !reloading && cfg.http_timeout >= cfg.cycle {
+            warn!(
+                "HTTP_TIMEOUT ({} s) is not shorter than CYCLE_TIME ({} s): a hanging server will cost whole cycles",
+                cfg.http_timeout.as_secs(),
+                cfg.cycle.as_secs()
+            );
+        }
+        Ok(Shipper {
+            timeout: cfg.http_timeout,
+            tls,
+            rest,
+            ws,
+            debug,
+            window: None,
+            capture: None,
+            started: false,
+            summary_at: now + SUMMARY_EVERY,
+            marks: Marks::default(),
+            config_summary,
+        })
+    }
+
+    /// (`agent.backlog`, `agent.lost`) for the next snapshot.
+    pub fn counters(&self) -> (u64, u64) {
+        self.rest
+            .as_ref()
+            .map_or((0, 0), |r| (r.depth() as u64, r.backlog.lost()))
+    }
+
+    fn event(&mut self, now: Instant, kind: &str, fields: serde_json::Value) {
+        if let Some(d) = self.debug.as_mut() {
+            d.event(now, kind, fields);
+        }
+    }
+
+    /// Takes this cycle's snapshot: WebSocket first (non-blocking), then into the REST queue,
+    /// and opens the cycle's shipping window.
+    pub fn submit(&mut self, snap: &Snapshot, now: Instant) {
+        let text = match serde_json::to_string(snap) {
+            Ok(t) => t,
+            Err(e) => {
+                error!("cannot serialise snapshot {}: {e}", snap.agent.seq);
+                return;
+            }
+        };
+        let seq = snap.agent.seq;
+        let mode = snap.agent.capture.mode;
+        if !self.started {
+            self.started = true;
+            let mut f = json!({"config": self.config_summary, "captureMode": mode});
+            if let Some(r) = &snap.agent.capture.off_reason {
+                f["captureOffReason"] = json!(r);
+            }
+            self.event(now, "start", f);
+        } else if self.capture != Some(mode) {
+            let reason = snap.agent.capture.off_reason.clone();
+            self.event(now, "capture", json!({"mode": mode, "offReason": reason}));
+        }
+        self.capture = Some(mode);
+        if let Some(ws) = self.ws.as_mut() {
+            ws.end_cycle();
+            ws.send(seq, &text, now);
+        }
+        if let Some(rest) = self.rest.as_mut() {
+            rest.enqueue(seq, text.into_bytes(), now);
+        }
+        self.window = Some(Window {
+            end: now + self.timeout,
+            posts: 0,
+            rest_done: false,
+            ws_done: false,
+        });
+        if now >= self.summary_at {
+            self.summary_at = now + SUMMARY_EVERY;
+            info!("{}", self.summary());
+        }
+    }
+
+    /// The 10-minute summary (counts since the previous one), with the seed's phrases.
+    fn summary(&mut self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.rest {
+            let (s, m) = (r.stats, self.marks.rest);
+            parts.push(format!(
+                "API: Data sent successfully {} times, {} failed attempts, {} refused, backlog {}, lost {}",
+                s.sent - m.sent,
+                s.failed - m.failed,
+                s.dropped - m.dropped,
+                r.depth(),
+                r.backlog.lost()
+            ));
+            self.marks.rest = s;
+        }
+        if let Some(w) = &self.ws {
+            let (s, m) = (w.stats, self.marks.ws);
+            parts.push(format!(
+                "WebSocket: Real-time data sent successfully {} times, {} skipped, {} connects, {}",
+                s.sent - m.sent,
+                s.skipped - m.skipped,
+                s.connects - m.connects,
+                if w.is_up() {
+                    "connected"
+                } else {
+                    "disconnected"
+                }
+            ));
+            self.marks.ws = s;
+        }
+        format!("last 10 min: {}", parts.join("; "))
+    }
+
+    /// The WebSocket fd for the poll set: (fd, want write).
+    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        self.ws.as_ref().and_then(|w| w.interest())
+    }
+
+    pub fn on_ready(&mut self, readable: bool, writable: bool, error: bool, now: Instant) {
+        if let Some(ws) = self.ws.as_mut() {
+            ws.on_ready(readable, writable, error, now);
+        }
+        self.flush_ws_events(now);
+    }
+
+    /// When `run_due` next has work: now while the window is open, else the WebSocket's timers.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if let Some(w) = &self.window {
+            return Some(Instant::now().min(w.end));
+        }
+        self.ws.as_ref().and_then(|w| w.next_deadline())
+    }
+
+    fn flush_ws_events(&mut self, now: Instant) {
+        let Some(ws) = self.ws.as_mut() else { return };
+        let events = std::mem::take(&mut ws.events);
+        for (kind, detail) in events {
+            self.event(
+                now,
+                kind,
+                json!({"transport": "websocket", "detail": detail}),
+            );
+        }
+    }
+
+    /// Does at most one blocking step of the open window (or the WebSocket's timers).
+    pub fn run_due(&mut self, now: Instant) {
+        if let Some(ws) = self.ws.as_mut() {
+            ws.tick(now);
+        }
+        self.step(now);
+        self.flush_ws_events(now);
+    }
+
+    fn step(&mut self, now: Instant) {
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
+        let left = w.end.saturating_duration_since(now);
+        if left < Duration::from_millis(50) {
+            return self.close_window();
+        }
+        // While REST fails, a due WebSocket connect goes first with half the window, so a
+        // hanging REST server cannot keep the WebSocket down (nor the other way round).
+        let rest_failing = self.rest.as_ref().is_some_and(|r| r.is_failing());
+        if !w.ws_done && w.posts == 0 && rest_failing {
+            if let Some(ws) = self.ws.as_mut() {
+                if ws.wants_connect(now) && left >= Duration::from_millis(400) {
+                    w.ws_done = true;
+                    let _ = ws.connect(now, now + left / 2, self.tls.as_ref());
+                    return;
+                }
+            }
+        }
+        if !w.rest_done {
+            if let Some(rest) = self.rest.as_mut() {
+                if rest.ready(now) && w.posts < MAX_POSTS_PER_CYCLE {
+                    // The cycle's first POST gets the whole timeout, catch-up POSTs what is left.
+                    let timeout = match (w.posts, w.ws_done) {
+                        (0, false) => self.timeout,
+                        _ => left.min(self.timeout),
+                    };
+                    let catch_up = w.posts > 0;
+                    w.posts += 1;
+                    let step = rest.attempt(now, timeout, catch_up, self.tls.as_ref());
+                    let depth = rest.depth();
+                    let lost = rest.backlog.lost();
+                    match step {
+                        Step::Delivered => {}
+                        Step::Dropped => {}
+                        Step::OutOfTime => w.rest_done = true,
+                        Step::Failed { reason, first } => {
+                            w.rest_done = true;
+                            if first {
+                                self.event(
+                                    now,
+                                    "deliveryFailed",
+                                    json!({"transport": "rest", "detail": reason, "backlog": depth, "lost": lost}),
+                                );
+                            }
+                        }
+                        Step::Recovered { attempts, down } => self.event(
+                            now,
+                            "deliveryRecovered",
+                            json!({"transport": "rest", "failedAttempts": attempts,
+                                   "downSeconds": down.as_secs(), "backlog": depth, "lost": lost}),
+                        ),
+                    }
+                    return;
+                }
+            }
+            w.rest_done = true;
+        }
+        if let Some(d) = self.debug.as_mut() {
+            if d.pending() {
+                d.send_one(left.min(DEBUG_TIMEOUT), self.tls.as_ref());
+                return;
+            }
+        }
+        if !w.ws_done {
+            w.ws_done = true;
+            let end = w.end;
+            if let Some(ws) = self.ws.as_mut() {
+                if ws.wants_connect(now) && left >= Duration::from_millis(200) {
+                    let _ = ws.connect(now, end, self.tls.as_ref());
+                    return;
+                }
+            }
+        }
+        self.close_window();
+    }
+
+    fn close_window(&mut self) {
+        self.window = None;
+        if let Some(ws) = self.ws.as_mut() {
+            ws.end_cycle();
+        }
+    }
+}
+
+/// `check`: tries each configured endpoint once with `snap` and returns one line each, and
+/// whether all worked.
+pub fn check(cfg: &Config, snap: &Snapshot) -> (Vec<String>, bool) {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let tls = match tls_for(cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            lines.push(format!("TLS            {e}"));
+            return (lines, false);
+        }
+    };
+    let text = serde_json::to_string(snap).unwrap_or_default();
+    if let Some(url) = &cfg.platform_api_url {
+        let auth = cfg
+            .api_key
+            .as_ref()
+            .map(|k| format!("Bearer {}", k.expose()));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let t0 = Instant::now();
+        let res = http::post(
+            url,
+            &headers,
+            text.as_bytes(),
+            cfg.http_timeout,
+            tls.as_ref(),
+            false,
+        );
+        let ms = t0.elapsed().as_millis();
+        let line = match res {
+            Ok(r) if (200..300).contains(&r.status) => {
+                format!("delivered a snapshot (HTTP {}, {ms} ms)", r.status)
+            }
+            Ok(r) => {
+                ok = false;
+                let what = if r.status == 401 || r.status == 403 {
+                    "API key rejected"
+                } else {
+                    "refused"
+                };
+                format!(
+                    "FAILED: {what} (HTTP {}): {}",
+                    r.status,
+                    redact(&http::printable(&r.body, 120), cfg.api_key.as_ref())
+                )
+            }
+            Err(e) => {
+                ok = false;
+                format!("FAILED: {}", redact(&e.to_string(), cfg.api_key.as_ref()))
+            }
+        };
+        lines.push(format!("{:<14} {line}", "REST check"));
+    }
+    if let Some(url) = &cfg.platform_ws_url {
+        let mut ws = Ws::new(
+            url.clone(),
+            cfg.api_key.clone(),
+            cfg.http_timeout,
+            Instant::now(),
+        );
+        let t0 = Instant::now();
+        let line = match ws.check_once(&text, tls.as_ref()) {
+            Ok(()) => format!(
+                "connected and sent a snapshot ({} ms)",
+                t0.elapsed().as_millis()
+            ),
+            Err(e) => {
+                ok = false;
+                format!("FAILED: {}", redact(&e, cfg.api_key.as_ref()))
+            }
+        };
+        lines.push(format!("{:<14} {line}", "WebSocket check"));
+    }
+    (lines, ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_with_jitter() {
+        let mut b = Backoff::new();
+        let mut bases = Vec::new();
+        for _ in 0..12 {
+            let base = b.next;
+            let d = b.next_delay();
+            assert!(d >= base / 2 && d <= base, "{d:?} for {base:?}");
+            bases.push(base.as_secs());
+        }
+        assert_eq!(&bases[..10], &[1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn phase_is_stable_spread_and_at_least_half_a_cycle() {
+        let cycle = Duration::from_secs(5);
+        let t = 1_700_000_000_123u64;
+        let d = phase_delay("router-1", cycle, t);
+        assert_eq!(d, phase_delay("router-1", cycle, t));
+        assert!(d >= cycle / 2 && d < cycle * 3 / 2, "{d:?}");
+        // The cycle then ends at the same offset into the cycle whenever the agent starts.
+        for start in [t, t + 1, t + 2_345, t + 4_999, t + 86_400_000] {
+            let fin = start + phase_delay("router-1", cycle, start).as_millis() as u64;
+            assert_eq!(fin % 5000, (t + d.as_millis() as u64) % 5000);
+        }
+        // 100 agents spread over the cycle: every fifth of it is used.
+        let mut buckets = [0; 5];
+        for i in 0..100 {
+            let fin = t + phase_delay(&format!("agent-{i}"), cycle, t).as_millis() as u64;
+            buckets[((fin % 5000) / 1000) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&n| n >= 8), "{buckets:?}");
+    }
+
+    struct Fixed;
+    impl crate::config::Detect for Fixed {
+        fn hostname(&self) -> Option<String> {
+            Some("h".into())
+        }
+        fn default_interface(&self) -> Option<String> {
+            None
+        }
+        fn interface_ipv4(&self, _: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+            None
+        }
+    }
+
+    #[test]
+    fn summary_keeps_the_seed_phrases_and_counts_per_interval() {
+        let text = "PLATFORM_API_URL=http://127.0.0.1:9/a\nPLATFORM_WS_URL=ws://127.0.0.1:9/w\n";
+        let (set, w) = crate::config::parse_file(text, std::path::Path::new("t")).unwrap();
+        let cfg = Config::from_layers(None, &set, w, &Fixed).unwrap();
+        let mut s = Shipper::new(&cfg, "run12345", Instant::now()).unwrap();
+        s.rest.as_mut().unwrap().stats.sent = 7;
+        let line = s.summary();
+        assert!(
+            line.contains("API: Data sent successfully 7 times"),
+            "{line}"
+        );
+        assert!(
+            line.contains("WebSocket: Real-time data sent successfully 0 times"),
+            "{line}"
+        );
+        s.rest.as_mut().unwrap().stats.sent = 9;
+        assert!(s.summary().contains("API: Data sent successfully 2 times"));
+    }
+
+    #[test]
+    fn limiter_and_redaction() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(Duration::from_secs(60));
+        assert_eq!(l.allow(t0), Some(0));
+        assert_eq!(l.allow(t0 + Duration::from_secs(10)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(20)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(61)), Some(2));
+        let k = Secret::new("sk-123".into());
+        assert_eq!(
+            redact("echo Bearer sk-123!", Some(&k)),
+            "echo Bearer <redacted>!"
+        );
+        assert_eq!(redact("nothing", None), "nothing");
+    }
+}

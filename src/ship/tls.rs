@@ -1,0 +1,170 @@
+//! TLS setup: rustls with the ring provider (small enough for a router; aws-lc is not),
+//! certificate and host-name verification always on, roots from CA_FILE or the system bundle.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[cfg(feature = "tls")]
+pub use rustls::ClientConfig;
+#[cfg(feature = "tls")]
+use rustls::{
+    pki_types::{pem::PemObject, CertificateDer},
+    RootCertStore,
+};
+
+/// Without the tls feature: a config that is never built.
+#[cfg(not(feature = "tls"))]
+pub struct ClientConfig;
+#[cfg(not(feature = "tls"))]
+pub struct RootCertStore;
+
+/// Debian's and OpenWrt's (ca-bundle) bundle of trusted CAs.
+pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+#[derive(Debug)]
+pub enum TlsError {
+    /// The bundle cannot be read.
+    Read { path: PathBuf, source: io::Error },
+    /// The bundle holds no usable certificate.
+    Empty { path: PathBuf, skipped: usize },
+    /// rustls refused the setup (should not happen with the ring provider).
+    Setup(String),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Read { path, source } => write!(
+                f,
+                "{}: cannot read the CA bundle: {source} (install ca-bundle / ca-certificates or set CA_FILE)",
+                path.display()
+            ),
+            TlsError::Empty { path, skipped } => write!(
+                f,
+                "{}: no usable CA certificate in the bundle ({skipped} unreadable)",
+                path.display()
+            ),
+            TlsError::Setup(m) => write!(f, "TLS setup: {m}"),
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+pub fn roots(_ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    Err(TlsError::Setup(
+        "this netmon-agent was built without TLS (feature tls): https:// and wss:// are not available".into(),
+    ))
+}
+
+#[cfg(not(feature = "tls"))]
+pub fn client_config(_roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
+    Err(TlsError::Setup("built without TLS".into()))
+}
+
+#[cfg(not(feature = "tls"))]
+pub fn explain(e: &io::Error, _host: &str) -> String {
+    e.to_string()
+}
+
+/// The roots: every certificate of the PEM bundle (CA_FILE, or the system bundle).
+#[cfg(feature = "tls")]
+pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let path = ca_file.unwrap_or(Path::new(SYSTEM_BUNDLE));
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut store = RootCertStore::empty();
+    let mut skipped = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        match cert {
+            Ok(c) => {
+                if store.add(c).is_err() {
+                    skipped += 1;
+                }
+            }
+            Err(_) => skipped += 1,
+        }
+    }
+    if store.is_empty() {
+        return Err(TlsError::Empty {
+            path: path.to_owned(),
+            skipped,
+        });
+    }
+    Ok(store)
+}
+
+/// A client config with the ring provider, safe default protocol versions and `roots`.
+#[cfg(feature = "tls")]
+pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Turns a handshake failure into a sentence naming the host and the reason.
+#[cfg(feature = "tls")]
+pub fn explain(e: &io::Error, host: &str) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    let Some(tls) = e.get_ref().and_then(|x| x.downcast_ref::<E>()) else {
+        return e.to_string();
+    };
+    match tls {
+        E::InvalidCertificate(C::UnknownIssuer) => format!(
+            "the certificate of {host} is not signed by a trusted CA (unknown issuer; set CA_FILE to the CA that signed it)"
+        ),
+        E::InvalidCertificate(C::NotValidForName)
+        | E::InvalidCertificate(C::NotValidForNameContext { .. }) => format!(
+            "the certificate is not valid for the host name {host} ({tls})"
+        ),
+        E::InvalidCertificate(C::Expired) | E::InvalidCertificate(C::ExpiredContext { .. }) => {
+            format!("the certificate of {host} has expired ({tls})")
+        }
+        E::InvalidCertificate(C::NotValidYet)
+        | E::InvalidCertificate(C::NotValidYetContext { .. }) => format!(
+            "the certificate of {host} is not valid yet: is the clock set? ({tls})"
+        ),
+        other => format!("{other}"),
+    }
+}
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_empty_bundles_are_clear_errors() {
+        let e = roots(Some(Path::new("/nonexistent/ca.pem")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/nonexistent/ca.pem: cannot read"), "{e}");
+        let e = roots(Some(Path::new("/dev/null"))).unwrap_err().to_string();
+        assert!(e.contains("no usable CA certificate"), "{e}");
+    }
+
+    #[test]
+    fn explains_certificate_errors_with_the_host() {
+        let io = |c| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(c),
+            )
+        };
+        let m = explain(&io(rustls::CertificateError::UnknownIssuer), "h.example");
+        assert!(
+            m.contains("h.example") && m.contains("unknown issuer"),
+            "{m}"
+        );
+        let m = explain(&io(rustls::CertificateError::NotValidForName), "h.example");
+        assert!(m.contains("not valid for the host name h.example"), "{m}");
+        let m = explain(&io::Error::from(io::ErrorKind::ConnectionReset), "h");
+        assert!(!m.is_empty());
+    }
+}

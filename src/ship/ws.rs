@@ -1,0 +1,398 @@
+//! The WebSocket: the newest snapshot in real time, no backlog. Connected (TCP, TLS, handshake)
+//! within the cycle's shipping budget; afterwards the socket is non-blocking and sits in the
+//! agent's poll set, so pings are answered and server messages read (at most 64 KiB each, then
+//! discarded) while the loop does other work. A send that cannot be flushed within HTTP_TIMEOUT
+//! drops the connection; reconnects back off with jitter.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::tls::ClientConfig;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::HeaderValue;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
+
+use super::net::{self, Conn};
+use super::{redact, Backoff};
+use crate::config::{Secret, Url};
+
+/// A ping goes out when nothing was sent for this long.
+const PING_IDLE: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the reconnect backoff.
+const STABLE: Duration = Duration::from_secs(60);
+/// The largest server message read (and thrown away).
+const MAX_MESSAGE: usize = 64 * 1024;
+
+pub struct Ws {
+    url: Url,
+    key: Option<Secret>,
+    timeout: Duration,
+    sock: Option<WebSocket<Conn>>,
+    up_since: Instant,
+    last_write: Instant,
+    /// A frame is queued but not flushed yet, since then (seq of the snapshot, if any).
+    pending: Option<(Instant, Option<u64>)>,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    /// Since when the connection is down and how many attempts failed (for logs and events).
+    down: Option<(Instant, u64)>,
+    /// This cycle's snapshot, sent after a (re)connect within the same cycle.
+    latest: Option<(u64, String)>,
+    pub stats: Stats,
+    /// Transitions for the debug events: (event, detail).
+    pub events: Vec<(&'static str, String)>,
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Stats {
+    pub sent: u64,
+    pub skipped: u64,
+    pub connects: u64,
+}
+
+impl Ws {
+    pub fn new(url: Url, key: Option<Secret>, timeout: Duration, now: Instant) -> Ws {
+        Ws {
+            url,
+            key,
+            timeout,
+            sock: None,
+            up_since: now,
+            last_write: now,
+            pending: None,
+            backoff: Backoff::new(),
+            retry_at: None,
+            down: None,
+            latest: None,
+            stats: Stats::default(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.sock.is_some()
+    }
+
+    /// Whether a connection attempt is due.
+    pub fn wants_connect(&self, now: Instant) -> bool {
+        self.sock.is_none() && self.retry_at.map_or(true, |t| now >= t)
+    }
+
+    /// The fd to poll: readable always, writable while a frame waits to be flushed.
+    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        let s = self.sock.as_ref()?;
+        let write = self.pending.is_some() || s.get_ref().wants_write();
+        Some((s.get_ref().as_fd(), write))
+    }
+
+    /// The next time `tick` has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.sock.as_ref()?;
+        Some(match self.pending {
+            Some((since, _)) => since + self.timeout,
+            None => self.last_write + PING_IDLE,
+        })
+    }
+
+    /// Sends this cycle's snapshot, or keeps it for a connect later in the cycle.
+    pub fn send(&mut self, seq: u64, text: &str, now: Instant) {
+        if self.sock.is_none() {
+            self.latest = Some((seq, text.to_owned()));
+            return;
+        }
+        self.latest = None;
+        self.write(Message::text(text), Some(seq), now);
+    }
+
+    /// The cycle's shipping ended: an unsent snapshot is not kept (real time means newest only).
+    pub fn end_cycle(&mut self) {
+        if self.latest.take().is_some() {
+            self.stats.skipped += 1;
+        }
+    }
+
+    fn write(&mut self, msg: Message, seq: Option<u64>, now: Instant) {
+        let Some(ws) = self.sock.as_mut() else {
+            return;
+        };
+        if self.pending.is_some() {
+            // The previous frame is still on its way: this one is skipped, not queued.
+            if seq.is_some() {
+                self.stats.skipped += 1;
+                debug!("WebSocket: previous message not flushed yet, skipping this snapshot");
+            }
+            return;
+        }
+        self.last_write = now;
+        match ws.write(msg).and_then(|()| ws.flush()) {
+            Ok(()) => self.sent(seq),
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.pending = Some((now, seq));
+            }
+            Err(e) => self.lost(&format!("send failed: {e}"), now),
+        }
+    }
+
+    fn sent(&mut self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            self.stats.sent += 1;
+            debug!("WebSocket: Real-time data sent successfully (seq {seq})");
+        }
+    }
+
+    /// Handles poll readiness: flushes pending output, reads and discards server messages.
+    pub fn on_ready(&mut self, readable: bool, writable: bool, error: bool, now: Instant) {
+        if self.sock.is_none() {
+            return;
+        }
+        if writable || error {
+            self.flush(now);
+        }
+        if readable || error {
+            self.read(now);
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        let Some(ws) = self.sock.as_mut() else {
+            return;
+        };
+        match ws.flush() {
+            Ok(()) => {
+                if let Some((_, seq)) = self.pending.take() {
+                    self.sent(seq);
+                }
+            }
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                if self.pending.is_none() {
+                    self.pending = Some((now, None));
+                }
+            }
+            Err(e) => self.lost(&format!("send failed: {e}"), now),
+        }
+    }
+
+    fn read(&mut self, now: Instant) {
+        for _ in 0..32 {
+            let Some(ws) = self.sock.as_mut() else {
+                return;
+            };
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    debug!(
+                        "WebSocket: ignoring a {} byte message from the server",
+                        t.len()
+                    )
+                }
+                Ok(Message::Binary(b)) => {
+                    debug!(
+                        "WebSocket: ignoring a {} byte binary message from the server",
+                        b.len()
+                    )
+                }
+                Ok(Message::Close(c)) => {
+                    let why = c
+                        .map(|c| format!("code {}", u16::from(c.code)))
+                        .unwrap_or_else(|| "no code".into());
+                    return self.lost(&format!("the server closed the connection ({why})"), now);
+                }
+                Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
+                    return self.lost("the server closed the connection", now)
+                }
+                Err(WsError::Capacity(e)) => {
+                    return self.lost(&format!("server message too large ({e})"), now)
+                }
+                Err(e) => return self.lost(&format!("read failed: {e}"), now),
+            }
+        }
+        // A pong or close reply may be waiting for the socket.
+        self.flush(now);
+    }
+
+    /// Timers: a send stalled past the timeout drops the connection; idle connections are pinged.
+    pub fn tick(&mut self, now: Instant) {
+        if self.sock.is_none() {
+            return;
+        }
+        if let Some((since, _)) = self.pending {
+            if now >= since + self.timeout {
+                let t = self.timeout.as_secs();
+                self.lost(
+                    &format!("stalled: a message could not be sent within {t} s"),
+                    now,
+                );
+            }
+        } else if now >= self.last_write + PING_IDLE {
+            self.write(Message::Ping(Vec::new().into()), None, now);
+        }
+    }
+
+    fn lost(&mut self, reason: &str, now: Instant) {
+        if let Some(mut ws) = self.sock.take() {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+        }
+        if self.pending.take().is_some_and(|(_, s)| s.is_some()) {
+            self.stats.skipped += 1;
+        }
+        if now.duration_since(self.up_since) >= STABLE {
+            self.backoff.reset();
+        }
+        let delay = self.backoff.next_delay();
+        self.retry_at = Some(now + delay);
+        self.down = Some((now, 0));
+        warn!(
+            "WebSocket: connection lost: {reason}; reconnecting in {:.1} s",
+            delay.as_secs_f64()
+        );
+        self.events.push(("deliveryFailed", reason.to_owned()));
+    }
+
+    /// Connects (TCP, TLS, WebSocket handshake) before `deadline`; on success sends this
+    /// cycle's snapshot if it is still waiting. Returns the error text on failure.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        deadline: Instant,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<(), String> {
+        match self.handshake(deadline, tls) {
+            Ok(ws) => {
+                let now2 = Instant::now();
+                self.sock = Some(ws);
+                self.up_since = now2;
+                self.last_write = now2;
+                self.stats.connects += 1;
+                match self.down.take() {
+                    Some((since, attempts)) => {
+                        let failed = match attempts {
+                            0 => String::new(),
+                            n => format!(", {n} failed attempts"),
+                        };
+                        info!(
+                            "WebSocket: connected to {} again after {} s{failed}",
+                            self.url,
+                            now.duration_since(since).as_secs()
+                        );
+                        self.events.push((
+                            "deliveryRecovered",
+                            format!(
+                                "after {} s, {attempts} failed attempts",
+                                now.duration_since(since).as_secs()
+                            ),
+                        ));
+                    }
+                    None => info!("WebSocket: connected to {}", self.url),
+                }
+                if let Some((seq, text)) = self.latest.take() {
+                    self.write(Message::text(text), Some(seq), now2);
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                let reason = redact(&reason, self.key.as_ref());
+                let delay = self.backoff.next_delay();
+                self.retry_at = Some(now + delay);
+                match &mut self.down {
+                    Some((_, n)) if *n > 0 => {
+                        *n += 1;
+                        debug!(
+                            "WebSocket: still cannot connect ({n} attempts): {reason}; next try in {:.1} s",
+                            delay.as_secs_f64()
+                        );
+                    }
+                    _ => {
+                        let since = self.down.map_or(now, |(s, _)| s);
+                        self.down = Some((since, 1));
+                        warn!(
+                            "WebSocket: cannot connect to {}: {reason}; retrying in {:.1} s",
+                            self.url,
+                            delay.as_secs_f64()
+                        );
+                        self.events.push(("deliveryFailed", reason.clone()));
+                    }
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    fn handshake(
+        &self,
+        deadline: Instant,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<WebSocket<Conn>, String> {
+        let conn = net::connect(&self.url, deadline, tls).map_err(|e| e.to_string())?;
+        let mut req = self
+            .url
+            .text
+            .as_str()
+            .into_client_request()
+            .map_err(|e| format!("bad URL {}: {e}", self.url))?;
+        let h = req.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&format!("netmon-agent/{}", crate::VERSION)) {
+            h.insert("User-Agent", v);
+        }
+        if let Some(k) = &self.key {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
+                .map_err(|_| "API_KEY cannot be sent in a header".to_string())?;
+            v.set_sensitive(true);
+            h.insert("Authorization", v);
+        }
+        let cfg = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_write_buffer_size(16 << 20)
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        let host = &self.url.host;
+        let (mut ws, _resp) = match tungstenite::client::client_with_config(req, conn, Some(cfg)) {
+            Ok(x) => x,
+            Err(HandshakeError::Failure(WsError::Http(r))) => {
+                let status = r.status().as_u16();
+                return Err(if status == 401 || status == 403 {
+                    format!("API key rejected (HTTP {status} on the WebSocket handshake)")
+                } else {
+                    format!("{host}: the handshake was answered with HTTP {status}")
+                });
+            }
+            Err(HandshakeError::Failure(WsError::Io(e))) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(format!("{host}: timed out in the WebSocket handshake"))
+            }
+            Err(HandshakeError::Failure(e)) => {
+                return Err(format!("{host}: handshake failed: {e}"))
+            }
+            Err(HandshakeError::Interrupted(_)) => {
+                return Err(format!("{host}: timed out in the WebSocket handshake"))
+            }
+        };
+        let conn = ws.get_mut();
+        conn.set_deadline(None);
+        conn.set_nonblocking(true)
+            .map_err(|e| format!("{host}: cannot make the socket non-blocking: {e}"))?;
+        Ok(ws)
+    }
+
+    /// `check`: connect, send one message, close. Blocking, within `timeout`.
+    pub fn check_once(
+        &mut self,
+        text: &str,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        let mut ws = self.handshake(deadline, tls)?;
+        let conn = ws.get_mut();
+        let _ = conn.set_nonblocking(false);
+        conn.set_deadline(Some(deadline));
+        ws.send(Message::text(text))
+            .map_err(|e| format!("send failed: {e}"))?;
+        let _ = ws.close(None);
+        let _ = ws.flush();
+        Ok(())
+    }
+}
