@@ -35,6 +35,8 @@ pub struct RingGeometry {
 /// Largest block we ask for: blocks are physically contiguous in the kernel, and a router with
 /// fragmented memory cannot always find several MiB in one piece.
 const MAX_BLOCK: u64 = 1 << 20;
+/// Blocks wanted in a ring (fewer when the ring is too small for that many pages).
+const MIN_BLOCKS: u64 = 128;
 /// TPACKET_V3 packs frames of any size into a block; `frame_size` only has to divide the block.
 const FRAME_SIZE: u32 = 2048;
 
@@ -43,6 +45,12 @@ impl RingGeometry {
     /// a power of two, a multiple of the page and of the frame size, at most 1 MiB, and at least
     /// 4 of them (a block the loop holds must not stop capture). The total is rounded down to
     /// whole blocks and never overflows `u32`.
+    ///
+    /// Blocks are as small as it takes to have `MIN_BLOCKS` of them: the kernel hands a block
+    /// over after the block timeout however little it holds, so at a low frame rate the ring
+    /// lasts `block_nr` x the timeout while the loop is busy elsewhere (a REST POST blocks for
+    /// up to HTTP_TIMEOUT): 8 blocks of 1 MiB lasted 0.4 s and a hanging platform cost most of
+    /// the traffic (the soak found it); 128 blocks of 64 KiB last 6.4 s.
     pub fn new(ring_kb: u64, page: u64) -> Result<RingGeometry, String> {
         if page == 0 || !page.is_power_of_two() {
             return Err(format!("page size {page} is not a power of two"));
@@ -58,9 +66,9 @@ impl RingGeometry {
                 4 * min_block / 1024
             ));
         }
-        // Largest power of two <= total / 4, clamped into [min_block, MAX_BLOCK].
-        let quarter = total / 4;
-        let pow = 1u64 << (63 - quarter.leading_zeros());
+        // Largest power of two <= total / MIN_BLOCKS, clamped into [min_block, MAX_BLOCK].
+        let share = (total / MIN_BLOCKS).max(1);
+        let pow = 1u64 << (63 - share.leading_zeros());
         let block = pow.clamp(min_block, MAX_BLOCK.max(min_block));
         let block_nr = total / block;
         let frames_per_block = block / FRAME_SIZE as u64;
@@ -593,13 +601,15 @@ mod tests {
     #[test]
     fn geometry_rules() {
         let g = RingGeometry::new(8192, 4096).unwrap();
-        assert_eq!(g.block_size, 1 << 20);
-        assert_eq!(g.block_nr, 8);
+        assert_eq!(g.block_size, 64 << 10);
+        assert_eq!(g.block_nr, 128);
         assert_eq!(g.len(), 8192 * 1024);
         assert_eq!(g.frame_nr as usize * g.frame_size as usize, g.len());
         let g = RingGeometry::new(100, 4096).unwrap();
-        assert_eq!(g.block_size, 16384);
-        assert_eq!(g.block_nr, 6); // 100 KiB rounded down to whole blocks
+        assert_eq!(g.block_size, 4096);
+        assert_eq!(g.block_nr, 25); // 100 KiB in pages
+        let g = RingGeometry::new(1_048_576, 4096).unwrap();
+        assert_eq!((g.block_size, g.block_nr), (1 << 20, 1024)); // 1 GiB: at most 1 MiB a block
         let g = RingGeometry::new(64, 65536).unwrap_err();
         assert!(g.contains("too small"), "{g}");
         assert!(RingGeometry::new(64, 3000).is_err());
