@@ -10,7 +10,7 @@ set -euo pipefail
 BIN=${1:-target/bench-release/netmon-agent}
 BIN=$(realpath "$BIN")
 IDLE_S=${IDLE_S:-30}
-RATES=${RATES:-"50000 100000 200000 400000"}
+RATES=${RATES:-"50000 100000 200000 max"}  # max: trafgen unpaced
 FRAMES=${FRAMES:-500000}
 P=nbl$$
 R=${P}r
@@ -42,16 +42,25 @@ cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
 vcs() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/$1/status; }
 HZ=$(getconf CLK_TCK)
 
-echo "== idle: run --cycle 5, SCAN_INTERVAL=60, ${IDLE_S} s"
+echo "== idle: run --cycle 5, SCAN_INTERVAL=60, ${IDLE_S} s; tcpdump -w /dev/null and darkstat on the same bridge"
 ip netns exec $R "$BIN" run --config /dev/null -i br-lan --cycle 5 >/dev/null 2>&1 &
 A=$!; PIDS+=($A)
+ip netns exec $R tcpdump -q -i br-lan -w /dev/null 2>/dev/null &
+T=$!; PIDS+=($T)
+ip netns exec $R darkstat -i br-lan --no-daemon --no-dns -b 127.0.0.1 -p 6677 >/dev/null 2>&1 &
+D=$!; PIDS+=($D)
 sleep 2
-v0=$(vcs $A); c0=$(cpu_ticks $A)
+declare -A V0 C0
+for p in $A $T $D; do V0[$p]=$(vcs $p); C0[$p]=$(cpu_ticks $p); done
 sleep "$IDLE_S"
-v1=$(vcs $A); c1=$(cpu_ticks $A)
-kill $A; wait $A 2>/dev/null || true
-awk -v v=$((v1 - v0)) -v c=$((c1 - c0)) -v s="$IDLE_S" -v hz="$HZ" \
-  'BEGIN {printf "wake-ups: %d in %d s = %.2f/s; CPU %.2f s = %.3f%%\n", v, s, v / s, c / hz, 100 * c / hz / s}'
+for pair in "netmon-agent:$A" "tcpdump:$T" "darkstat:$D"; do
+  name=${pair%%:*}; p=${pair##*:}
+  v1=$(vcs $p); c1=$(cpu_ticks $p)
+  awk -v n="$name" -v v=$((v1 - V0[$p])) -v c=$((c1 - C0[$p])) -v s="$IDLE_S" -v hz="$HZ" \
+    'BEGIN {printf "idle %s: wake-ups: %d in %d s = %.2f/s; CPU %.2f s = %.3f%%\n", n, v, s, v / s, c / hz, 100 * c / hz / s}'
+  echo "rss $name $(awk '/^VmRSS/ {print $2}' /proc/$p/status) KiB"
+done
+kill $A $T $D; wait $A $T $D 2>/dev/null || true
 
 echo "== scan of 10.97.0.0/24 (8 hosts answer), 3 runs each"
 for i in 1 2 3; do
@@ -66,7 +75,6 @@ cat >/tmp/$P.trafgen <<'CFG'
 { 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 586) }
 { 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 1486) }
 CFG
-printf "%-9s %-9s %-10s %-10s %-8s %-12s %-14s %-14s\n" asked achieved agent_tx exact drops cpu_s/Mframe tcpdump_cpu darkstat_cpu
 for rate in $RATES; do
   ip netns exec $R "$BIN" run --config /dev/null -i br-lan --cycle 1 --set SCAN_INTERVAL=0 --set RING_KB=${RING_KB:-8192} >/tmp/$P.out 2>/dev/null &
   A=$!; PIDS+=($A)
@@ -79,7 +87,7 @@ for rate in $RATES; do
   base=$(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0))')
   ca=$(cpu_ticks $A); ct=$(cpu_ticks $T); cd=$(cpu_ticks $D)
   g0=$(date +%s.%N)
-  ip netns exec ${P}c0 trafgen -q -C -P 1 -o eth0 -i /tmp/$P.trafgen -n "$FRAMES" -b "${rate}pps" >/dev/null 2>&1
+  ip netns exec ${P}c0 trafgen -q -C -P 1 -o eth0 -i /tmp/$P.trafgen -n "$FRAMES" $([ "$rate" = max ] || echo -b "${rate}pps") >/dev/null 2>&1
   g1=$(date +%s.%N)
   sleep 2
   tx1=$(ip netns exec ${P}c0 cat /sys/class/net/eth0/statistics/tx_packets)
@@ -88,8 +96,8 @@ for rate in $RATES; do
   kill $A $T $D; wait $A $T $D 2>/dev/null || true
   sent=$((tx1 - tx0)); got=$((got - base))
   exact=$([ "$sent" = "$got" ] && echo yes || echo "no($sent)")
-  tdrop=$(grep -o '[0-9]* packets dropped by kernel' /tmp/$P.tcpdump || echo '?')
-  awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v g="$got" -v e="$exact" -v d="$drops" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="$tdrop" \
-    'BEGIN {printf "%-9s %-9d %-10s %-10s %-8s %-12.3f %-14s %-14s\n", r, n / el, g, e, d, (c / hz) / (n / 1e6), sprintf("%.2fs", t / hz), sprintf("%.2fs", k / hz); if (td != "") printf "          tcpdump: %s\n", td}'
+  tdrop=$(grep -o '[0-9]* packets dropped by kernel' /tmp/$P.tcpdump | awk '{print $1}' || true)
+  awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v d="$drops" -v e="$exact" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="${tdrop:-?}" \
+    'BEGIN {printf "rate %s achieved %d agent_drops %s exact %s agent_cpu %.2f tcpdump_cpu %.2f tcpdump_drops %s darkstat_cpu %.2f sent %d\n", r, n / el, d, e, c / hz, t / hz, td, k / hz, n}'
 done
 rm -f /tmp/$P.*

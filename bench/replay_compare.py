@@ -98,7 +98,7 @@ else:
 if shutil.which("darkstat"):
     with tempfile.TemporaryDirectory() as d:
         wall, cpu, rss, _ = measure(["darkstat", "-r", capture, "--no-daemon", "--chroot", d, "--user", "root",
-                                     "--export", os.path.join(d, "db")])
+                                     "--export", "db"])
     rows.append(row("darkstat -r", frames, wall, cpu, rss, "n/a (counts per IP host)"))
 else:
     rows.append("| darkstat | not installed | | | | | |")

@@ -13,6 +13,7 @@ connection, so a test can switch it while running) or --mode:
   endless       a complete 200 head without length, then one body byte every 0.2 s, forever
   huge          200 with a 100 MB body
   garbage       random bytes instead of HTTP, then close
+  close         read the request, close the connection without an answer
 With --cert/--key it speaks TLS. Prints READY once listening.
 """
 import argparse, json, os, socket, ssl, sys, threading, time
@@ -128,6 +129,8 @@ def handle(conn):
                 sent += len(block)
         elif m == "garbage":
             conn.sendall(os.urandom(3000))
+        elif m == "close":
+            pass
     except (OSError, ssl.SSLError, ValueError):
         pass
     finally:

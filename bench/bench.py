@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""`make bench`: every benchmark of the project in one run, printed as ONE markdown table, each
+row beside what a user would run instead, measured in the same run, plus the machine.
+
+Runs (each part reuses the existing script; a part whose tools are missing gets a row saying so):
+  1. bench/make_capture.py: a >= 1 M frame capture from ../shared/pcaps (mergecap, monotonic times);
+     bench/replay_compare.py on it: netmon-agent replay vs tshark endpoints,eth, tcpdump -r -w
+     /dev/null, darkstat -r, pyshark FileCapture (20k slice);
+  2. examples/bench_decode (bench-release profile): decode+account in memory, frames/s, ns/frame;
+  3. bench/live.sh (root): idle wake-ups and CPU over 60 s (agent, tcpdump, darkstat side by side),
+     scan of a /24 vs arp-scan, trafgen at stepped rates: highest zero-drop rate, CPU per million
+     frames of the agent, tcpdump -w /dev/null and darkstat on the same traffic;
+  4. sizes: `scripts/cross.sh size` when the cross tooling is on this branch (SIZES=0 skips the
+     builds), else the host release binary; bench/startup.py: RSS after start, exec to first line.
+
+usage: bench/bench.py [OUT.md]   (prints the table; also writes it to OUT.md if given)
+Environment: BENCH_FRAMES (capture size, default 1000000), RATES/FRAMES/IDLE_S (live.sh).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.chdir(REPO)
+PCAPS = os.path.realpath(os.path.join(REPO, "..", "shared", "pcaps"))
+REL = "target/release/netmon-agent"
+BENCH = "target/bench-release/netmon-agent"
+rows = []  # (benchmark, tool, figure, cpu, rss, exact)
+
+
+def note(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def run(argv, **kw):
+    note("running " + " ".join(argv))
+    return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+def machine():
+    model = "?"
+    for l in open("/proc/cpuinfo"):
+        if l.startswith("model name"):
+            model = l.split(":", 1)[1].strip()
+            break
+    mem = int(open("/proc/meminfo").readline().split()[1]) // 1024
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"{model}, {os.cpu_count()} CPUs (shared), {mem} MiB RAM, Linux {os.uname().release}, "
+            f"{rustc}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+def build():
+    r = run(["cargo", "build", "-q", "--release", "--bin", "netmon-agent"])
+    if r.returncode:
+        sys.exit("bench: cargo build --release failed:\n" + r.stderr)
+    r = run(["cargo", "build", "-q", "--profile", "bench-release", "--bin", "netmon-agent", "--example", "bench_decode"])
+    if r.returncode:
+        sys.exit("bench: cargo build --profile bench-release failed:\n" + r.stderr)
+
+
+def replay_part(tmp):
+    if not (shutil.which("mergecap") and shutil.which("tshark")):
+        rows.append(("replay", "all", "tshark/mergecap not installed", "", "", ""))
+        return
+    cap = os.path.join(tmp, "big.pcap")
+    r = run([sys.executable, "bench/make_capture.py", PCAPS, cap, os.environ.get("BENCH_FRAMES", "1000000")])
+    if r.returncode:
+        rows.append(("replay", "make_capture.py", "failed: " + r.stderr.strip()[-200:], "", "", ""))
+        return
+    r = run([sys.executable, "bench/replay_compare.py", REL, cap])
+    note(r.stderr.strip())
+    for line in r.stdout.splitlines():
+        c = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(c) < 7 or c[0] in ("tool", "---") or c[0].startswith("-"):
+            if len(c) >= 2 and "not installed" in line:
+                rows.append(("replay", c[0], "not installed", "", "", ""))
+            continue
+        tool, frames, fps, wall, cpu, rss, exact = c[:7]
+        what = f"replay {frames} real frames" if "slice" not in tool else f"replay {frames} frames (slice)"
+        fig = f"{float(fps.replace(',', '')) / 1e6:.3f} M frames/s ({wall} s)"
+        rows.append((what, tool, fig, f"{cpu} s", rss, exact))
+
+
+def decode_part():
+    r = run(["target/bench-release/examples/bench_decode", "--pcaps", PCAPS])
+    m = re.search(r"decode\+account: ([\d.]+) M frames/s, ([\d.]+) ns/frame \((.*)\)", r.stdout)
+    if not m:
+        rows.append(("decode+account in memory", "bench_decode", "failed: " + (r.stderr or r.stdout)[-200:], "", "", ""))
+        return
+    cap = re.search(r"capture: (\d+) frames", r.stdout)
+    rows.append((f"decode+account in memory, {int(cap.group(1)):,} frames" if cap else "decode+account in memory",
+                 "netmon-agent DeviceTable::observe", f"{m.group(1)} M frames/s, {m.group(2)} ns/frame ({m.group(3)})",
+                 "", "", "target: 20 M frames/s"))
+
+
+def live_part():
+    if os.geteuid() != 0:
+        rows.append(("live capture, scan, idle", "", "skipped: needs root (namespaces)", "", "", ""))
+        return
+    missing = [t for t in ("trafgen", "darkstat", "tcpdump", "arp-scan", "bc") if not shutil.which(t)]
+    if missing:
+        rows.append(("live capture, scan, idle", "", "skipped: missing " + ", ".join(missing), "", "", ""))
+        return
+    env = dict(os.environ)
+    env.setdefault("IDLE_S", "60")
+    r = run(["bash", "bench/live.sh", BENCH], env=env)
+    out = r.stdout
+    note(out + r.stderr[-2000:])
+    idle = {m.group(1): m for m in re.finditer(
+        r"^idle (\S+): wake-ups: (\d+) in (\d+) s = ([\d.]+)/s; CPU ([\d.]+) s", out, re.M)}
+    for tool, m in idle.items():
+        rows.append((f"idle {m.group(3)} s, no traffic", tool, f"{m.group(4)} wake-ups/s", f"{m.group(5)} s", "", ""))
+    scans = re.findall(r"netmon-agent scan ([\d.]+) s\s+arp-scan ([\d.]+) s\s+ratio ([\d.]+)", out)
+    if scans:
+        a = sorted(float(s[0]) for s in scans)
+        b = sorted(float(s[1]) for s in scans)
+        ratio = a[len(a) // 2] / b[len(b) // 2]
+        rows.append(("scan of a /24 (8 hosts answer)", "netmon-agent scan", f"{a[len(a) // 2]:.2f} s (median of {len(a)})",
+                     "", "", f"ratio {ratio:.2f} (target <= 1.5)"))
+        rows.append(("scan of a /24 (8 hosts answer)", "arp-scan", f"{b[len(b) // 2]:.2f} s (median of {len(b)})", "", "", ""))
+    steps = re.findall(r"^rate (\d+) achieved (\d+) agent_drops (\d+) exact (\S+) agent_cpu ([\d.]+) "
+                       r"tcpdump_cpu ([\d.]+) tcpdump_drops (\S+) darkstat_cpu ([\d.]+) sent (\d+)$", out, re.M)
+    if steps:
+        ok = [s for s in steps if s[2] == "0" and s[3] == "yes"]
+        best = max(ok, key=lambda s: int(s[1])) if ok else None
+        top = max(steps, key=lambda s: int(s[1]))
+        per_m = lambda cpu, s: f"{float(cpu) / (int(s[8]) / 1e6):.3f} s per M frames"
+        if best:
+            rows.append(("live capture on veth, trafgen 64-1500 B", "netmon-agent run",
+                         f"0 drops up to {int(best[1]):,} frames/s (steps {', '.join(s[1] for s in steps)})",
+                         per_m(best[4], best), "", "exact tx count" if best[3] == "yes" else best[3]))
+        else:
+            rows.append(("live capture on veth", "netmon-agent run", f"drops at every step ({[s[2] for s in steps]})",
+                         "", "", ""))
+        ref = best or top
+        rows.append(("live capture on veth (same traffic)", "tcpdump -w /dev/null",
+                     f"{ref[6]} kernel drops at {int(ref[1]):,} frames/s", per_m(ref[5], ref), "", ""))
+        rows.append(("live capture on veth (same traffic)", "darkstat -i", f"at {int(ref[1]):,} frames/s",
+                     per_m(ref[7], ref), "", ""))
+        if top is not best:
+            rows.append(("live capture on veth, highest step", "netmon-agent run",
+                         f"{top[2]} drops at {int(top[1]):,} frames/s", per_m(top[4], top), "", top[3]))
+    rss = re.findall(r"^rss (\S+) ([\d]+) KiB$", out, re.M)
+    for tool, kib in rss:
+        rows.append(("RSS after start, idle lab", tool, f"{int(kib)} KiB", "", "", ""))
+
+
+def size_part():
+    """Per-target sizes from the cross tooling when this branch has it: `make size` (builds every
+    target) with BENCH_CROSS=1, else `scripts/cross.sh size` on what dist/ already holds."""
+    host = run(["rustc", "-vV"]).stdout
+    triple = re.search(r"host: (\S+)", host).group(1)
+    rows.append(("binary size (stripped, release profile)", triple, f"{os.path.getsize(REL):,} bytes", "", "",
+                 "this machine's build (glibc, dynamic)"))
+    if not os.path.exists("scripts/cross.sh"):
+        return
+    if os.environ.get("BENCH_CROSS") == "1":
+        run(["make", "size"])
+    r = run(["bash", "scripts/cross.sh", "size"])
+    for line in r.stdout.splitlines():
+        m = re.match(r"^(\S+-linux-\S+)\s+(\d+|not built)\s*(.*)$", line)
+        if m:
+            fig = f"{int(m.group(2)):,} bytes" if m.group(2).isdigit() else "not built (BENCH_CROSS=1 builds it)"
+            rows.append(("binary size (static musl, stripped)", m.group(1), fig, "", "", m.group(3).strip()))
+
+
+def startup_part():
+    r = run([sys.executable, "bench/startup.py", REL, "5"])
+    for line in r.stdout.splitlines():
+        c = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(c) == 2 and "RSS" in c[0]:
+            rows.append(("RSS after start (run, default settings, no platform)", "netmon-agent run",
+                         c[1], "", "", "target: < 2 MB"))
+        elif len(c) == 2 and "first JSON" in c[0]:
+            rows.append(("exec to first snapshot (minus the 1 s window)", "netmon-agent run", c[1], "", "", ""))
+
+
+def main():
+    t0 = time.time()
+    build()
+    with tempfile.TemporaryDirectory(prefix="netmon-bench-") as tmp:
+        for part in (lambda: replay_part(tmp), decode_part, live_part, startup_part, size_part):
+            try:
+                part()
+            except Exception as e:  # one broken part must not hide the others
+                rows.append(("(part failed)", getattr(part, "__name__", "?"), repr(e)[:200], "", "", ""))
+    lines = [f"Machine: {machine()}. Command: `make bench` ({time.time() - t0:.0f} s).", "",
+             "| benchmark | tool | figure | CPU | peak RSS | exact / note |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    text = "\n".join(lines)
+    print(text)
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
