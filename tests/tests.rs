@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod config;
+mod endure;
 mod lab;
 mod privdrop;
 mod procfs;
