@@ -122,13 +122,14 @@ def live_part():
         rows.append(("scan of a /24 (8 hosts answer)", "netmon-agent scan", f"{a[len(a) // 2]:.2f} s (median of {len(a)})",
                      "", "", f"ratio {ratio:.2f} (target <= 1.5)"))
         rows.append(("scan of a /24 (8 hosts answer)", "arp-scan", f"{b[len(b) // 2]:.2f} s (median of {len(b)})", "", "", ""))
-    steps = re.findall(r"^rate (\d+) achieved (\d+) agent_drops (\d+) exact (\S+) agent_cpu ([\d.]+) "
-                       r"tcpdump_cpu ([\d.]+) tcpdump_drops (\S+) darkstat_cpu ([\d.]+) sent (\d+)$", out, re.M)
+    steps = re.findall(r"^rate (\S+) achieved (\d+) agent_drops (\d+) exact (\S+) agent_cpu ([\d.]+) "
+                       r"tcpdump_cpu ([\d.]+) tcpdump_drops (\S+) darkstat_cpu ([\d.]+) sent (\d+) "
+                       r"darkstat_seen (-?\d+)$", out, re.M)
     if steps:
         ok = [s for s in steps if s[2] == "0" and s[3] == "yes"]
         best = max(ok, key=lambda s: int(s[1])) if ok else None
         top = max(steps, key=lambda s: int(s[1]))
-        per_m = lambda cpu, s: f"{float(cpu) / (int(s[8]) / 1e6):.3f} s per M frames"
+        per_m = lambda cpu, s: f"{float(cpu) / (int(s[8]) / 1e6):.3f} s per M frames"  # noqa: E731
         if best:
             rows.append(("live capture on veth, trafgen 64-1500 B", "netmon-agent run",
                          f"0 drops up to {int(best[1]):,} frames/s (steps {', '.join(s[1] for s in steps)})",
@@ -139,7 +140,8 @@ def live_part():
         ref = best or top
         rows.append(("live capture on veth (same traffic)", "tcpdump -w /dev/null",
                      f"{ref[6]} kernel drops at {int(ref[1]):,} frames/s", per_m(ref[5], ref), "", ""))
-        rows.append(("live capture on veth (same traffic)", "darkstat -i", f"at {int(ref[1]):,} frames/s",
+        rows.append(("live capture on veth (same traffic)", "darkstat -i",
+                     f"saw {int(ref[9]):,} frames (of {int(ref[8]):,} sent) at {int(ref[1]):,} frames/s",
                      per_m(ref[7], ref), "", ""))
         if top is not best:
             rows.append(("live capture on veth, highest step", "netmon-agent run",

@@ -38,9 +38,11 @@ for i in 0 1 2 3 4 5 6 7; do
   ip -n $C addr add 10.97.0.$((10 + i))/24 dev eth0
 done
 
-cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
+# CPU time in ns from the scheduler (/proc/PID/schedstat), not 10 ms ticks: a few hundred
+# thousand frames cost only a few ticks.
+cpu_ticks() { awk '{print $1}' /proc/$1/schedstat; }
 vcs() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/$1/status; }
-HZ=$(getconf CLK_TCK)
+HZ=1000000000
 
 echo "== idle: run --cycle 5, SCAN_INTERVAL=60, ${IDLE_S} s; tcpdump -w /dev/null and darkstat on the same bridge"
 ip netns exec $R "$BIN" run --config /dev/null -i br-lan --cycle 5 >/dev/null 2>&1 &
@@ -57,7 +59,7 @@ for pair in "netmon-agent:$A" "tcpdump:$T" "darkstat:$D"; do
   name=${pair%%:*}; p=${pair##*:}
   v1=$(vcs $p); c1=$(cpu_ticks $p)
   awk -v n="$name" -v v=$((v1 - V0[$p])) -v c=$((c1 - C0[$p])) -v s="$IDLE_S" -v hz="$HZ" \
-    'BEGIN {printf "idle %s: wake-ups: %d in %d s = %.2f/s; CPU %.2f s = %.3f%%\n", n, v, s, v / s, c / hz, 100 * c / hz / s}'
+    'BEGIN {printf "idle %s: wake-ups: %d in %d s = %.2f/s; CPU %.4f s = %.4f%%\n", n, v, s, v / s, c / hz, 100 * c / hz / s}'
   echo "rss $name $(awk '/^VmRSS/ {print $2}' /proc/$p/status) KiB"
 done
 kill $A $T $D; wait $A $T $D 2>/dev/null || true
@@ -69,11 +71,13 @@ for i in 1 2 3; do
   awk -v x="$(echo "$b - $a" | bc)" -v y="$(echo "$d - $c" | bc)" 'BEGIN {printf "netmon-agent scan %.3f s   arp-scan %.3f s   ratio %.2f\n", x, y, x / y}'
 done
 
-echo "== capture: trafgen ${FRAMES} frames client0 -> client1 (64..1500 B) per rate"
+echo "== capture: trafgen ${FRAMES} IPv4/UDP frames client0 -> client1 (60..1500 B) per rate"
+# IPv4/UDP 10.97.0.10:9 -> 10.97.0.11:9 (frames of 60, 600 and 1500 bytes): traffic darkstat
+# accounts too (it ignores non-IP frames, which would make its CPU figure meaningless).
 cat >/tmp/$P.trafgen <<'CFG'
-{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 46) }
-{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 586) }
-{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x88,0xb5, fill(0x55, 1486) }
+{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x08,0x00, 0x45,0x00,const16(46),0x00,0x00,0x40,0x00,64,17,csumip(14,33), 10,97,0,10, 10,97,0,11, const16(9),const16(9),const16(26),0x00,0x00, fill(0x55, 18) }
+{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x08,0x00, 0x45,0x00,const16(586),0x00,0x00,0x40,0x00,64,17,csumip(14,33), 10,97,0,10, 10,97,0,11, const16(9),const16(9),const16(566),0x00,0x00, fill(0x55, 558) }
+{ 0x02,0x00,0x00,0x97,0x00,0x11, 0x02,0x00,0x00,0x97,0x00,0x10, 0x08,0x00, 0x45,0x00,const16(1486),0x00,0x00,0x40,0x00,64,17,csumip(14,33), 10,97,0,10, 10,97,0,11, const16(9),const16(9),const16(1466),0x00,0x00, fill(0x55, 1458) }
 CFG
 for rate in $RATES; do
   ip netns exec $R "$BIN" run --config /dev/null -i br-lan --cycle 1 --set SCAN_INTERVAL=0 --set RING_KB=${RING_KB:-8192} >/tmp/$P.out 2>/dev/null &
@@ -83,6 +87,7 @@ for rate in $RATES; do
   ip netns exec $R darkstat -i br-lan --no-daemon --no-dns -b 127.0.0.1 -p 6677 >/tmp/$P.darkstat 2>&1 &
   D=$!; PIDS+=($D)
   sleep 2
+  dk0=$(ip netns exec $R curl -s http://127.0.0.1:6677/ | grep -o 'id="pc">[0-9,]*' | tr -dc 0-9)
   tx0=$(ip netns exec ${P}c0 cat /sys/class/net/eth0/statistics/tx_packets)
   base=$(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0))')
   ca=$(cpu_ticks $A); ct=$(cpu_ticks $T); cd=$(cpu_ticks $D)
@@ -92,12 +97,13 @@ for rate in $RATES; do
   sleep 2
   tx1=$(ip netns exec ${P}c0 cat /sys/class/net/eth0/statistics/tx_packets)
   ca1=$(cpu_ticks $A); ct1=$(cpu_ticks $T); cd1=$(cpu_ticks $D)
+  dk1=$(ip netns exec $R curl -s http://127.0.0.1:6677/ | grep -o 'id="pc">[0-9,]*' | tr -dc 0-9)
   read -r got drops < <(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0), d["agent"]["capture"]["packetsDropped"])')
   kill $A $T $D; wait $A $T $D 2>/dev/null || true
   sent=$((tx1 - tx0)); got=$((got - base))
   exact=$([ "$sent" = "$got" ] && echo yes || echo "no($sent)")
   tdrop=$(grep -o '[0-9]* packets dropped by kernel' /tmp/$P.tcpdump | awk '{print $1}' || true)
-  awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v d="$drops" -v e="$exact" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="${tdrop:-?}" \
-    'BEGIN {printf "rate %s achieved %d agent_drops %s exact %s agent_cpu %.2f tcpdump_cpu %.2f tcpdump_drops %s darkstat_cpu %.2f sent %d\n", r, n / el, d, e, c / hz, t / hz, td, k / hz, n}'
+  awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v d="$drops" -v e="$exact" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="${tdrop:-?}" -v ds=$(( ${dk1:-0} - ${dk0:-0} )) \
+    'BEGIN {printf "rate %s achieved %d agent_drops %s exact %s agent_cpu %.4f tcpdump_cpu %.4f tcpdump_drops %s darkstat_cpu %.4f sent %d darkstat_seen %d\n", r, n / el, d, e, c / hz, t / hz, td, k / hz, n, ds}'
 done
 rm -f /tmp/$P.*

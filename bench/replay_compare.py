@@ -97,8 +97,8 @@ else:
 
 if shutil.which("darkstat"):
     with tempfile.TemporaryDirectory() as d:
-        wall, cpu, rss, _ = measure(["darkstat", "-r", capture, "--no-daemon", "--chroot", d, "--user", "root",
-                                     "--export", "db"])
+        # -r reads the file and exits; --chroot/--user only because darkstat insists on them.
+        wall, cpu, rss, _ = measure(["darkstat", "-r", capture, "--no-daemon", "--chroot", d, "--user", "root"])
     rows.append(row("darkstat -r", frames, wall, cpu, rss, "n/a (counts per IP host)"))
 else:
     rows.append("| darkstat | not installed | | | | | |")
