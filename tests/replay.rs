@@ -602,5 +602,7 @@ fn text_table_is_sorted_by_total_bytes() {
         assert_eq!((tx, rx), (j[0], j[2]), "{l}");
         rows += 1;
     }
-    assert_eq!(rows, json.len());
+    // Devices whose last sign is over a year before the end have left the table (this capture
+    // spans years); every row left is in the per-cycle JSON.
+    assert!(rows > 0 && rows <= json.len(), "{rows} rows, {} in JSON", json.len());
 }
