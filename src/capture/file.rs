@@ -591,9 +591,9 @@ mod tests {
         d
     }
 
-    type Read = (u64, u32, Vec<u8>, LinkType);
+    type Got = (u64, u32, Vec<u8>, LinkType);
 
-    fn read_all(path: &Path) -> (Vec<Read>, Option<CaptureError>) {
+    fn read_all(path: &Path) -> (Vec<Got>, Option<CaptureError>) {
         let mut src = FileSource::open(path).unwrap();
         let mut v = Vec::new();
         while let Some(r) = src.next_frame() {
