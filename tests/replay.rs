@@ -604,5 +604,9 @@ fn text_table_is_sorted_by_total_bytes() {
     }
     // Devices whose last sign is over a year before the end have left the table (this capture
     // spans years); every row left is in the per-cycle JSON.
-    assert!(rows > 0 && rows <= json.len(), "{rows} rows, {} in JSON", json.len());
+    assert!(
+        rows > 0 && rows <= json.len(),
+        "{rows} rows, {} in JSON",
+        json.len()
+    );
 }
