@@ -226,7 +226,8 @@ fn unsupported_link_types_are_a_clear_error() {
 }
 
 /// ARP sender bindings from tshark's oracle (arp.tsv): every MAC whose only non-zero sender
-/// IPv4 is one address shows that address, over Ethernet and Linux cooked captures.
+/// IPv4 is one address shows that address and tshark's VLAN, over Ethernet and Linux cooked
+/// captures.
 #[test]
 fn arp_bindings_match_tshark() {
     let Some(dir) = shared().map(|s| s.join("pcaps")) else {
@@ -243,8 +244,10 @@ fn arp_bindings_match_tshark() {
         let file = dir.join(name);
         let text = std::fs::read_to_string(format!("{}.arp.tsv", file.display())).unwrap();
         let mut ips: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut vlans: BTreeMap<String, String> = BTreeMap::new();
         for line in text.lines().skip(1) {
             let p: Vec<&str> = line.split('\t').collect();
+            vlans.insert(p[0].to_owned(), p[2].to_owned());
             let (mac, ip, replies_or_requests) = (
                 p[0],
                 p[1],
@@ -266,6 +269,11 @@ fn arp_bindings_match_tshark() {
                 .find(|d| d["mac"] == mac.as_str())
                 .unwrap_or_else(|| panic!("{name}: {mac} missing"));
             assert_eq!(d["ip"], v[0].as_str(), "{name}: {mac}");
+            // tshark's vlan.id (first occurrence) of the ARP frame.
+            match vlans[mac].as_str() {
+                "-" => assert!(d["vlan"].is_null(), "{name}: {mac}"),
+                v => assert_eq!(d["vlan"], v.parse::<u64>().unwrap(), "{name}: {mac}"),
+            }
             checked += 1;
         }
         assert!(checked > 0, "{name}: no binding checked");
