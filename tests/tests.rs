@@ -2,5 +2,6 @@
 
 mod cli;
 mod common;
+mod install;
 mod openwrt;
 mod privdrop;
