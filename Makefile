@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help build release run test check-fmt bench clean
+.PHONY: help build release run test check-fmt bench bench-decode clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -21,6 +21,11 @@ test: ## the whole test suite (root-only tests skip with a reason when not root)
 
 check-fmt: ## formatting check
 	$(CARGO) fmt --check
+
+bench-decode: ## decode+account throughput vs tshark, replay peak RSS (needs ../shared/pcaps)
+	bench/decode.sh
+
+bench: bench-decode ## all benchmarks
 
 clean:
 	$(CARGO) clean

@@ -24,6 +24,7 @@ pub enum Command {
     Run(RunArgs),
     Snapshot(SnapshotArgs),
     Check(CheckArgs),
+    Replay(ReplayArgs),
 }
 
 /// The options every subcommand accepts.
@@ -190,3 +191,57 @@ pub struct CheckArgs {
     pub version: bool,
 }
 common_options!(CheckArgs);
+
+#[derive(FromArgs, Debug)]
+/// Feed a pcap/pcapng file through the packet path (capture time is the clock) and print the
+/// device table, or a schema-valid snapshot with --json.
+#[argh(subcommand, name = "replay")]
+pub struct ReplayArgs {
+    /// the capture file (pcap or pcapng)
+    #[argh(positional)]
+    pub file: Option<PathBuf>,
+    /// LAN range in CIDR: IPv4 addresses are learned only inside it (NETWORK_RANGE)
+    #[argh(option, short = 'r')]
+    pub range: Option<String>,
+    /// device table capacity (DEVICE_TABLE_SIZE)
+    #[argh(option)]
+    pub table_size: Option<String>,
+    /// seconds per cycle of capture time (CYCLE_TIME)
+    #[argh(option)]
+    pub cycle: Option<String>,
+    /// print a JSON snapshot instead of a table
+    #[argh(switch)]
+    pub json: bool,
+    /// with --json: one snapshot per cycle, as JSON lines
+    #[argh(switch)]
+    pub every_cycle: bool,
+    /// config file (default /etc/netmon-agent.conf)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// error, warn, info or debug (LOG_LEVEL)
+    #[argh(option)]
+    pub log_level: Option<String>,
+    /// set any config KEY=VALUE (repeatable; not API_KEY)
+    #[argh(option)]
+    pub set: Vec<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+
+impl ReplayArgs {
+    pub fn common(&self) -> Common {
+        let mut set = self.set.clone();
+        if let Some(n) = &self.table_size {
+            set.push(format!("DEVICE_TABLE_SIZE={n}"));
+        }
+        Common {
+            config: self.config.clone(),
+            interface: None,
+            range: self.range.clone(),
+            cycle: self.cycle.clone(),
+            log_level: self.log_level.clone(),
+            set,
+        }
+    }
+}

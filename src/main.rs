@@ -6,14 +6,19 @@ use std::process::ExitCode;
 #[macro_use]
 mod log;
 mod agent;
+mod capture;
 mod cli;
 mod config;
+mod decode;
+mod devices;
 mod error;
 mod net;
 mod procfs;
+mod replay;
 mod snapshot;
 mod sys;
 mod timefmt;
+mod wire;
 
 use cli::{Cli, Command};
 use error::Error;
@@ -75,6 +80,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Run(a) if a.version => Ok(print_version()),
         Command::Snapshot(a) if a.version => Ok(print_version()),
         Command::Check(a) if a.version => Ok(print_version()),
+        Command::Replay(a) if a.version => Ok(print_version()),
         Command::Run(a) => {
             let opts = a.common().load_options()?;
             agent::run(opts).map(|()| ExitCode::SUCCESS)
@@ -93,6 +99,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Check(a) => {
             let opts = a.common().load_options()?;
             agent::check(opts).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Replay(a) => {
+            let opts = a.common().load_options()?;
+            let Some(file) = a.file.clone() else {
+                return Err(Error::Usage("replay: no capture file given".into()));
+            };
+            if a.every_cycle && !a.json {
+                return Err(Error::Usage("replay: --every-cycle needs --json".into()));
+            }
+            let range = match a.range.as_deref() {
+                Some(r) => Some(
+                    net::Ipv4Cidr::parse(r).map_err(|e| Error::Usage(format!("--range: {e}")))?,
+                ),
+                None => None,
+            };
+            let ro = replay::ReplayOptions {
+                file,
+                range,
+                json: a.json,
+                every_cycle: a.every_cycle,
+            };
+            replay::run(opts, ro).map(|()| ExitCode::SUCCESS)
         }
     }
 }

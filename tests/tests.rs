@@ -5,3 +5,4 @@ mod common;
 mod install;
 mod openwrt;
 mod privdrop;
+mod replay;

@@ -2,6 +2,8 @@
 //! The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+#[cfg(test)]
+pub mod count_alloc;
 pub mod ifaddrs;
 pub mod poll;
 pub mod privdrop;

@@ -1,0 +1,488 @@
+//! `netmon-agent replay` from outside, against tshark: for every Ethernet capture in
+//! ../shared/pcaps, and for captures the tests write themselves with pcap-file, the per-MAC
+//! rx/tx bytes and packets equal `tshark -n` over the outermost Ethernet header (what
+//! `-z endpoints,eth` reports without tunnelled inner headers; see ../shared/pcaps/oracle.sh).
+//! tshark runs when installed; otherwise the `.eth_outer.tsv` oracle files are read; in CI
+//! (CI=true) having neither is a failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, Endianness, TsResolution};
+
+use crate::common::*;
+
+/// tx bytes, tx packets, rx bytes, rx packets.
+type Counts = BTreeMap<String, [u64; 4]>;
+
+fn tshark_installed() -> bool {
+    Command::new("tshark")
+        .arg("-v")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Per unicast MAC, from tshark run now: outermost Ethernet header only (frames whose first
+/// protocol is eth), a frame with src == dst counted both ways, like oracle.sh.
+fn tshark_counts(file: &Path) -> Counts {
+    let o = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-E",
+            "occurrence=f",
+            "-e",
+            "frame.len",
+            "-e",
+            "frame.protocols",
+            "-e",
+            "eth.src",
+            "-e",
+            "eth.dst",
+        ])
+        .output()
+        .expect("run tshark");
+    let mut c = Counts::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let p: Vec<&str> = line.split('|').collect();
+        if p.len() < 4 || !p[1].starts_with("eth") || p[2].is_empty() || p[3].is_empty() {
+            continue;
+        }
+        let len: u64 = p[0].parse().unwrap_or(0);
+        let tx = c.entry(p[2].to_owned()).or_default();
+        tx[0] += len;
+        tx[1] += 1;
+        let rx = c.entry(p[3].to_owned()).or_default();
+        rx[2] += len;
+        rx[3] += 1;
+    }
+    unicast(c)
+}
+
+/// The same from the oracle file made by oracle.sh.
+fn oracle_counts(file: &Path) -> Option<Counts> {
+    let text = std::fs::read_to_string(format!("{}.eth_outer.tsv", file.display())).ok()?;
+    let mut c = Counts::new();
+    for line in text.lines().skip(1) {
+        let p: Vec<&str> = line.split('\t').collect();
+        let n = |i: usize| p[i].parse::<u64>().unwrap();
+        c.insert(p[0].to_owned(), [n(4), n(3), n(6), n(5)]);
+    }
+    Some(unicast(c))
+}
+
+fn unicast(c: Counts) -> Counts {
+    c.into_iter()
+        .filter(|(mac, _)| u8::from_str_radix(&mac[..2], 16).unwrap() & 1 == 0)
+        .collect()
+}
+
+/// The reference for `file`, or None (with a printed reason) when there is none outside CI.
+fn reference(file: &Path) -> Option<Counts> {
+    if tshark_installed() {
+        let c = tshark_counts(file);
+        // The oracle files (the fallback) must say the same as the tshark installed here.
+        if let Some(o) = oracle_counts(file) {
+            assert_eq!(o, c, "{}: oracle file and tshark disagree", file.display());
+        }
+        return Some(c);
+    }
+    if let Some(c) = oracle_counts(file) {
+        return Some(c);
+    }
+    assert!(
+        !in_ci(),
+        "CI: neither tshark nor {}.eth_outer.tsv is there",
+        file.display()
+    );
+    eprintln!("skip {}: no tshark and no oracle file", file.display());
+    None
+}
+
+/// Replays with --every-cycle and takes each MAC's counters from the last snapshot it is in.
+/// DEVICE_EXPIRE is set to its maximum (a year): a device that expires and comes back starts
+/// from zero again, by design, while tshark keeps counting (tcpdump's arp-oobr.pcap has MACs
+/// seen 2.4 hours apart). A device expired by a larger jump in capture time (pim_header_asan-2
+/// jumps 32 years) leaves the table with its counters as in its last snapshot.
+fn replay_counts(file: &Path, extra: &[&str]) -> (Counts, serde_json::Value) {
+    let o = run(agent()
+        .args(["replay", "--json", "--every-cycle", "--table-size", "4096"])
+        .args(["--set", "DEVICE_EXPIRE=31536000"])
+        .args(extra)
+        .arg(file));
+    assert!(o.status.success(), "{}: {}", file.display(), stderr(&o));
+    let mut c = Counts::new();
+    let mut last = serde_json::Value::Null;
+    for line in stdout(&o).lines() {
+        let snap: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        for d in snap["network"]["connectedDevices"].as_array().unwrap() {
+            let b = &d["bandwidth"];
+            let n = |k: &str| b[k].as_u64().unwrap();
+            c.insert(
+                d["mac"].as_str().unwrap().to_owned(),
+                [
+                    n("txBytesTotal"),
+                    n("txPacketsTotal"),
+                    n("rxBytesTotal"),
+                    n("rxPacketsTotal"),
+                ],
+            );
+        }
+        last = snap;
+    }
+    assert_eq!(last["agent"]["capture"]["mode"], "replay");
+    (c, last)
+}
+
+fn shared_captures() -> Vec<PathBuf> {
+    let Some(dir) = shared().map(|s| s.join("pcaps")) else {
+        assert!(!in_ci(), "CI: ../shared/pcaps is missing");
+        eprintln!("skip: ../shared/pcaps is not there");
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_ethernet_capture_matches_tshark_per_mac() {
+    let mut compared = 0;
+    for file in shared_captures() {
+        let Some(want) = reference(&file) else {
+            continue;
+        };
+        if want.is_empty() {
+            continue; // no Ethernet addresses: SLL, radiotap, raw IP (tested below)
+        }
+        let (got, _) = replay_counts(&file, &[]);
+        for (mac, w) in &want {
+            assert_eq!(
+                got.get(mac),
+                Some(w),
+                "{}: {mac} [tx bytes, tx pkts, rx bytes, rx pkts]",
+                file.display()
+            );
+        }
+        let extra: Vec<&String> = got.keys().filter(|m| !want.contains_key(*m)).collect();
+        assert!(
+            extra.is_empty(),
+            "{}: devices tshark does not list: {extra:?}",
+            file.display()
+        );
+        compared += 1;
+    }
+    if shared().is_some() {
+        assert!(compared >= 15, "only {compared} captures compared");
+    }
+}
+
+#[test]
+fn unsupported_link_types_are_a_clear_error() {
+    let Some(dir) = shared().map(|s| s.join("pcaps")) else {
+        assert!(!in_ci(), "CI: ../shared/pcaps is missing");
+        return;
+    };
+    for (name, what) in [
+        (
+            "zeek__arp-who-has-radiotap.pcap",
+            "link type 127 (802.11 radiotap) is not supported",
+        ),
+        (
+            "zeek__tcp-syslog.pcap",
+            "link type 228 (raw IPv4) is not supported",
+        ),
+    ] {
+        let o = run(agent().args(["replay", "--json"]).arg(dir.join(name)));
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        let e = stderr(&o);
+        assert!(e.contains(&format!("{name}: {what}")), "{name}: {e}");
+    }
+    // A pcapng mixing Ethernet and BSD loopback: the loopback frame is skipped and named once.
+    let o = run(agent()
+        .args(["replay"])
+        .arg(dir.join("pcapngtg__test101-le.pcapng")));
+    assert!(o.status.success());
+    let e = stderr(&o);
+    assert_eq!(e.matches("link type 0 (BSD loopback)").count(), 1, "{e}");
+    assert!(e.contains("skipped"), "{e}");
+}
+
+/// ARP sender bindings from tshark's oracle (arp.tsv): every MAC whose only non-zero sender
+/// IPv4 is one address shows that address, over Ethernet and Linux cooked captures.
+#[test]
+fn arp_bindings_match_tshark() {
+    let Some(dir) = shared().map(|s| s.join("pcaps")) else {
+        assert!(!in_ci(), "CI: ../shared/pcaps is missing");
+        return;
+    };
+    for name in [
+        "zeek__linuxsll-arp.pcap",
+        "ndpi__iphone.pcap",
+        "zeek__snap-arp.pcapng",
+        "zeek__q-in-q.pcap",
+        "tcpdump__802.1ad_QinQ.pcap",
+    ] {
+        let file = dir.join(name);
+        let text = std::fs::read_to_string(format!("{}.arp.tsv", file.display())).unwrap();
+        let mut ips: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for line in text.lines().skip(1) {
+            let p: Vec<&str> = line.split('\t').collect();
+            let (mac, ip, replies_or_requests) = (
+                p[0],
+                p[1],
+                p[4].parse::<u32>().unwrap() + p[5].parse::<u32>().unwrap(),
+            );
+            if ip != "0.0.0.0" && ip != "-" && replies_or_requests > 0 {
+                let v = ips.entry(mac.to_owned()).or_default();
+                if !v.iter().any(|x| x == ip) {
+                    v.push(ip.to_owned());
+                }
+            }
+        }
+        let (_, snap) = replay_counts(&file, &[]);
+        let devices = snap["network"]["connectedDevices"].as_array().unwrap();
+        let mut checked = 0;
+        for (mac, v) in ips.iter().filter(|(_, v)| v.len() == 1) {
+            let d = devices
+                .iter()
+                .find(|d| d["mac"] == mac.as_str())
+                .unwrap_or_else(|| panic!("{name}: {mac} missing"));
+            assert_eq!(d["ip"], v[0].as_str(), "{name}: {mac}");
+            checked += 1;
+        }
+        assert!(checked > 0, "{name}: no binding checked");
+    }
+}
+
+/// Ethernet frames for our own captures: unicast both ways, a broadcast, a multicast.
+fn frames() -> Vec<Vec<u8>> {
+    let a = [0x02, 0x11, 0x22, 0x33, 0x44, 0x01];
+    let b = [0x02, 0x11, 0x22, 0x33, 0x44, 0x02];
+    let mk = |dst: [u8; 6], src: [u8; 6], n: usize| {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x88, 0xb5]); // local experimental EtherType
+        f.resize(n, 0xab);
+        f
+    };
+    vec![
+        mk(b, a, 60),
+        mk(a, b, 1514),
+        mk([0xff; 6], a, 342),
+        mk([0x33, 0x33, 0, 0, 0, 1], b, 90),
+        mk(b, a, 100),
+    ]
+}
+
+fn write_capture(path: &Path, endianness: Endianness, ts_resolution: TsResolution, snaplen: u32) {
+    let header = PcapHeader {
+        version_major: 2,
+        version_minor: 4,
+        ts_correction: 0,
+        ts_accuracy: 0,
+        snaplen,
+        datalink: DataLink::ETHERNET,
+        ts_resolution,
+        endianness,
+    };
+    let mut w = PcapWriter::with_header(std::fs::File::create(path).unwrap(), header).unwrap();
+    for (i, f) in frames().iter().enumerate() {
+        let cut = &f[..f.len().min(snaplen as usize)];
+        let ts = Duration::new(1_700_000_000 + i as u64 * 3, 123_456_789);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, cut))
+            .unwrap();
+    }
+}
+
+#[test]
+fn own_captures_nanosecond_big_endian_snaplen() {
+    let dir = scratch("replay-own");
+    for (name, e, r, snap) in [
+        (
+            "le-micro.pcap",
+            Endianness::Little,
+            TsResolution::MicroSecond,
+            65535,
+        ),
+        (
+            "be-nano.pcap",
+            Endianness::Big,
+            TsResolution::NanoSecond,
+            65535,
+        ),
+        (
+            "le-snap64.pcap",
+            Endianness::Little,
+            TsResolution::NanoSecond,
+            64,
+        ),
+    ] {
+        let path = dir.join(name);
+        write_capture(&path, e, r, snap);
+        let (got, snap) = replay_counts(&path, &["--cycle", "5"]);
+        // Independent of tshark too: the sums we wrote.
+        let a = got["02:11:22:33:44:01"];
+        assert_eq!(a, [60 + 342 + 100, 3, 1514, 1], "{name}");
+        if let Some(want) = reference_if_tshark(&path) {
+            assert_eq!(got, want, "{name}");
+        }
+        // Capture time is the clock: the last snapshot ends at the last frame (12 s after the first).
+        assert_eq!(snap["snapshotTime"], "2023-11-14T22:13:32.123Z", "{name}");
+    }
+}
+
+fn reference_if_tshark(path: &Path) -> Option<Counts> {
+    if tshark_installed() {
+        Some(tshark_counts(path))
+    } else {
+        assert!(!in_ci(), "CI: tshark is not installed");
+        None
+    }
+}
+
+#[test]
+fn truncated_file_reports_index_and_offset_after_printing_the_counts() {
+    let dir = scratch("replay-truncated");
+    let path = dir.join("cut.pcap");
+    write_capture(&path, Endianness::Little, TsResolution::MicroSecond, 65535);
+    let full = std::fs::read(&path).unwrap();
+    // Cut inside the 4th record: 24-byte header, then 16 + length per record.
+    let lens: Vec<usize> = frames().iter().map(|f| f.len()).collect();
+    let offset4 = 24 + lens[..3].iter().map(|n| 16 + n).sum::<usize>();
+    std::fs::write(&path, &full[..offset4 + 20]).unwrap();
+    let o = run(agent().args(["replay", "--json"]).arg(&path));
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("cut.pcap: packet 4 at byte offset {offset4}: ")),
+        "{e}"
+    );
+    let snap: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("the counts so far");
+    assert_eq!(snap["agent"]["capture"]["packetsSeen"], 3);
+    // A record claiming an impossible length is corruption, reported the same way.
+    let mut bad = full.clone();
+    bad[24 + 8..24 + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    std::fs::write(&path, &bad).unwrap();
+    let o = run(agent().args(["replay"]).arg(&path));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("packet 1 at byte offset 24: "),
+        "{}",
+        stderr(&o)
+    );
+    // Not a capture at all.
+    std::fs::write(&path, b"hello, this is not a capture file").unwrap();
+    let o = run(agent().args(["replay"]).arg(&path));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a pcap or pcapng file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn usage_errors() {
+    let o = run(agent().args(["replay"]));
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(agent().args(["replay", "--every-cycle", "x.pcap"]));
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(agent().args(["replay", "--table-size", "0", "x.pcap"]));
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(agent().args(["replay", "--version"]));
+    assert!(o.status.success());
+}
+
+/// Replay snapshots (single and per cycle) validate against the shared payload schema, checked
+/// by python's jsonschema (an independent validator).
+#[test]
+fn replay_snapshots_are_schema_valid() {
+    let Some(shared) = shared() else {
+        assert!(!in_ci(), "CI: ../shared is missing");
+        return;
+    };
+    let has_jsonschema = Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !has_jsonschema {
+        assert!(!in_ci(), "CI: python3 jsonschema is not installed");
+        eprintln!("skip: python3 jsonschema is not installed");
+        return;
+    }
+    let dir = scratch("replay-schema");
+    let mut files = Vec::new();
+    for (i, (name, every)) in [
+        ("ndpi__iphone.pcap", false),
+        ("pcapparser__wireshark_samples-test.pcapng", true),
+        ("zeek__linuxsll-arp.pcap", false),
+        ("zeek__icmp6-nd-options.pcap", true),
+        ("tcpdump__802.1ad_QinQ.pcap", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut cmd = agent();
+        cmd.args(["replay", "--json", "--range", "192.168.0.0/16"]);
+        if every {
+            cmd.arg("--every-cycle");
+        }
+        let o = run(cmd.arg(shared.join("pcaps").join(name)));
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let text = stdout(&o);
+        let docs: Vec<String> = if every {
+            text.lines().map(str::to_owned).collect()
+        } else {
+            vec![text]
+        };
+        for (j, d) in docs.iter().enumerate() {
+            let p = dir.join(format!("{i}-{j}.json"));
+            std::fs::write(&p, d).unwrap();
+            files.push(p);
+        }
+    }
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+cls = jsonschema.validators.validator_for(schema)
+v = cls(schema, format_checker=cls.FORMAT_CHECKER)
+bad = 0
+for f in sys.argv[2:]:
+    for e in v.iter_errors(json.load(open(f))):
+        print(f, list(e.absolute_path), e.message); bad += 1
+sys.exit(1 if bad else 0)
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(shared.join("spec/snapshot.schema.json"))
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(files.len() > 5);
+}
