@@ -324,8 +324,8 @@ fn verify(user: &User) -> Result<(), PrivError> {
     let gids = getresgid();
     if uids != (user.uid, user.uid, user.uid) || gids != (user.gid, user.gid, user.gid) {
         return Err(PrivError::Verify(format!(
-            "ids are uid {uids:?} gid {gids:?}, expected {} and {}",
-            user.uid, user.gid
+            "ids are uid {}/{}/{} gid {}/{}/{}, expected {} and {}",
+            uids.0, uids.1, uids.2, gids.0, gids.1, gids.2, user.uid, user.gid
         )));
     }
     if user.uid != 0 {
