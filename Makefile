@@ -45,6 +45,7 @@ cross: ## static release build for TARGET=<rust musl triple or short name>, e.g.
 	@test -n "$(TARGET)" || { echo "make cross: set TARGET= (one of $(CROSS_TARGETS) or a musl triple)"; exit 2; }
 	scripts/cross.sh build $(TARGET)
 
+build-mipsel: ## static mipsel build -> dist/ (likewise build-x86_64, build-aarch64, build-armv7, build-mips)
 build-x86_64 build-aarch64 build-armv7 build-mipsel build-mips: build-%:
 	scripts/cross.sh build $*
 
