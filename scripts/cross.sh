@@ -130,7 +130,7 @@ build() {
     mkdir -p "$DIST"
     local out
     out=$(out_of "$t")
-    cp "target/$t/release/netmon-agent" "$out.tmp"
+    cp "${CARGO_TARGET_DIR:-target}/$t/release/netmon-agent" "$out.tmp"
     case "$t" in
         # lld keeps MIPS .pdr sections (never loaded); binutils' strip removes them.
         mips*) mips-linux-gnu-strip -R .pdr "$out.tmp" ;;
