@@ -630,7 +630,9 @@ impl Config {
                 );
             }
         }
-        if let Some(ifname) = cfg.interface.as_deref() {
+        // Only ask the kernel when something is missing (both given: no netlink dump at all).
+        let missing = cfg.server_ip.is_none() || cfg.network_range.is_none();
+        if let Some(ifname) = cfg.interface.as_deref().filter(|_| missing) {
             let addr = detect.interface_ipv4(ifname);
             if cfg.server_ip.is_none() {
                 cfg.server_ip = addr.map(|c| c.0);

@@ -3,7 +3,9 @@
 mod cli;
 mod common;
 mod config;
+mod install;
 mod lab;
+mod openwrt;
 mod privdrop;
 mod procfs;
 mod replay;
