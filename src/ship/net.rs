@@ -287,3 +287,52 @@ fn tls_handshake(
         "{host}: this netmon-agent was built without TLS (feature tls)"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::net::TcpListener;
+    use std::rc::Rc;
+
+    /// Connect and read both wait through the registered service, a few times only (no busy
+    /// waiting), and fail with TimedOut at the deadline, not before and not much after.
+    #[test]
+    fn waits_go_through_the_service_until_the_deadline() {
+        let calls = Rc::new(Cell::new(0u32));
+        let c = calls.clone();
+        let _r = wait::register(Box::new(move |fd, write, t| {
+            c.set(c.get() + 1);
+            wait::alone(fd, write, t)
+        }));
+        let ms = Duration::from_millis;
+        // A connect nobody answers.
+        let (_l, addr, _fill) = crate::sys::tcp::full_listener();
+        let t0 = Instant::now();
+        let e = connect_addr(&addr, t0 + ms(300)).unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took >= ms(299) && took < ms(800), "{took:?}");
+        assert!((1..=3).contains(&calls.get()), "{} waits", calls.get());
+        // A server that accepts and never answers.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = connect_addr(&l.local_addr().unwrap(), Instant::now() + ms(2000)).unwrap();
+        let (_peer, _) = l.accept().unwrap();
+        let t0 = Instant::now();
+        let mut sock = Sock {
+            tcp,
+            deadline: Some(t0 + ms(300)),
+        };
+        let before = calls.get();
+        let mut buf = [0u8; 16];
+        let e = sock.read(&mut buf).unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took >= ms(299) && took < ms(800), "{took:?}");
+        assert!((1..=3).contains(&(calls.get() - before)));
+        // Without a deadline (the WebSocket between cycles): WouldBlock at once.
+        sock.deadline = None;
+        let e = sock.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+}

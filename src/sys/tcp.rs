@@ -85,6 +85,23 @@ unsafe fn connect_to<T>(fd: &OwnedFd, sa: &T) -> libc::c_int {
     }
 }
 
+/// For tests: a listener on 127.0.0.1 whose accept queue is full (backlog 0, one connection
+/// waiting in it), so the SYNs of a further connect are dropped and it gets no answer. The
+/// connections that fill it come back with it.
+#[cfg(test)]
+pub fn full_listener() -> (std::net::TcpListener, SocketAddr, Vec<TcpStream>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    syscall!(listen(l.as_raw_fd(), 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fill = Vec::new();
+    // Full once a connect goes unanswered.
+    while let Ok(s) = TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
+        fill.push(s);
+        assert!(fill.len() < 16, "the accept queue does not fill");
+    }
+    (l, addr, fill)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
