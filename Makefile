@@ -48,3 +48,52 @@ clean:
 bench-live: ## live capture figures on a namespace lab (root; needs netsniff-ng, darkstat, bc)
 	$(CARGO) build --profile bench-release
 	bash bench/live.sh target/bench-release/netmon-agent
+
+# ---- Cross builds, routers and packaging (scripts/cross.sh, openwrt/, packaging/) ----
+# Static musl binaries land in dist/netmon-agent-<rust target>. No Docker needed: zig +
+# cargo-zigbuild come from PyPI into .venv; see README "Routers and cross builds".
+.PHONY: cross cross-all cross-deps size test-cross test-cross-ci ipk apk install uninstall \
+	build-x86_64 build-aarch64 build-armv7 build-mipsel build-mips
+CROSS_TARGETS := x86_64 aarch64 armv7 mipsel mips
+ARCH ?= mipsel_24kc
+
+cross-deps: ## install zig/cargo-zigbuild (.venv) and rustup bits; names missing apt packages
+	scripts/cross.sh deps qemu
+
+cross: ## static release build for TARGET=<rust musl triple or short name>, e.g. TARGET=mipsel
+	@test -n "$(TARGET)" || { echo "make cross: set TARGET= (one of $(CROSS_TARGETS) or a musl triple)"; exit 2; }
+	scripts/cross.sh build $(TARGET)
+
+build-mipsel: ## static mipsel build -> dist/ (likewise build-x86_64, build-aarch64, build-armv7, build-mips)
+build-x86_64 build-aarch64 build-armv7 build-mipsel build-mips: build-%:
+	scripts/cross.sh build $*
+
+cross-all: ## static release builds for x86_64, aarch64, armv7, mipsel, mips (dist/)
+	for t in $(CROSS_TARGETS); do scripts/cross.sh build $$t || exit 1; done
+
+size: cross-all ## build every target and print stripped sizes; fails when mipsel is over 1.0 MB
+	scripts/cross.sh size
+
+test-cross: cross-all ## every target under qemu (--version, snapshot, replay) + unit tests on big-endian mips
+	for t in $(CROSS_TARGETS); do scripts/cross.sh check $$t || exit 1; done
+	scripts/cross.sh unit mips
+
+CROSS_CI_MIPS_UNIT ?= 1
+test-cross-ci: ## CI subset: mipsel + armv7 builds and qemu checks, unit tests on mips (CROSS_CI_MIPS_UNIT=0: not)
+	for t in mipsel armv7; do scripts/cross.sh build $$t && scripts/cross.sh check $$t || exit 1; done
+	if [ "$(CROSS_CI_MIPS_UNIT)" = 1 ]; then scripts/cross.sh unit mips; fi
+
+ipk: ## OpenWrt .ipk for ARCH=<openwrt arch> (default mipsel_24kc) without the SDK -> dist/
+	scripts/cross.sh build $(ARCH)
+	openwrt/mkpkg.sh ipk $(ARCH) dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)) dist
+
+apk: ## OpenWrt 25.12 .apk for ARCH=... with `apk mkpkg` (needs apk-tools v3)
+	@command -v apk >/dev/null && apk --version 2>/dev/null | grep -q 'apk-tools 3' || { echo "make apk: apk-tools v3 ('apk mkpkg') is not installed here; build the .apk with the OpenWrt SDK (openwrt/netmon-agent) or install apk-tools 3"; exit 1; }
+	scripts/cross.sh build $(ARCH)
+	openwrt/mkpkg.sh apk $(ARCH) dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)) dist
+
+install: release ## install the binary, config and systemd unit (DESTDIR=, PREFIX=/usr/local)
+	BIN=target/release/netmon-agent packaging/install.sh
+
+uninstall: ## stop, disable and remove what install put there (PURGE=1 also removes the config)
+	packaging/uninstall.sh

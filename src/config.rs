@@ -148,7 +148,6 @@ impl fmt::Debug for Secret {
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    Default,
     File { path: PathBuf, line: usize },
     Env(String),
     Flag(String),
@@ -157,7 +156,6 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Default => write!(f, "default"),
             Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
             Origin::Env(var) => write!(f, "environment {var}"),
             Origin::Flag(flag) => write!(f, "{flag}"),
@@ -632,7 +630,9 @@ impl Config {
                 );
             }
         }
-        if let Some(ifname) = cfg.interface.as_deref() {
+        // Only ask the kernel when something is missing (both given: no netlink dump at all).
+        let missing = cfg.server_ip.is_none() || cfg.network_range.is_none();
+        if let Some(ifname) = cfg.interface.as_deref().filter(|_| missing) {
             let addr = detect.interface_ipv4(ifname);
             if cfg.server_ip.is_none() {
                 cfg.server_ip = addr.map(|c| c.0);

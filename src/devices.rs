@@ -29,7 +29,8 @@
 //! - IPv4: the most recent of an ARP sender binding or, when a range is set, an IPv4 source
 //!   inside it; with a range set ARP bindings outside it are ignored too. IPv6: up to
 //!   [`MAX_IPV6`] addresses (oldest replaced) from NDP link-layer options and link-local
-//!   (fe80::/10) sources. VLAN: the outermost tag of the last frame the device sent.
+//!   (fe80::/10) sources. VLAN: the frame's VLAN (see `crate::decode`) of the last frame the
+//!   device sent.
 //! - A device unseen for `expire` is removed at the next `end_cycle`. When the table is full, a
 //!   new MAC evicts the device unseen the longest if that one has expired; otherwise the new
 //!   MAC is not tracked and `table_full` counts the frame.
@@ -788,7 +789,7 @@ mod tests {
         let a = t.get(&A).unwrap();
         assert_eq!(a.ipv4, Some(Ipv4Addr::new(192, 168, 1, 23)));
         assert_eq!(a.ipv6.as_slice(), &["fe80::1".parse::<Ipv6Addr>().unwrap()]);
-        assert_eq!(a.vlan, Some(100));
+        assert_eq!(a.vlan, Some(10));
         let b = t.get(&B).unwrap();
         assert_eq!(b.name.as_str(), "iPhone");
         assert_eq!(

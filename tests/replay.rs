@@ -226,7 +226,8 @@ fn unsupported_link_types_are_a_clear_error() {
 }
 
 /// ARP sender bindings from tshark's oracle (arp.tsv): every MAC whose only non-zero sender
-/// IPv4 is one address shows that address, over Ethernet and Linux cooked captures.
+/// IPv4 is one address shows that address and tshark's VLAN, over Ethernet and Linux cooked
+/// captures.
 #[test]
 fn arp_bindings_match_tshark() {
     let Some(dir) = shared().map(|s| s.join("pcaps")) else {
@@ -243,8 +244,10 @@ fn arp_bindings_match_tshark() {
         let file = dir.join(name);
         let text = std::fs::read_to_string(format!("{}.arp.tsv", file.display())).unwrap();
         let mut ips: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut vlans: BTreeMap<String, String> = BTreeMap::new();
         for line in text.lines().skip(1) {
             let p: Vec<&str> = line.split('\t').collect();
+            vlans.insert(p[0].to_owned(), p[2].to_owned());
             let (mac, ip, replies_or_requests) = (
                 p[0],
                 p[1],
@@ -266,6 +269,11 @@ fn arp_bindings_match_tshark() {
                 .find(|d| d["mac"] == mac.as_str())
                 .unwrap_or_else(|| panic!("{name}: {mac} missing"));
             assert_eq!(d["ip"], v[0].as_str(), "{name}: {mac}");
+            // tshark's vlan.id (first occurrence) of the ARP frame.
+            match vlans[mac].as_str() {
+                "-" => assert!(d["vlan"].is_null(), "{name}: {mac}"),
+                v => assert_eq!(d["vlan"], v.parse::<u64>().unwrap(), "{name}: {mac}"),
+            }
             checked += 1;
         }
         assert!(checked > 0, "{name}: no binding checked");
@@ -485,4 +493,128 @@ sys.exit(1 if bad else 0)
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(files.len() > 5);
+}
+
+/// NDP link-layer address options from tshark's oracle (ndp.tsv): each MAC <-> IPv6 binding
+/// (source option -> IPv6 source of RS/RA/NS, target option -> NA target) is in that device's
+/// ipv6 list.
+#[test]
+fn ndp_bindings_match_tshark() {
+    let Some(dir) = shared().map(|s| s.join("pcaps")) else {
+        assert!(!in_ci(), "CI: ../shared/pcaps is missing");
+        return;
+    };
+    let mut checked = 0;
+    for name in [
+        "zeek__icmp6-nd-options.pcap",
+        "ndpi__iphone.pcap",
+        "pcapparser__wireshark_samples-test.pcapng",
+    ] {
+        let file = dir.join(name);
+        let text = std::fs::read_to_string(format!("{}.ndp.tsv", file.display())).unwrap();
+        let (_, snap) = replay_counts(&file, &[]);
+        let devices = snap["network"]["connectedDevices"].as_array().unwrap();
+        for line in text.lines().skip(1) {
+            let p: Vec<&str> = line.split('\t').collect();
+            let (kind, src_ip, target, ll) = (p[0], p[2], p[3], p[4]);
+            if ll == "-" {
+                continue;
+            }
+            let ip = if kind == "NA" { target } else { src_ip };
+            if ip == "::" {
+                continue;
+            }
+            let d = devices
+                .iter()
+                .find(|d| d["mac"] == ll)
+                .unwrap_or_else(|| panic!("{name}: {ll} missing"));
+            let list: Vec<&str> = d["ipv6"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(list.contains(&ip), "{name}: {ll} {ip} not in {list:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "{checked}");
+}
+
+/// Host names from DHCP requests (option 12) equal what tshark decodes.
+#[test]
+fn dhcp_names_match_tshark() {
+    let Some(dir) = shared().map(|s| s.join("pcaps")) else {
+        assert!(!in_ci(), "CI: ../shared/pcaps is missing");
+        return;
+    };
+    if !tshark_installed() {
+        assert!(!in_ci(), "CI: tshark is not installed");
+        eprintln!("skip: tshark is not installed");
+        return;
+    }
+    let file = dir.join("ndpi__iphone.pcap");
+    let o = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&file)
+        .args([
+            "-Y",
+            "dhcp.option.hostname && dhcp.type == 1",
+            "-T",
+            "fields",
+        ])
+        .args(["-e", "dhcp.hw.mac_addr", "-e", "dhcp.option.hostname"])
+        .output()
+        .unwrap();
+    let mut want = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        if let Some((mac, name)) = line.split_once('\t') {
+            want.insert(mac.split(',').next().unwrap().to_owned(), name.to_owned());
+        }
+    }
+    assert!(want.len() >= 2, "{want:?}");
+    let (_, snap) = replay_counts(&file, &[]);
+    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
+        let mac = d["mac"].as_str().unwrap();
+        match want.get(mac) {
+            Some(name) => assert_eq!(d["deviceName"], name.as_str(), "{mac}"),
+            None => assert!(d["deviceName"].is_null(), "{mac}"),
+        }
+    }
+}
+
+/// Without --json: a table, largest total first, the same numbers as the JSON.
+#[test]
+fn text_table_is_sorted_by_total_bytes() {
+    let Some(dir) = shared().map(|s| s.join("pcaps")) else {
+        assert!(!in_ci(), "CI: ../shared/pcaps is missing");
+        return;
+    };
+    let file = dir.join("zeek__ssh.pcap");
+    let o = run(agent()
+        .args(["replay", "--set", "DEVICE_EXPIRE=31536000"])
+        .arg(&file));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("MAC"));
+    let (json, _) = replay_counts(&file, &[]);
+    let mut last = u64::MAX;
+    let mut rows = 0;
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (rx, tx): (u64, u64) = (f[4].parse().unwrap(), f[5].parse().unwrap());
+        assert!(rx + tx <= last, "{l}");
+        last = rx + tx;
+        let j = json[f[0]];
+        assert_eq!((tx, rx), (j[0], j[2]), "{l}");
+        rows += 1;
+    }
+    // Devices whose last sign is over a year before the end have left the table (this capture
+    // spans years); every row left is in the per-cycle JSON.
+    assert!(
+        rows > 0 && rows <= json.len(),
+        "{rows} rows, {} in JSON",
+        json.len()
+    );
 }

@@ -42,7 +42,9 @@ fuzz_target!(|input: &[u8]| {
             vlan: (flags & 0x80 != 0).then_some(flags as u16),
         };
         let obs = decode::decode(&frame);
-        assert!(obs.src.is_some() || obs.malformed || link != LinkType::Ethernet || data.len() >= 12);
+        assert!(
+            obs.src.is_some() || obs.malformed || link != LinkType::Ethernet || data.len() >= 12
+        );
         let before = table.counters();
         table.account(&obs);
         let after = table.counters();

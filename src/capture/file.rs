@@ -591,7 +591,9 @@ mod tests {
         d
     }
 
-    fn read_all(path: &Path) -> (Vec<(u64, u32, Vec<u8>, LinkType)>, Option<CaptureError>) {
+    type Got = (u64, u32, Vec<u8>, LinkType);
+
+    fn read_all(path: &Path) -> (Vec<Got>, Option<CaptureError>) {
         let mut src = FileSource::open(path).unwrap();
         let mut v = Vec::new();
         while let Some(r) = src.next_frame() {

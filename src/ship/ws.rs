@@ -371,10 +371,9 @@ impl Ws {
                 return Err(format!("{host}: timed out in the WebSocket handshake"))
             }
         };
-        let conn = ws.get_mut();
-        conn.set_deadline(None);
-        conn.set_nonblocking(true)
-            .map_err(|e| format!("{host}: cannot make the socket non-blocking: {e}"))?;
+        // From now on the loop's poll drives the socket: without a deadline, a read or write
+        // that would block returns WouldBlock.
+        ws.get_mut().set_deadline(None);
         Ok(ws)
     }
 
@@ -386,9 +385,7 @@ impl Ws {
     ) -> Result<(), String> {
         let deadline = Instant::now() + self.timeout;
         let mut ws = self.handshake(deadline, tls)?;
-        let conn = ws.get_mut();
-        let _ = conn.set_nonblocking(false);
-        conn.set_deadline(Some(deadline));
+        ws.get_mut().set_deadline(Some(deadline));
         ws.send(Message::text(text))
             .map_err(|e| format!("send failed: {e}"))?;
         let _ = ws.close(None);

@@ -79,16 +79,3 @@ impl AsFd for SignalFd {
         self.fd.as_fd()
     }
 }
-
-/// Unblocks the signals again (for a child process or after the loop ends).
-pub fn unblock_all() {
-    // SAFETY: as in `new`: a locally initialised sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
-}
