@@ -3,7 +3,6 @@
 mod cli;
 mod common;
 mod config;
-mod endure;
 mod install;
 mod lab;
 mod openwrt;

@@ -36,7 +36,7 @@ pub struct RingGeometry {
 /// fragmented memory cannot always find several MiB in one piece.
 const MAX_BLOCK: u64 = 1 << 20;
 /// Blocks wanted in a ring (fewer when the ring is too small for that many pages).
-const MIN_BLOCKS: u64 = 128;
+const MIN_BLOCKS: u64 = 32;
 /// TPACKET_V3 packs frames of any size into a block; `frame_size` only has to divide the block.
 const FRAME_SIZE: u32 = 2048;
 
@@ -48,9 +48,11 @@ impl RingGeometry {
     ///
     /// Blocks are as small as it takes to have `MIN_BLOCKS` of them: the kernel hands a block
     /// over after the block timeout however little it holds, so at a low frame rate the ring
-    /// lasts `block_nr` x the timeout while the loop is busy elsewhere (a REST POST blocks for
-    /// up to HTTP_TIMEOUT): 8 blocks of 1 MiB lasted 0.4 s and a hanging platform cost most of
-    /// the traffic (the soak found it); 128 blocks of 64 KiB last 6.4 s.
+    /// lasts `block_nr` x the timeout while the loop is busy elsewhere. 8 blocks of 1 MiB lasted
+    /// 0.4 s (the soak lost most of a trickle behind a hanging REST server before the loop
+    /// drained the ring during platform waits); 32 of 256 KiB last 1.6 s. Smaller blocks cost
+    /// wake-ups at high rates: per million frames (unpaced trafgen, perf stat) 1 MiB blocks
+    /// 34 ms CPU and 250 context switches, 256 KiB 44 ms and 800, 64 KiB 64 ms and 2,900.
     pub fn new(ring_kb: u64, page: u64) -> Result<RingGeometry, String> {
         if page == 0 || !page.is_power_of_two() {
             return Err(format!("page size {page} is not a power of two"));
@@ -601,13 +603,15 @@ mod tests {
     #[test]
     fn geometry_rules() {
         let g = RingGeometry::new(8192, 4096).unwrap();
-        assert_eq!(g.block_size, 64 << 10);
-        assert_eq!(g.block_nr, 128);
+        assert_eq!(g.block_size, 256 << 10);
+        assert_eq!(g.block_nr, 32);
         assert_eq!(g.len(), 8192 * 1024);
         assert_eq!(g.frame_nr as usize * g.frame_size as usize, g.len());
         let g = RingGeometry::new(100, 4096).unwrap();
         assert_eq!(g.block_size, 4096);
         assert_eq!(g.block_nr, 25); // 100 KiB in pages
+        let g = RingGeometry::new(1024, 4096).unwrap();
+        assert_eq!((g.block_size, g.block_nr), (32 << 10, 32));
         let g = RingGeometry::new(1_048_576, 4096).unwrap();
         assert_eq!((g.block_size, g.block_nr), (1 << 20, 1024)); // 1 GiB: at most 1 MiB a block
         let g = RingGeometry::new(64, 65536).unwrap_err();
