@@ -22,8 +22,11 @@ tests/servers/ on 127.0.0.1 of that namespace. At the same time:
   - SIGHUP reloads every 40 s, alternating HTTP_TIMEOUT and SCAN_INTERVAL in the config file.
 Every 10 s: the agent's RSS, fds (by kind), threads and CPU. At the end, with the faults over and
 the traffic stopped, it checks (exit 1 if any fails):
-  - RSS never above its peak (VmHWM) after the first minute + 256 KiB: the first minute is the
-    warm-up with a flood and a 20 s REST outage in it, so every path has run once;
+  - RSS never above its peak (VmHWM) after the first minute + 256 KiB + the REST backlog in use
+    (the first minute is the warm-up with a flood and a 20 s REST outage in it, so every path has
+    run once; the backlog, up to BACKLOG_KB, is allocated while the platform is down: a sample
+    above the line passes only if the snapshots waiting in the 60 s before it account for it: malloc gives freed memory back lazily);
+    and RSS at the end, backlog empty, <= that peak + 256 KiB;
   - threads always 1; fds: the non-transient ones (everything but TCP sockets and the packet
     socket) constant; TCP sockets at most 2 (one REST call in flight + the WebSocket); the packet
     socket 1 (0 only while br-lan is gone);
@@ -578,17 +581,44 @@ BACKLOG_KB=4096
         alive = self.agent.poll() is None
         ck("no restart", alive and final is not None,
            f"pid {self.agent.pid} {'alive' if alive else 'exited ' + str(self.agent.returncode)}")
+        # REST backlog in use over time (bytes of snapshots built and not yet answered 200): it
+        # is allocated while the platform is down, up to BACKLOG_KB, and given back after.
+        first_ok, made = {}, {}
+        for r in self.rest_records():
+            try:
+                snap = json.loads(r["body"])
+            except ValueError:
+                continue
+            q = snap["agent"]["seq"]
+            made[q] = (parse_ms(snap["snapshotTime"]) / 1000, len(r["body"]))
+            if r["mode"] == "ok":
+                first_ok[q] = min(first_ok.get(q, r["t"]), r["t"])
+
+        def backlog_kib(t0, t1):
+            """Most backlog bytes (KiB) held at any time in [t0, t1]."""
+            best = 0
+            for k in range(int(t1 - t0) + 1):
+                t = t0 + k
+                best = max(best, sum(n for q, (g, n) in made.items() if g <= t < first_ok.get(q, 1e18)))
+            return best / 1024
+
         base = next((x for x in self.samples if x["s"] >= 60), None)
         if base:
             later = [x for x in self.samples if x["s"] >= base["s"]]
             peak = max(later, key=lambda x: x["rss"])
             end_hwm = self.samples[-1]["hwm"]
-            ck("RSS <= peak RSS of the first minute + 256 KiB",
-               peak["rss"] <= base["hwm"] + 256 and end_hwm <= base["hwm"] + 256,
-               f"VmHWM after 1 min {base['hwm']} KiB (RSS then {base['rss']}); later RSS peak {peak['rss']} KiB "
-               f"at {peak['s']:.0f} s; VmHWM at end {end_hwm} KiB")
+            over = [(x, backlog_kib(x["t"] - 60, x["t"])) for x in later if x["rss"] > base["hwm"] + 256]
+            bad = [(x, b) for x, b in over if x["rss"] > base["hwm"] + 256 + b]
+            ck("RSS <= first minute's peak + 256 KiB + REST backlog in use", not bad,
+               f"VmHWM after 1 min {base['hwm']} KiB; later RSS peak {peak['rss']} KiB at {peak['s']:.0f} s; "
+               f"{len(over)} samples above {base['hwm'] + 256} KiB, each explained by the backlog held in the "
+               f"60 s before it (max {max((b for _, b in over), default=0):.0f} KiB) except {len(bad)}"
+               + (f" (first at {bad[0][0]['s']:.0f} s: RSS {bad[0][0]['rss']}, backlog {bad[0][1]:.0f} KiB)" if bad else ""))
+            last = self.samples[-1]
+            ck("RSS at the end (backlog empty) <= first minute's peak + 256 KiB", last["rss"] <= base["hwm"] + 256,
+               f"RSS at end {last['rss']} KiB, VmHWM at end {end_hwm} KiB")
         else:
-            ck("RSS <= peak RSS of the first minute + 256 KiB", False, "no sample after the first minute")
+            ck("RSS <= first minute's peak + 256 KiB", False, "no sample after the first minute")
         th = sorted({x["threads"] for x in self.samples})
         ck("threads constant (1)", th == [1], f"thread counts seen: {th}")
         fixed = sorted({tuple(sorted((k, v) for k, v in x["kinds"].items() if k not in ("tcp", "packet")))
