@@ -909,9 +909,11 @@ fn tls_verifies_with_ca_file_and_names_the_failure() {
         format!("Bearer {k}")
     );
     // The server logs the message on its own schedule: wait for it rather than race it.
-    wait_until(Duration::from_secs(10), "the WebSocket server logs the message", || {
-        ws_messages(&ws.log).len() == 1
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "the WebSocket server logs the message",
+        || ws_messages(&ws.log).len() == 1,
+    );
 
     // Without CA_FILE the system bundle does not know our CA.
     let (code, out) = check("localhost", None, "noca");

@@ -21,6 +21,7 @@ pub mod register;
 pub mod rest;
 pub mod tls;
 pub mod ws;
+mod wskey;
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
