@@ -100,13 +100,34 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
 /// A client config with the ring provider, safe default protocol versions and `roots`.
 #[cfg(feature = "tls")]
 pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // ring's default provider, minus its key loader: the agent never presents a client
+    // certificate, and ring's RSA/ECDSA/Ed25519 signing code would otherwise be linked in
+    // through the provider's vtable (about 20 kB on mipsel).
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        key_provider: &NoClientKeys,
+        ..rustls::crypto::ring::default_provider()
+    });
     let cfg = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+/// A key provider that loads no private key (there is none to load: no client auth).
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct NoClientKeys;
+
+#[cfg(feature = "tls")]
+impl rustls::crypto::KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General("client certificates are not supported".into()))
+    }
 }
 
 /// Turns a handshake failure into a sentence naming the host and the reason.
