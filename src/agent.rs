@@ -2,9 +2,11 @@
 //! ships it (to stdout when no platform is configured). Cycles run on the monotonic clock from a
 //! fixed origin, so they never drift; wall-clock time is only used for the timestamps.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{self, Config, LoadOptions};
@@ -181,7 +183,12 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
 /// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
 pub fn run(opts: LoadOptions) -> Result<(), Error> {
     let mut cfg = load_config(&opts)?;
-    let mut cap = crate::live::Capture::new(&cfg, Instant::now());
+    // Shared with the shipping waits (below), which drain the ring while a platform is slow;
+    // never borrowed across a shipping call.
+    let cap = Rc::new(RefCell::new(crate::live::Capture::new(
+        &cfg,
+        Instant::now(),
+    )));
     // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
     // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
     if let Some(user) = &cfg.run_as_user {
@@ -192,6 +199,13 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         what: "signalfd",
         source: e,
     })?;
+    let _serve_capture = crate::ship::wait::register({
+        let cap = Rc::clone(&cap);
+        Box::new(move |fd, write, timeout| match cap.try_borrow_mut() {
+            Ok(mut c) => c.wait_beside(fd, write, timeout),
+            Err(_) => crate::ship::wait::alone(fd, write, timeout),
+        })
+    });
     let mut state = RunState::new(SystemTime::now());
     if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
         let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
@@ -234,7 +248,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
     let mut ready = [Ready::default(); 3];
     loop {
         let mut deadline = sched.deadline();
-        if let Some(d) = cap.deadline() {
+        if let Some(d) = cap.borrow().deadline() {
             deadline = deadline.min(d);
         }
         if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
@@ -244,6 +258,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
         // connected); the slots say where each one landed in `ready`.
         let (cap_slot, ship_slot) = {
+            let cap = cap.borrow();
             let sig = || Interest {
                 fd: signals.as_fd(),
                 read: true,
@@ -277,7 +292,8 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             })?;
             (cap_slot, ship_slot)
         };
-        cap.wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
+        cap.borrow_mut()
+            .wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
         if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
             let r = ready[i];
             s.on_ready(r.readable, r.writable, r.error, Instant::now());
@@ -322,7 +338,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         let now = Instant::now();
         if sched.take_due(now) {
             let sample = collector.sample(now);
-            let (capture, devices) = cap.end_cycle(now, SystemTime::now());
+            let (capture, devices) = cap.borrow_mut().end_cycle(now, SystemTime::now());
             let end_ms = timefmt::unix_millis(SystemTime::now());
             let mut snap = build_snapshot(
                 &cfg,
@@ -347,18 +363,13 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
     }
 }
 
-/// Sleeps for `d` on the signal fd; false when SIGTERM/SIGINT came (reloads wait for the loop).
+/// Sleeps for `d` on the signal fd (through `ship::wait`, so the capture goes on); false when
+/// SIGTERM/SIGINT came (reloads wait for the loop).
 fn wait_unless_stopped(signals: &SignalFd, d: Duration) -> bool {
     let end = Instant::now() + d;
-    let mut ready = [Ready::default(); 1];
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        let fds = [Interest {
-            fd: signals.as_fd(),
-            read: true,
-            write: false,
-        }];
-        if left.is_zero() || poll(&fds, left, &mut ready).is_err() {
+        if left.is_zero() || crate::ship::wait::wait(signals.as_fd(), false, left).is_err() {
             return true;
         }
         while let Ok(Some(sig)) = signals.read() {

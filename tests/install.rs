@@ -94,7 +94,7 @@ fn install_into_destdir_then_uninstall_leaves_nothing() {
     );
     // The installed config template is one the agent accepts.
     let o = run(agent()
-        .args(["check", "--config"])
+        .args(["check", "--offline", "--config"])
         .arg(dest.join("etc/netmon-agent.conf")));
     assert!(o.status.success(), "{}", stderr(&o));
 

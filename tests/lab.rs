@@ -1119,3 +1119,198 @@ fn lab_ring_overflow_is_counted() {
     let (clean, err) = agent.stop();
     assert!(clean, "{err}");
 }
+
+/// The python REST server of the ship tests (tests/servers/rest_server.py), run inside a
+/// namespace on its 127.0.0.1; its mode is switched through a file. Killed on drop.
+struct NsRest {
+    child: Child,
+    log: std::path::PathBuf,
+    mode_file: std::path::PathBuf,
+}
+
+impl NsRest {
+    fn start(nsname: &str, dir: &std::path::Path, port: u16, mode: &str) -> NsRest {
+        let log = dir.join("rest.jsonl");
+        let mode_file = dir.join("rest.mode");
+        std::fs::write(&mode_file, mode).unwrap();
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/servers/rest_server.py");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", nsname, "python3"])
+            .arg(script)
+            .args(["--port", &port.to_string(), "--log"])
+            .arg(&log)
+            .arg("--mode-file")
+            .arg(&mode_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        assert_eq!(line.trim(), "READY", "rest_server.py did not start");
+        NsRest {
+            child,
+            log,
+            mode_file,
+        }
+    }
+
+    fn set_mode(&self, mode: &str) {
+        std::fs::write(&self.mode_file, mode).unwrap();
+    }
+
+    /// Every request read so far, in order.
+    fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The snapshot with the highest seq posted so far.
+    fn newest(&self) -> Option<serde_json::Value> {
+        self.records()
+            .iter()
+            .filter_map(|r| serde_json::from_str::<serde_json::Value>(r["body"].as_str()?).ok())
+            .max_by_key(|s| s["agent"]["seq"].as_u64())
+    }
+}
+
+impl Drop for NsRest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A platform that accepts the POST and never answers holds the agent in a shipping call for
+/// HTTP_TIMEOUT (5 s); meanwhile a client sends 40,000 frames at full speed, ten times what the
+/// ring (RING_KB=1024) holds. None is dropped and each is counted: the wait drains the ring.
+/// (Against the agent before `ship::wait`, this test fails: ~35,000 of them are dropped.)
+#[test]
+fn lab_hanging_platform_loses_no_frames() {
+    if skip_unless_root("lab_hanging_platform_loses_no_frames") {
+        return;
+    }
+    let python = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python {
+        assert!(
+            !in_ci(),
+            "python3 is needed in CI (tests/servers/rest_server.py)"
+        );
+        eprintln!("SKIP lab_hanging_platform_loses_no_frames: python3 is not installed");
+        return;
+    }
+    const FRAMES: usize = 40_000;
+    let lab = Lab::new("h", 2);
+    lab.static_neighbours();
+    ns(&lab.router, &["ip", "link", "set", "lo", "up"]);
+    let dir = scratch("lab_hanging_platform");
+    let port = 18_000 + (std::process::id() % 1000) as u16;
+    let server = NsRest::start(&lab.router, &dir, port, "ok");
+    let url = format!("PLATFORM_API_URL=http://127.0.0.1:{port}/ingest");
+    let agent = Agent::start(
+        &lab.router,
+        &[],
+        &[
+            "run",
+            "--config",
+            "/dev/null",
+            "-i",
+            "br-lan",
+            "--cycle",
+            "2",
+            "--set",
+            "SCAN_INTERVAL=0",
+            "--set",
+            "RING_KB=1024",
+            "--set",
+            "HTTP_TIMEOUT=5",
+            "--set",
+            &url,
+        ],
+    );
+    let (c0, c1) = (&lab.clients[0], &lab.clients[1]);
+    // A baseline delivered while the lab is quiet.
+    let s0 = wait_for(Duration::from_secs(15), "a first snapshot posted", || {
+        server.newest()
+    });
+    assert_eq!(s0["agent"]["capture"]["mode"], "live", "{}", agent.stderr());
+    let base = |s: &serde_json::Value, k: &str| {
+        device(s, &c0.mac).map_or(0, |d| d["bandwidth"][k].as_u64().unwrap())
+    };
+    let (pk0, by0) = (base(&s0, "txPacketsTotal"), base(&s0, "txBytesTotal"));
+    let dropped0 = s0["agent"]["capture"]["packetsDropped"].as_u64().unwrap();
+    let (txp0, txb0) = (lab.counter(c0, "tx_packets"), lab.counter(c0, "tx_bytes"));
+
+    // The platform hangs: the next POST is read and never answered.
+    server.set_mode("silent");
+    let hung_at = wait_for(
+        Duration::from_secs(10),
+        "a POST to the silent server",
+        || {
+            server
+                .records()
+                .iter()
+                .find(|r| r["mode"] == "silent")
+                .and_then(|r| r["t"].as_f64())
+        },
+    );
+    send_raw(c0, c1, None, FRAMES).join().unwrap();
+    let sent_by = unix_now();
+    // All of it went while the agent waited for the reply (it gives up 5 s after the POST).
+    assert!(
+        sent_by < hung_at + 4.5,
+        "the frames took {:.1} s to send, past the agent's wait",
+        sent_by - hung_at
+    );
+    let sent = (
+        lab.counter(c0, "tx_packets") - txp0,
+        lab.counter(c0, "tx_bytes") - txb0,
+    );
+    assert_eq!(sent.0, FRAMES as u64);
+
+    // The platform recovers; the snapshots (the backlog included) arrive.
+    server.set_mode("ok");
+    let s1 = wait_for(
+        Duration::from_secs(30),
+        "the frames in a posted snapshot",
+        || {
+            let s = server.newest()?;
+            let seen = base(&s, "txPacketsTotal") - pk0;
+            let dropped = s["agent"]["capture"]["packetsDropped"].as_u64()? - dropped0;
+            (seen + dropped >= sent.0).then_some(s)
+        },
+    );
+    let got = (
+        base(&s1, "txPacketsTotal") - pk0,
+        base(&s1, "txBytesTotal") - by0,
+    );
+    let dropped = s1["agent"]["capture"]["packetsDropped"].as_u64().unwrap() - dropped0;
+    eprintln!(
+        "hanging platform: {} frames sent in {:.2} s of the agent's 5 s wait; counted {}, dropped {dropped}",
+        sent.0,
+        sent_by - hung_at,
+        got.0
+    );
+    assert_eq!(
+        dropped, 0,
+        "frames dropped while the agent waited for the platform"
+    );
+    assert_eq!(got, sent, "(packets, bytes) agent vs c0's veth tx counters");
+    let (clean, err) = agent.stop();
+    assert!(clean && !err.contains("panicked"), "{err}");
+}

@@ -474,7 +474,9 @@ fn init_script_without_ujail_starts_root_and_the_key_stays_off_argv() {
     assert_eq!(mode, 0o600);
     assert!(conf.contains("RUN_AS_USER=\"netmon\"\n"), "{conf}");
     // The real agent reads the generated file back: every value arrives intact.
-    let o = run(agent().args(["check", "--config"]).arg(&r.conf_path));
+    let o = run(agent()
+        .args(["check", "--offline", "--config"])
+        .arg(&r.conf_path));
     let out = stdout(&o);
     assert!(o.status.success(), "{}{out}", stderr(&o));
     assert!(out.contains("eth1"), "{out}");

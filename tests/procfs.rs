@@ -67,11 +67,13 @@ fn free() -> Option<(u64, u64)> {
 #[test]
 fn memory_matches_free() {
     let mut last = String::new();
-    for _ in 0..5 {
+    // Under load (a parallel build) MemAvailable moves by megabytes a second: keep the bracket
+    // short (no window) and retry.
+    for _ in 0..10 {
         let Some((total0, avail0)) = free() else {
             return;
         };
-        let snap = snapshot("0.2");
+        let snap = snapshot("0");
         let (total1, avail1) = free().unwrap();
         let m = &snap["metrics"]["memory"];
         let (total, avail, used, freeb) = (
@@ -84,8 +86,8 @@ fn memory_matches_free() {
         assert_eq!(total, total1, "MemTotal");
         assert_eq!(used, total - avail);
         assert_eq!(freeb, avail);
-        // Available moves with every allocation on the machine: bracket it, 4 MiB of slack.
-        if between(avail, avail0, avail1, 4 << 20) {
+        // Available moves with every allocation on the machine: bracket it, 8 MiB of slack.
+        if between(avail, avail0, avail1, 8 << 20) {
             return;
         }
         last = format!("available {avail} not within free's {avail0}..{avail1}");

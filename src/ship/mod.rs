@@ -20,6 +20,7 @@ pub mod net;
 pub mod register;
 pub mod rest;
 pub mod tls;
+pub mod wait;
 pub mod ws;
 mod wskey;
 

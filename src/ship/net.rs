@@ -1,9 +1,9 @@
-//! Connections to the platform: a TCP socket whose every read and write is bounded by one
-//! deadline (so a server that drips a byte at a time cannot stretch a call), optionally wrapped
-//! in rustls. Both the REST client and the WebSocket run over `Conn`.
+//! Connections to the platform: a non-blocking TCP socket whose every read and write is bounded
+//! by one deadline (so a server that drips a byte at a time cannot stretch a call), optionally
+//! wrapped in rustls. Waiting is explicit (`wait::wait`), so the capture goes on meanwhile. Both the REST client and the WebSocket run over `Conn`.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,56 +12,63 @@ use std::time::{Duration, Instant};
 use rustls::{pki_types::ServerName, ClientConnection, StreamOwned};
 
 use super::tls::ClientConfig;
+use super::wait;
 use crate::config::Url;
+use crate::sys::tcp::Started;
 
-/// A TCP stream with an optional absolute deadline. With a deadline, each read or write waits at
-/// most until then and fails with `TimedOut` after it; without one the socket's own mode applies
-/// (the WebSocket runs non-blocking between cycles).
+/// A non-blocking TCP stream with an optional absolute deadline. With a deadline, a read or
+/// write that would block waits through `wait::wait` (which keeps the capture going while it
+/// waits) at most until then, and fails with `TimedOut` after it; without one it returns
+/// `WouldBlock` at once (the WebSocket between cycles, driven by the loop's poll).
 pub struct Sock {
     tcp: TcpStream,
     deadline: Option<Instant>,
 }
 
-impl Sock {
-    fn arm(&self, write: bool) -> io::Result<()> {
-        let Some(d) = self.deadline else {
-            return Ok(());
-        };
-        let left = d.saturating_duration_since(Instant::now());
-        if left < Duration::from_millis(1) {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-        }
-        if write {
-            self.tcp.set_write_timeout(Some(left))
-        } else {
-            self.tcp.set_read_timeout(Some(left))
-        }
-    }
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
 }
 
-/// EAGAIN from a socket timeout reads as WouldBlock; with a deadline armed it is a timeout.
-fn timed(deadline: Option<Instant>, r: io::Result<usize>) -> io::Result<usize> {
-    match r {
-        Err(e) if deadline.is_some() && e.kind() == io::ErrorKind::WouldBlock => {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+/// The time left before `deadline`; TimedOut when under a millisecond (poll's resolution).
+fn left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(1) {
+        return Err(timed_out());
+    }
+    Ok(left)
+}
+
+impl Sock {
+    /// Runs `op` until it does not block, waiting for the socket in between.
+    fn io(
+        &mut self,
+        write: bool,
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let Some(deadline) = self.deadline else {
+            return op(&mut self.tcp);
+        };
+        loop {
+            let left = left(deadline)?;
+            match op(&mut self.tcp) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+            wait::wait(self.tcp.as_fd(), write, left)?;
         }
-        r => r,
     }
 }
 
 impl Read for Sock {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.arm(false)?;
-        let r = self.tcp.read(buf);
-        timed(self.deadline, r)
+        self.io(false, |t| t.read(buf))
     }
 }
 
 impl Write for Sock {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.arm(true)?;
-        let r = self.tcp.write(buf);
-        timed(self.deadline, r)
+        self.io(true, |t| t.write(buf))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -92,9 +99,6 @@ impl Conn {
     }
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.sock_mut().deadline = deadline;
-    }
-    pub fn set_nonblocking(&mut self, on: bool) -> io::Result<()> {
-        self.sock().tcp.set_nonblocking(on)
     }
     /// True while TLS has encrypted bytes that did not reach the socket yet.
     pub fn wants_write(&self) -> bool {
@@ -174,9 +178,9 @@ impl std::fmt::Display for ConnectError {
     }
 }
 
-/// Opens a connection to the URL's host and port (TLS for https/wss), all before `deadline`.
-/// Name resolution uses the system resolver and is not bounded by the deadline (an IP literal
-/// needs none).
+/// Opens a connection to the URL's host and port (TLS for https/wss), all before `deadline`;
+/// every wait in it (connect, TLS handshake) goes through `wait::wait`. Name resolution uses
+/// the system resolver, blocks, and is not bounded by the deadline (an IP literal needs none).
 pub fn connect(
     url: &Url,
     deadline: Instant,
@@ -193,17 +197,18 @@ pub fn connect(
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     let mut tcp = None;
     for a in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left < Duration::from_millis(1) {
-            last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
-            break;
-        }
-        match TcpStream::connect_timeout(&a, left) {
+        match connect_addr(&a, deadline) {
             Ok(s) => {
                 tcp = Some(s);
                 break;
             }
-            Err(e) => last = e,
+            Err(e) => {
+                let out_of_time = e.kind() == io::ErrorKind::TimedOut;
+                last = e;
+                if out_of_time {
+                    break;
+                }
+            }
         }
     }
     let Some(tcp) = tcp else {
@@ -222,6 +227,25 @@ pub fn connect(
         return Ok(Conn::Plain(sock));
     }
     tls_handshake(sock, host, tls)
+}
+
+/// A non-blocking connect to one address, waiting (through `wait::wait`) until `deadline`.
+fn connect_addr(addr: &SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
+    let connect_timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+    left(deadline).map_err(|_| connect_timed_out())?;
+    let (tcp, started) = crate::sys::tcp::connect_start(addr)?;
+    if started == Started::InProgress {
+        loop {
+            let left = left(deadline).map_err(|_| connect_timed_out())?;
+            if wait::wait(tcp.as_fd(), true, left)? {
+                break;
+            }
+        }
+        if let Some(e) = tcp.take_error()? {
+            return Err(e);
+        }
+    }
+    Ok(tcp)
 }
 
 #[cfg(feature = "tls")]
@@ -262,4 +286,53 @@ fn tls_handshake(
     Err(ConnectError::NoRoots(format!(
         "{host}: this netmon-agent was built without TLS (feature tls)"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::net::TcpListener;
+    use std::rc::Rc;
+
+    /// Connect and read both wait through the registered service, a few times only (no busy
+    /// waiting), and fail with TimedOut at the deadline, not before and not much after.
+    #[test]
+    fn waits_go_through_the_service_until_the_deadline() {
+        let calls = Rc::new(Cell::new(0u32));
+        let c = calls.clone();
+        let _r = wait::register(Box::new(move |fd, write, t| {
+            c.set(c.get() + 1);
+            wait::alone(fd, write, t)
+        }));
+        let ms = Duration::from_millis;
+        // A connect nobody answers.
+        let (_l, addr, _fill) = crate::sys::tcp::full_listener();
+        let t0 = Instant::now();
+        let e = connect_addr(&addr, t0 + ms(300)).unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took >= ms(299) && took < ms(800), "{took:?}");
+        assert!((1..=3).contains(&calls.get()), "{} waits", calls.get());
+        // A server that accepts and never answers.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = connect_addr(&l.local_addr().unwrap(), Instant::now() + ms(2000)).unwrap();
+        let (_peer, _) = l.accept().unwrap();
+        let t0 = Instant::now();
+        let mut sock = Sock {
+            tcp,
+            deadline: Some(t0 + ms(300)),
+        };
+        let before = calls.get();
+        let mut buf = [0u8; 16];
+        let e = sock.read(&mut buf).unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took >= ms(299) && took < ms(800), "{took:?}");
+        assert!((1..=3).contains(&(calls.get() - before)));
+        // Without a deadline (the WebSocket between cycles): WouldBlock at once.
+        sock.deadline = None;
+        let e = sock.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
 }

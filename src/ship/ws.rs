@@ -397,10 +397,9 @@ impl Ws {
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         let mut ws = WebSocket::from_partially_read(conn, buf, Role::Client, Some(cfg));
-        let conn = ws.get_mut();
-        conn.set_deadline(None);
-        conn.set_nonblocking(true)
-            .map_err(|e| format!("{host}: cannot make the socket non-blocking: {e}"))?;
+        // From now on the loop's poll drives the socket: without a deadline, a read or write
+        // that would block returns WouldBlock.
+        ws.get_mut().set_deadline(None);
         Ok(ws)
     }
 
@@ -412,9 +411,7 @@ impl Ws {
     ) -> Result<(), String> {
         let deadline = Instant::now() + self.timeout;
         let mut ws = self.handshake(deadline, tls)?;
-        let conn = ws.get_mut();
-        let _ = conn.set_nonblocking(false);
-        conn.set_deadline(Some(deadline));
+        ws.get_mut().set_deadline(Some(deadline));
         ws.send(Message::text(text))
             .map_err(|e| format!("send failed: {e}"))?;
         let _ = ws.close(None);
@@ -483,7 +480,6 @@ mod tests {
         let c = client(port, Some("k3y"));
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut ws = c.handshake(deadline, None).unwrap();
-        ws.get_mut().set_nonblocking(false).unwrap();
         ws.get_mut().set_deadline(Some(deadline));
         assert_eq!(ws.read().unwrap(), Message::text("hi"));
         let req = t.join().unwrap();

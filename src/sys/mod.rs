@@ -11,6 +11,7 @@ pub mod privdrop;
 pub mod random;
 pub mod signals;
 pub mod statvfs;
+pub mod tcp;
 
 /// Runs a libc call that returns -1 on error and turns that into `io::Error`.
 macro_rules! syscall {

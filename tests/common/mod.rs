@@ -19,6 +19,11 @@ pub fn agent() -> Command {
         }
     }
     c.env("NETMON_CONFIG", "/dev/null");
+    // Tests send nothing to networks that are not theirs: no ARP scan and no promiscuous mode on
+    // the machine's real interfaces. Tests that scan set SCAN_INTERVAL with --set (a flag beats
+    // the environment) inside their own namespaces.
+    c.env("NETMON_SCAN_INTERVAL", "0");
+    c.env("NETMON_PROMISC", "0");
     c
 }
 

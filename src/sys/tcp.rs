@@ -1,0 +1,168 @@
+//! A TCP connect that does not block: the socket is non-blocking from its first syscall, so the
+//! caller waits for it to turn writable in its own poll (with whatever else it has to do in the
+//! meantime, see `ship::wait`) and then reads how the connect ended with `TcpStream::take_error`.
+
+use std::io;
+use std::mem::size_of;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::syscall;
+
+/// Whether the connect finished inside `connect(2)` (loopback often does) or is under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Connected,
+    InProgress,
+}
+
+/// Opens a non-blocking, close-on-exec TCP socket and starts connecting it to `addr`. With
+/// `InProgress`, the connect has ended once the socket polls writable (or with an error);
+/// `take_error` then says whether it worked. Any other failure of `connect(2)` (unreachable,
+/// refused at once) is returned as it is.
+pub fn connect_start(addr: &SocketAddr) -> io::Result<(TcpStream, Started)> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let raw = syscall!(socket(
+        family,
+        libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        0
+    ))?;
+    // SAFETY: `raw` is a descriptor socket(2) just returned; nothing else owns or closes it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let rc = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in is plain data; all zeroes is a valid value of it.
+            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
+            // SAFETY: `sa` is an initialised sockaddr_in and the length passed is its size.
+            unsafe { connect_to(&fd, &sa) }
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_in6 is plain data; all zeroes is a valid value of it.
+            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_flowinfo = a.flowinfo().to_be();
+            sa.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sa.sin6_scope_id = a.scope_id();
+            // SAFETY: `sa` is an initialised sockaddr_in6 and the length passed is its size.
+            unsafe { connect_to(&fd, &sa) }
+        }
+    };
+    if rc == 0 {
+        return Ok((TcpStream::from(fd), Started::Connected));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // EINTR: a non-blocking connect goes on in the background, as with EINPROGRESS.
+        Some(libc::EINPROGRESS) | Some(libc::EINTR) => {
+            Ok((TcpStream::from(fd), Started::InProgress))
+        }
+        _ => Err(e),
+    }
+}
+
+/// # Safety
+/// `T` must be the sockaddr type of the socket's family (sockaddr_in or sockaddr_in6).
+unsafe fn connect_to<T>(fd: &OwnedFd, sa: &T) -> libc::c_int {
+    // SAFETY: the caller guarantees `sa` is a whole sockaddr of the right family; the pointer
+    // and length describe exactly that value, which outlives the call.
+    unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (sa as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    }
+}
+
+/// For tests: a listener on 127.0.0.1 whose accept queue is full (backlog 0, one connection
+/// waiting in it), so the SYNs of a further connect are dropped and it gets no answer. The
+/// connections that fill it come back with it.
+#[cfg(test)]
+pub fn full_listener() -> (std::net::TcpListener, SocketAddr, Vec<TcpStream>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    syscall!(listen(l.as_raw_fd(), 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fill = Vec::new();
+    // Full once a connect goes unanswered.
+    while let Ok(s) = TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
+        fill.push(s);
+        assert!(fill.len() < 16, "the accept queue does not fill");
+    }
+    (l, addr, fill)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn wait_writable(s: &TcpStream) {
+        use crate::sys::poll::{poll, Interest, Ready};
+        use std::os::fd::AsFd;
+        let mut r = [Ready::default()];
+        let i = [Interest {
+            fd: s.as_fd(),
+            read: false,
+            write: true,
+        }];
+        poll(&i, std::time::Duration::from_secs(5), &mut r).unwrap();
+        assert!(r[0].writable || r[0].error);
+    }
+
+    #[test]
+    fn connects_non_blocking_v4_and_v6() {
+        for bind in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(l) = TcpListener::bind(bind) else {
+                eprintln!("skip {bind}: cannot bind here");
+                continue;
+            };
+            let (mut s, started) = connect_start(&l.local_addr().unwrap()).unwrap();
+            if started == Started::InProgress {
+                wait_writable(&s);
+            }
+            assert!(s.take_error().unwrap().is_none());
+            let (mut peer, from) = l.accept().unwrap();
+            assert_eq!(from, s.local_addr().unwrap());
+            // Non-blocking: nothing to read is WouldBlock, not a wait.
+            let mut b = [0u8; 4];
+            assert_eq!(
+                s.read(&mut b).unwrap_err().kind(),
+                io::ErrorKind::WouldBlock
+            );
+            peer.write_all(b"ping").unwrap();
+            s.set_nonblocking(false).unwrap();
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"ping");
+        }
+    }
+
+    #[test]
+    fn refused_shows_in_take_error_or_at_once() {
+        // A port nobody listens on: bind one, note it, close it.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = match connect_start(&addr) {
+            Err(e) => e,
+            Ok((s, Started::InProgress)) => {
+                wait_writable(&s);
+                s.take_error().unwrap().expect("an error")
+            }
+            Ok((_, Started::Connected)) => panic!("connected to a closed port"),
+        };
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    }
+}
