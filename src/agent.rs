@@ -170,7 +170,7 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         devices,
         (start_ms, end_ms),
     );
-    let text = serde_json::to_string_pretty(&snap)
+    let text = crate::snapshot::to_pretty_json(&snap)
         .map_err(|e| Error::Other(format!("serialising snapshot: {e}")))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").map_err(|e| Error::Sys {

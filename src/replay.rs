@@ -93,7 +93,7 @@ impl Printer<'_> {
         let text = if self.opts.every_cycle {
             serde_json::to_string(&snap)
         } else {
-            serde_json::to_string_pretty(&snap)
+            crate::snapshot::to_pretty_json(&snap)
         }
         .map_err(|e| Error::Other(format!("serialising snapshot: {e}")))?;
         writeln!(out, "{text}").map_err(io)

@@ -19,7 +19,11 @@ fn write_conf(name: &str, text: &str) -> PathBuf {
 
 /// `check` without contacting the endpoints (the seed's URLs point at a host that is not ours).
 fn check(conf: &std::path::Path) -> std::process::Output {
-    run(agent().args(["check", "--offline", "--config"]).arg(conf))
+    run(agent()
+        .args(["check", "--offline", "--config"])
+        .arg(conf)
+        // The file's own PROMISC is under test here (check opens no promiscuous capture).
+        .env_remove("NETMON_PROMISC"))
 }
 
 #[test]

@@ -59,7 +59,7 @@ impl fmt::Display for HttpError {
 }
 
 /// The Host header value: brackets around IPv6 literals, the port unless it is the default.
-fn host_header(url: &Url) -> String {
+pub fn host_header(url: &Url) -> String {
     let h = if url.host.contains(':') {
         format!("[{}]", url.host)
     } else {
@@ -128,7 +128,7 @@ pub fn post(
     })
 }
 
-enum ReadError {
+pub enum ReadError {
     Io(io::Error),
     Bad(String),
 }
@@ -139,46 +139,57 @@ enum Framing {
     UntilClose,
 }
 
-fn read_response(conn: &mut impl Read, want_body: bool) -> Result<Response, ReadError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+/// A reply's head: the status (after any interim 1xx but 101), the header fields, and the
+/// length of the head in the buffer it was read into.
+pub struct Head {
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    pub len: usize,
+}
+
+impl Head {
+    /// The first field called `name` (any case), trimmed.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads a reply's head into `buf` (which then holds the head and whatever came after it),
+/// skipping interim 1xx replies other than 101; at most 64 KiB.
+pub fn read_head(conn: &mut impl Read, buf: &mut Vec<u8>) -> Result<Head, ReadError> {
     let mut chunk = [0u8; 4096];
-    // The head (skipping interim 1xx replies).
-    let (status, retry_after, location, framing, head_len) = loop {
+    loop {
         let mut hdrs = [httparse::EMPTY_HEADER; 48];
         let mut resp = httparse::Response::new(&mut hdrs);
-        match resp.parse(&buf) {
+        match resp.parse(buf) {
             Ok(httparse::Status::Complete(n)) => {
                 let status = resp.code.unwrap_or(0);
                 if (100..200).contains(&status) && status != 101 {
                     buf.drain(..n);
                     continue;
                 }
-                let get = |name: &str| {
-                    resp.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
-                };
-                let retry_after = get("retry-after")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let chunked = get("transfer-encoding")
-                    .map(|v| v.to_ascii_lowercase().contains("chunked"))
-                    .unwrap_or(false);
-                let framing = if chunked {
-                    Framing::Chunked
-                } else if let Some(len) = get("content-length").and_then(|v| v.parse().ok()) {
-                    Framing::Length(len)
-                } else {
-                    Framing::UntilClose
-                };
-                break (status, retry_after, get("location"), framing, n);
+                let headers = resp
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let v = String::from_utf8_lossy(h.value).trim().to_owned();
+                        (h.name.to_owned(), v)
+                    })
+                    .collect();
+                return Ok(Head {
+                    status,
+                    headers,
+                    len: n,
+                });
             }
             Ok(httparse::Status::Partial) => {}
             Err(e) => {
                 return Err(ReadError::Bad(format!(
                     "the reply is not HTTP ({e}): {}",
-                    printable(&buf, 40)
+                    printable(buf, 40)
                 )))
             }
         }
@@ -192,12 +203,34 @@ fn read_response(conn: &mut impl Read, want_body: bool) -> Result<Response, Read
             } else {
                 format!(
                     "the connection was closed in the middle of the reply: {}",
-                    printable(&buf, 40)
+                    printable(buf, 40)
                 )
             }));
         }
         buf.extend_from_slice(&chunk[..n.min(MAX_RESPONSE - buf.len())]);
+    }
+}
+
+fn read_response(conn: &mut impl Read, want_body: bool) -> Result<Response, ReadError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let head = read_head(conn, &mut buf)?;
+    let (status, head_len) = (head.status, head.len);
+    let retry_after = head
+        .get("retry-after")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let chunked = head
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let framing = if chunked {
+        Framing::Chunked
+    } else if let Some(len) = head.get("content-length").and_then(|v| v.parse().ok()) {
+        Framing::Length(len)
+    } else {
+        Framing::UntilClose
     };
+    let location = head.get("location").map(str::to_owned);
     if (200..300).contains(&status) && !want_body {
         return Ok(Response {
             status,

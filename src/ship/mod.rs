@@ -22,6 +22,7 @@ pub mod rest;
 pub mod tls;
 pub mod wait;
 pub mod ws;
+mod wskey;
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;

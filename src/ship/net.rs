@@ -121,7 +121,7 @@ impl Read for Conn {
         match self {
             Conn::Plain(s) => s.read(buf),
             #[cfg(feature = "tls")]
-            Conn::Tls(t) => t.read(buf),
+            Conn::Tls(t) => t.read(buf).map_err(super::tls::io_error),
         }
     }
 }
@@ -131,14 +131,14 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.write(buf),
             #[cfg(feature = "tls")]
-            Conn::Tls(t) => t.write(buf),
+            Conn::Tls(t) => t.write(buf).map_err(super::tls::io_error),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.flush(),
             #[cfg(feature = "tls")]
-            Conn::Tls(t) => t.flush(),
+            Conn::Tls(t) => t.flush().map_err(super::tls::io_error),
         }
     }
 }

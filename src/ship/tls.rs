@@ -100,13 +100,36 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
 /// A client config with the ring provider, safe default protocol versions and `roots`.
 #[cfg(feature = "tls")]
 pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // ring's default provider, minus its key loader: the agent never presents a client
+    // certificate, and ring's RSA/ECDSA/Ed25519 signing code would otherwise be linked in
+    // through the provider's vtable (about 20 kB on mipsel).
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        key_provider: &NoClientKeys,
+        ..rustls::crypto::ring::default_provider()
+    });
     let cfg = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+/// A key provider that loads no private key (there is none to load: no client auth).
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct NoClientKeys;
+
+#[cfg(feature = "tls")]
+impl rustls::crypto::KeyProvider for NoClientKeys {
+    fn load_private_key(
+        &self,
+        _key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "client certificates are not supported".into(),
+        ))
+    }
 }
 
 /// Turns a handshake failure into a sentence naming the host and the reason.
@@ -116,22 +139,108 @@ pub fn explain(e: &io::Error, host: &str) -> String {
     let Some(tls) = e.get_ref().and_then(|x| x.downcast_ref::<E>()) else {
         return e.to_string();
     };
+    let why = describe(tls);
     match tls {
         E::InvalidCertificate(C::UnknownIssuer) => format!(
             "the certificate of {host} is not signed by a trusted CA (unknown issuer; set CA_FILE to the CA that signed it)"
         ),
-        E::InvalidCertificate(C::NotValidForName)
-        | E::InvalidCertificate(C::NotValidForNameContext { .. }) => format!(
-            "the certificate is not valid for the host name {host} ({tls})"
+        E::InvalidCertificate(C::NotValidForName) => {
+            format!("the certificate is not valid for the host name {host}")
+        }
+        E::InvalidCertificate(C::NotValidForNameContext { presented, .. }) => format!(
+            "the certificate is not valid for the host name {host} (it is valid for {})",
+            if presented.is_empty() {
+                "no name".to_owned()
+            } else {
+                presented.join(", ")
+            }
         ),
         E::InvalidCertificate(C::Expired) | E::InvalidCertificate(C::ExpiredContext { .. }) => {
-            format!("the certificate of {host} has expired ({tls})")
+            format!("the certificate of {host} has expired ({why})")
         }
         E::InvalidCertificate(C::NotValidYet)
         | E::InvalidCertificate(C::NotValidYetContext { .. }) => format!(
-            "the certificate of {host} is not valid yet: is the clock set? ({tls})"
+            "the certificate of {host} is not valid yet: is the clock set? ({why})"
         ),
-        other => format!("{other}"),
+        _ => why,
+    }
+}
+
+/// rustls's error as a sentence. rustls's own Display shows several reasons with Debug
+/// formatting, which the size-tuned router builds compile out (-Zfmt-debug=none prints
+/// nothing): those get a sentence of their own here, plus the Debug text where it exists.
+#[cfg(feature = "tls")]
+pub fn describe(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    match e {
+        E::AlertReceived(a) => format!(
+            "received fatal alert: {}",
+            a.as_str().unwrap_or("an unknown alert")
+        ),
+        E::PeerIncompatible(w) => with(
+            "peer is incompatible",
+            format!("{w:?}"),
+            "no TLS version, cipher suite, key exchange or signature scheme in common",
+        ),
+        E::PeerMisbehaved(w) => with(
+            "peer misbehaved",
+            format!("{w:?}"),
+            "it broke the TLS protocol",
+        ),
+        E::InvalidMessage(w) => with(
+            "received a corrupt message",
+            format!("{w:?}"),
+            "is the server speaking TLS?",
+        ),
+        E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => with(
+            "received an unexpected message",
+            format!("{e:?}"),
+            "out of order",
+        ),
+        E::InvalidCertificate(
+            c @ (C::NotValidForNameContext { .. }
+            | C::ExpiredContext { .. }
+            | C::NotValidYetContext { .. }
+            | C::InvalidPurposeContext { .. }),
+        ) => format!("invalid peer certificate: {c}"),
+        E::InvalidCertificate(c) => {
+            let reason = match c {
+                C::BadEncoding => "badly encoded",
+                C::Expired => "expired",
+                C::NotValidYet => "not valid yet",
+                C::Revoked => "revoked",
+                C::UnhandledCriticalExtension => "an unknown critical extension",
+                C::UnknownIssuer => "unknown issuer",
+                C::NotValidForName => "not valid for the name",
+                C::InvalidPurpose => "not for server authentication",
+                C::UnsupportedSignatureAlgorithmContext { .. }
+                | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                    "an unsupported signature algorithm"
+                }
+                _ => "rejected",
+            };
+            with("invalid peer certificate", format!("{c:?}"), reason)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// "what: debug", or "what: fallback" where Debug formatting is compiled out.
+#[cfg(feature = "tls")]
+fn with(what: &str, debug: String, fallback: &str) -> String {
+    if debug.is_empty() {
+        format!("{what}: {fallback}")
+    } else {
+        format!("{what}: {debug}")
+    }
+}
+
+/// An I/O error from the TLS stream, with a rustls error inside described by `describe`.
+#[cfg(feature = "tls")]
+pub fn io_error(e: io::Error) -> io::Error {
+    match e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()) {
+        Some(t) => io::Error::new(e.kind(), describe(t)),
+        None => e,
     }
 }
 
@@ -166,5 +275,35 @@ mod tests {
         assert!(m.contains("not valid for the host name h.example"), "{m}");
         let m = explain(&io::Error::from(io::ErrorKind::ConnectionReset), "h");
         assert!(!m.is_empty());
+    }
+
+    #[test]
+    fn describes_errors_without_relying_on_debug() {
+        use rustls::{AlertDescription, Error as E, PeerIncompatible};
+        assert_eq!(
+            describe(&E::AlertReceived(AlertDescription::HandshakeFailure)),
+            "received fatal alert: HandshakeFailure"
+        );
+        let m = describe(&E::PeerIncompatible(
+            PeerIncompatible::NoCipherSuitesInCommon,
+        ));
+        assert_eq!(m, "peer is incompatible: NoCipherSuitesInCommon");
+        // Where Debug prints nothing (-Zfmt-debug=none), the sentence still says something.
+        assert_eq!(
+            with("peer misbehaved", String::new(), "why"),
+            "peer misbehaved: why"
+        );
+        let m = describe(&E::InvalidCertificate(
+            rustls::CertificateError::BadEncoding,
+        ));
+        assert_eq!(m, "invalid peer certificate: BadEncoding");
+        // An I/O error around a rustls error carries the sentence; others pass unchanged.
+        let e = io_error(io::Error::new(
+            io::ErrorKind::InvalidData,
+            E::AlertReceived(AlertDescription::ProtocolVersion),
+        ));
+        assert_eq!(e.to_string(), "received fatal alert: ProtocolVersion");
+        let e = io_error(io::Error::from(io::ErrorKind::TimedOut));
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     }
 }

@@ -4,18 +4,17 @@
 //! discarded) while the loop does other work. A send that cannot be flushed within HTTP_TIMEOUT
 //! drops the connection; reconnects back off with jitter.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::tls::ClientConfig;
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Error as WsError, Message, WebSocket};
 
 use super::net::{self, Conn};
+use super::{http, wskey};
 use super::{redact, Backoff};
 use crate::config::{Secret, Url};
 
@@ -327,50 +326,77 @@ impl Ws {
         deadline: Instant,
         tls: Option<&Arc<ClientConfig>>,
     ) -> Result<WebSocket<Conn>, String> {
-        let conn = net::connect(&self.url, deadline, tls).map_err(|e| e.to_string())?;
-        let mut req = self
-            .url
-            .text
-            .as_str()
-            .into_client_request()
-            .map_err(|e| format!("bad URL {}: {e}", self.url))?;
-        let h = req.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&format!("netmon-agent/{}", crate::VERSION)) {
-            h.insert("User-Agent", v);
-        }
+        let host = &self.url.host;
+        // The opening handshake (RFC 6455 section 4.1).
+        let key = wskey::new_key();
+        let path = self.url.path.split('#').next().unwrap_or("/");
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nUser-Agent: netmon-agent/{}\r\n",
+            http::host_header(&self.url),
+            crate::VERSION
+        );
         if let Some(k) = &self.key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose()))
-                .map_err(|_| "API_KEY cannot be sent in a header".to_string())?;
-            v.set_sensitive(true);
-            h.insert("Authorization", v);
+            // A field value: visible ASCII, spaces, tabs and obs-text, never CR or LF.
+            let v = k.expose();
+            if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+                return Err("API_KEY cannot be sent in a header".to_string());
+            }
+            req.push_str("Authorization: Bearer ");
+            req.push_str(v);
+            req.push_str("\r\n");
         }
+        req.push_str("\r\n");
+        let mut conn = net::connect(&self.url, deadline, tls).map_err(|e| e.to_string())?;
+        let io_err = |e: io::Error| {
+            if e.kind() == io::ErrorKind::TimedOut {
+                format!("{host}: timed out in the WebSocket handshake")
+            } else {
+                format!("{host}: handshake failed: {e}")
+            }
+        };
+        conn.write_all(req.as_bytes())
+            .and_then(|()| conn.flush())
+            .map_err(io_err)?;
+        let mut buf = Vec::with_capacity(1024);
+        let head = http::read_head(&mut conn, &mut buf).map_err(|e| match e {
+            http::ReadError::Io(e) => io_err(e),
+            http::ReadError::Bad(m) => format!("{host}: handshake failed: {m}"),
+        })?;
+        let status = head.status;
+        if status != 101 {
+            return Err(if status == 401 || status == 403 {
+                format!("API key rejected (HTTP {status} on the WebSocket handshake)")
+            } else {
+                format!("{host}: the handshake was answered with HTTP {status}")
+            });
+        }
+        let has_token = |name: &str, token: &str| {
+            head.get(name)
+                .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        };
+        let bad = if !has_token("upgrade", "websocket") {
+            Some("no 'Upgrade: websocket' in the reply")
+        } else if !has_token("connection", "upgrade") {
+            Some("no 'Connection: Upgrade' in the reply")
+        } else if head.get("sec-websocket-accept") != Some(wskey::accept(&key).as_str()) {
+            Some("wrong Sec-WebSocket-Accept in the reply")
+        } else if head.get("sec-websocket-protocol").is_some() {
+            Some("the server chose a subprotocol that was not asked for")
+        } else {
+            None
+        };
+        if let Some(m) = bad {
+            return Err(format!("{host}: handshake failed: {m}"));
+        }
+        // Frames the server sent right after its reply are already in `buf`.
+        buf.drain(..head.len);
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
             .max_write_buffer_size(16 << 20)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
-        let host = &self.url.host;
-        let (mut ws, _resp) = match tungstenite::client::client_with_config(req, conn, Some(cfg)) {
-            Ok(x) => x,
-            Err(HandshakeError::Failure(WsError::Http(r))) => {
-                let status = r.status().as_u16();
-                return Err(if status == 401 || status == 403 {
-                    format!("API key rejected (HTTP {status} on the WebSocket handshake)")
-                } else {
-                    format!("{host}: the handshake was answered with HTTP {status}")
-                });
-            }
-            Err(HandshakeError::Failure(WsError::Io(e))) if e.kind() == io::ErrorKind::TimedOut => {
-                return Err(format!("{host}: timed out in the WebSocket handshake"))
-            }
-            Err(HandshakeError::Failure(e)) => {
-                return Err(format!("{host}: handshake failed: {e}"))
-            }
-            Err(HandshakeError::Interrupted(_)) => {
-                return Err(format!("{host}: timed out in the WebSocket handshake"))
-            }
-        };
+        let mut ws = WebSocket::from_partially_read(conn, buf, Role::Client, Some(cfg));
         // From now on the loop's poll drives the socket: without a deadline, a read or write
         // that would block returns WouldBlock.
         ws.get_mut().set_deadline(None);
@@ -391,5 +417,118 @@ impl Ws {
         let _ = ws.close(None);
         let _ = ws.flush();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A one-connection server on 127.0.0.1 that reads the request head, answers with
+    /// `reply(key)` (key: the client's Sec-WebSocket-Key) and returns the request.
+    fn serve(reply: fn(&str) -> Vec<u8>) -> (u16, std::thread::JoinHandle<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut b).unwrap();
+                assert!(n > 0);
+                req.extend_from_slice(&b[..n]);
+            }
+            let req = String::from_utf8(req).unwrap();
+            let key = req
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap_or("")
+                .to_owned();
+            s.write_all(&reply(&key)).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            req
+        });
+        (port, t)
+    }
+
+    fn client(port: u16, key: Option<&str>) -> Ws {
+        let url = Url::parse(&format!("ws://127.0.0.1:{port}/ws?x=1"), &["ws", "wss"]).unwrap();
+        Ws::new(
+            url,
+            key.map(|k| Secret::new(k.into())),
+            Duration::from_secs(5),
+            Instant::now(),
+        )
+    }
+
+    fn ok_reply(key: &str) -> Vec<u8> {
+        let mut r = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            wskey::accept(key)
+        )
+        .into_bytes();
+        // A text frame "hi" right behind the head, in the same write.
+        r.extend_from_slice(&[0x81, 2, b'h', b'i']);
+        r
+    }
+
+    #[test]
+    fn handshake_sends_the_headers_and_keeps_early_frames() {
+        let (port, t) = serve(ok_reply);
+        let c = client(port, Some("k3y"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ws = c.handshake(deadline, None).unwrap();
+        ws.get_mut().set_deadline(Some(deadline));
+        assert_eq!(ws.read().unwrap(), Message::text("hi"));
+        let req = t.join().unwrap();
+        assert!(req.starts_with("GET /ws?x=1 HTTP/1.1\r\n"), "{req}");
+        for h in [
+            format!("Host: 127.0.0.1:{port}\r\n"),
+            "Upgrade: websocket\r\n".into(),
+            "Connection: Upgrade\r\n".into(),
+            "Sec-WebSocket-Version: 13\r\n".into(),
+            "Authorization: Bearer k3y\r\n".into(),
+            format!("User-Agent: netmon-agent/{}\r\n", crate::VERSION),
+        ] {
+            assert!(req.contains(&h), "{h} missing in {req}");
+        }
+    }
+
+    #[test]
+    fn handshake_failures_are_named() {
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        let err = |reply: fn(&str) -> Vec<u8>| {
+            let (port, t) = serve(reply);
+            let e = client(port, None)
+                .handshake(deadline(), None)
+                .err()
+                .unwrap();
+            t.join().unwrap();
+            e
+        };
+        let e = err(|_| b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec());
+        assert_eq!(e, "API key rejected (HTTP 401 on the WebSocket handshake)");
+        let e = err(|_| b"HTTP/1.1 404 Not Found\r\n\r\n".to_vec());
+        assert_eq!(e, "127.0.0.1: the handshake was answered with HTTP 404");
+        let e = err(|_| {
+            b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec()
+        });
+        assert!(e.contains("wrong Sec-WebSocket-Accept"), "{e}");
+        let e = err(|k| {
+            format!(
+                "HTTP/1.1 101 OK\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                wskey::accept(k)
+            )
+            .into_bytes()
+        });
+        assert!(e.contains("no 'Upgrade: websocket'"), "{e}");
+        let e = err(|_| b"SSH-2.0-OpenSSH\r\n\r\n".to_vec());
+        assert!(e.contains("handshake failed: the reply is not HTTP"), "{e}");
+        // A key that would break the header is refused before connecting.
+        let c = client(1, Some("a\r\nX-Evil: 1"));
+        let e = c.handshake(deadline(), None).err().unwrap();
+        assert_eq!(e, "API_KEY cannot be sent in a header");
     }
 }

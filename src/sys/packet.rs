@@ -301,8 +301,14 @@ pub fn open(opts: &Options<'_>) -> Result<PacketSocket, OpenError> {
             tp_feature_req_word: 0,
         };
         // SAFETY: PACKET_RX_RING with TPACKET_V3 takes a tpacket_req3.
-        unsafe { setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req) }
-            .map_err(|e| OpenError::Ring(format!("PACKET_RX_RING {g:?}: {e}")))?;
+        unsafe { setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req) }.map_err(
+            |e| {
+                OpenError::Ring(format!(
+                    "PACKET_RX_RING ({} blocks of {} bytes, frames of {}): {e}",
+                    g.block_nr, g.block_size, g.frame_size
+                ))
+            },
+        )?;
         // SAFETY: mapping the ring the kernel just allocated for this fd, shared, read/write.
         let base = unsafe {
             libc::mmap(
