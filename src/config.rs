@@ -68,7 +68,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "PROMISC",
         "1 to capture in promiscuous mode, 0 not to (default 1)",
     ),
-    ("RING_KB", "capture ring size in KiB (default 8192)"),
+    ("RING_KB", "capture ring size in KiB (default 1024)"),
     (
         "SCAN_INTERVAL",
         "seconds between ARP scans, 0 = never (default 60)",
@@ -601,7 +601,7 @@ impl Config {
             )?,
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
-            ring_kb: l.parse("RING_KB", 8192, number(64, 1_048_576))?,
+            ring_kb: l.parse("RING_KB", 1024, number(64, 1_048_576))?,
             scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
             scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
