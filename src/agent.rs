@@ -2,19 +2,19 @@
 //! ships it (to stdout when no platform is configured). Cycles run on the monotonic clock from a
 //! fixed origin, so they never drift; wall-clock time is only used for the timestamps.
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{self, Config, LoadOptions};
 use crate::error::Error;
+use crate::live::Capture as Monitor;
 use crate::procfs::{Collector, Sample};
+use crate::ship::register::AtStart;
 use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
-use crate::sys::poll::{poll, Interest, Ready};
+use crate::sys::poll::{poll, Interest, PollSet, Ready, Token, Want};
 use crate::sys::signals::{Signal, SignalFd};
 use crate::timefmt;
 
@@ -180,204 +180,297 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     Ok(())
 }
 
-/// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
-pub fn run(opts: LoadOptions) -> Result<(), Error> {
-    let mut cfg = load_config(&opts)?;
-    // Shared with the shipping waits (below), which drain the ring while a platform is slow;
-    // never borrowed across a shipping call.
-    let cap = Rc::new(RefCell::new(crate::live::Capture::new(
-        &cfg,
-        Instant::now(),
-    )));
-    // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
-    // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
-    if let Some(user) = &cfg.run_as_user {
-        let dropped = crate::sys::privdrop::drop_to(user)?;
-        info!("{dropped}");
+/// Poll-set tokens of the agent's own fds (the shipping components use 2..=4).
+const SIGNALS: Token = Token(0);
+const CAPTURE: Token = Token(1);
+const REGISTRATION: Token = Token(5);
+/// The longest the loop sleeps when nothing at all is due.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Where the snapshots go.
+enum Output {
+    /// One JSON line per cycle (no platform configured).
+    Stdout,
+    /// No API_KEY yet: asking GENERATE_KEY_URL for one; cycles start once it came.
+    Registering(Box<AtStart>),
+    Platform(Box<Shipper>),
+}
+
+/// Whether the loop goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The running agent: every component it drives, each a state machine that registers its fds
+/// and deadlines with one poll set. `poll_once` is one turn of the loop: register, wait, then
+/// let each component react; nothing else anywhere waits.
+pub struct Agent {
+    opts: LoadOptions,
+    cfg: Config,
+    signals: SignalFd,
+    /// Capture ring, device table, ARP scanner, names, offload check.
+    monitor: Monitor,
+    collector: Collector,
+    sched: Scheduler,
+    state: RunState,
+    output: Output,
+    window_start_ms: u64,
+    set: PollSet,
+}
+
+impl Agent {
+    /// Loads the config, opens the capture, drops privileges and sets up the output. `signals`
+    /// already blocks SIGHUP/SIGINT/SIGTERM, so a signal during start-up waits for the loop.
+    pub fn start(opts: LoadOptions, signals: SignalFd) -> Result<Agent, Error> {
+        let cfg = load_config(&opts)?;
+        let monitor = Monitor::new(&cfg, Instant::now());
+        // RUN_AS_USER: this must stay AFTER the capture socket is opened (just above); later
+        // reopens go through crate::sys::privdrop::with_net_raw.
+        if let Some(user) = &cfg.run_as_user {
+            let dropped = crate::sys::privdrop::drop_to(user)?;
+            info!("{dropped}");
+        }
+        let state = RunState::new(SystemTime::now());
+        let now = Instant::now();
+        let output =
+            if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
+                let r = AtStart::new(&cfg, now).map_err(|e| Error::Other(e.to_string()))?;
+                Output::Registering(Box::new(r))
+            } else if cfg.has_platform() {
+                Output::Platform(Box::new(Shipper::new(&cfg, &state.run_id, now)?))
+            } else {
+                Output::Stdout
+            };
+        let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+        collector.prime(now);
+        let mut agent = Agent {
+            sched: Scheduler::new(now, cfg.cycle),
+            opts,
+            cfg,
+            signals,
+            monitor,
+            collector,
+            state,
+            output,
+            window_start_ms: timefmt::unix_millis(SystemTime::now()),
+            set: PollSet::new(),
+        };
+        agent.start_cycles(now);
+        info!(
+            "started: interface {}, cycle {} s, output {}",
+            agent.cfg.interface.as_deref().unwrap_or("(none)"),
+            agent.cfg.cycle.as_secs(),
+            match agent.output {
+                Output::Stdout => "stdout",
+                Output::Registering(_) => "platform (registering first)",
+                Output::Platform(_) => "platform",
+            }
+        );
+        Ok(agent)
     }
+
+    /// Cycles start now; with a platform, the first one ends at this agent's phase, so a fleet
+    /// spreads over the cycle instead of posting in lockstep.
+    fn start_cycles(&mut self, now: Instant) {
+        let cycle = self.cfg.cycle;
+        self.sched = Scheduler::new(now, cycle);
+        if let Output::Platform(_) = self.output {
+            let first = crate::ship::phase_delay(
+                &self.cfg.server_id,
+                cycle,
+                timefmt::unix_millis(SystemTime::now()),
+            );
+            self.sched = Scheduler::new(now.checked_sub(cycle).map_or(now, |o| o + first), cycle);
+        }
+        self.window_start_ms = timefmt::unix_millis(SystemTime::now());
+    }
+
+    /// One turn of the loop: every component registers its fds and deadlines, one poll(2)
+    /// waits for the first of them, then each reacts to its readiness and timers.
+    pub fn poll_once(&mut self) -> Result<Flow, Error> {
+        let set = &mut self.set;
+        set.clear();
+        set.register(SIGNALS, self.signals.as_fd(), Want::READ);
+        if let Some(fd) = self.monitor.fd() {
+            set.register(CAPTURE, fd, Want::READ);
+        }
+        set.wake_at_opt(self.monitor.deadline());
+        match &self.output {
+            Output::Stdout => set.wake_at(self.sched.deadline()),
+            Output::Registering(r) => r.register(set, REGISTRATION),
+            Output::Platform(s) => {
+                set.wake_at(self.sched.deadline());
+                s.register(set);
+            }
+        }
+        set.wait(Instant::now(), MAX_SLEEP)
+            .map_err(|e| Error::Sys {
+                what: "poll",
+                source: e,
+            })?;
+
+        let now = Instant::now();
+        // The ring first (drained on every turn, whoever woke the loop), then shipping.
+        self.monitor.wake(now, self.set.ready(CAPTURE).error);
+        match &mut self.output {
+            Output::Stdout => {}
+            Output::Platform(s) => s.advance(&self.set, now),
+            Output::Registering(r) => {
+                if let Some(key) = r.advance(self.set.ready(REGISTRATION), now) {
+                    crate::ship::register::store_at_start(&mut self.cfg, key);
+                    self.output = Output::Platform(Box::new(Shipper::new(
+                        &self.cfg,
+                        &self.state.run_id,
+                        now,
+                    )?));
+                    self.start_cycles(now);
+                }
+            }
+        }
+        if self.set.ready(SIGNALS).readable {
+            while let Some(sig) = self.signals.read().map_err(|e| Error::Sys {
+                what: "signalfd read",
+                source: e,
+            })? {
+                if self.on_signal(sig) == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+            }
+        }
+        if matches!(self.output, Output::Registering(_)) {
+            return Ok(Flow::Continue);
+        }
+        let now = Instant::now();
+        if self.sched.take_due(now) {
+            return Ok(self.end_cycle(now));
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// SIGINT/SIGTERM stop; SIGHUP reloads the config.
+    pub fn on_signal(&mut self, sig: Signal) -> Flow {
+        match sig {
+            Signal::Terminate => {
+                info!("stopping on signal");
+                Flow::Stop
+            }
+            Signal::Reload => {
+                self.reload(Instant::now());
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Re-reads the config. All or nothing: a file that does not load, or whose shipping
+    /// settings cannot work (an https URL whose CA_FILE is missing), keeps the old config and
+    /// its shipping (backlog included) and says why. What did not change keeps running as it
+    /// is: a WebSocket whose settings are the same stays connected.
+    pub fn reload(&mut self, now: Instant) {
+        let new = match config::load(&self.opts) {
+            Ok(c) => c,
+            Err(e) => return error!("config reload failed, keeping the old config: {e}"),
+        };
+        let wants_key =
+            new.api_key.is_none() && new.generate_key_url.is_some() && new.has_platform();
+        let to_output = |s: Option<Shipper>| match s {
+            Some(s) => Output::Platform(Box::new(s)),
+            None => Output::Stdout,
+        };
+        let run_id = &self.state.run_id;
+        let output = match std::mem::replace(&mut self.output, Output::Stdout) {
+            Output::Registering(_) if wants_key => match AtStart::new(&new, now) {
+                Ok(r) => Ok(Output::Registering(Box::new(r))),
+                Err(e) => Err((None, Error::Other(e.to_string()))),
+            },
+            Output::Registering(_) | Output::Stdout => {
+                Shipper::reload(None, &new, run_id, now).map(to_output)
+            }
+            Output::Platform(old) => Shipper::reload(Some(*old), &new, run_id, now).map(to_output),
+        };
+        let output = match output {
+            Ok(o) => o,
+            Err((old, e)) => {
+                if let Some(old) = old {
+                    self.output = Output::Platform(Box::new(old));
+                } else if self.cfg.has_platform() {
+                    // Registering or stdout before: rebuilt from the old config as it was.
+                    self.output = match Shipper::reload(None, &self.cfg, &self.state.run_id, now) {
+                        Ok(Some(s)) => Output::Platform(Box::new(s)),
+                        _ => Output::Stdout,
+                    };
+                }
+                return error!(
+                    "config reload failed, keeping the old config and its shipping: {e}"
+                );
+            }
+        };
+        crate::log::set_level(new.log_level);
+        for w in &new.warnings {
+            warn!("{w}");
+        }
+        if new.device_table_size != self.cfg.device_table_size {
+            warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
+        }
+        let was_stdout = matches!(self.output, Output::Stdout);
+        let cycle_changed = new.cycle != self.cfg.cycle;
+        self.output = output;
+        self.cfg = new;
+        if cycle_changed {
+            self.sched.reset(now, self.cfg.cycle);
+        }
+        if was_stdout && matches!(self.output, Output::Platform(_)) {
+            self.start_cycles(now);
+        }
+        self.collector = Collector::new(self.cfg.proc_root.clone(), self.cfg.sys_root.clone());
+        self.collector.prime(now);
+        self.window_start_ms = timefmt::unix_millis(SystemTime::now());
+        info!("config reloaded");
+    }
+
+    /// The cycle's end: sample, build the snapshot, hand it to the output.
+    pub fn end_cycle(&mut self, now: Instant) -> Flow {
+        let sample = self.collector.sample(now);
+        let (capture, devices) = self.monitor.end_cycle(now, SystemTime::now());
+        let end_ms = timefmt::unix_millis(SystemTime::now());
+        let mut snap = build_snapshot(
+            &self.cfg,
+            &mut self.state,
+            sample,
+            capture,
+            devices,
+            (self.window_start_ms, end_ms),
+        );
+        self.window_start_ms = end_ms;
+        match &mut self.output {
+            Output::Platform(s) => {
+                (snap.agent.backlog, snap.agent.lost) = s.counters();
+                s.submit(&snap, now);
+            }
+            Output::Stdout => {
+                if !emit_stdout(&snap) {
+                    info!("stdout closed, stopping");
+                    return Flow::Stop;
+                }
+            }
+            Output::Registering(_) => {}
+        }
+        Flow::Continue
+    }
+}
+
+/// `netmon-agent run`: the loop, until SIGINT/SIGTERM.
+pub fn run(opts: LoadOptions) -> Result<(), Error> {
+    // Before anything else: from here on SIGHUP/SIGINT/SIGTERM wait in the signalfd for the
+    // loop, so a signal during start-up neither kills the agent nor is lost.
     let signals = SignalFd::new().map_err(|e| Error::Sys {
         what: "signalfd",
         source: e,
     })?;
-    let _serve_capture = crate::ship::wait::register({
-        let cap = Rc::clone(&cap);
-        Box::new(move |fd, write, timeout| match cap.try_borrow_mut() {
-            Ok(mut c) => c.wait_beside(fd, write, timeout),
-            Err(_) => crate::ship::wait::alone(fd, write, timeout),
-        })
-    });
-    let mut state = RunState::new(SystemTime::now());
-    if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
-        let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
-        if !crate::ship::register::at_start(&mut cfg, &mut wait) {
-            return Ok(());
-        }
-    }
-    let mut shipper = match cfg.has_platform() {
-        true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
-        false => None,
-    };
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    let now = Instant::now();
-    collector.prime(now);
-    let mut sched = Scheduler::new(now, cfg.cycle);
-    if shipper.is_some() {
-        // A fleet spreads over the cycle: the first cycle ends at this agent's phase.
-        let first = crate::ship::phase_delay(
-            &cfg.server_id,
-            cfg.cycle,
-            timefmt::unix_millis(SystemTime::now()),
-        );
-        sched = Scheduler::new(
-            now.checked_sub(cfg.cycle).map_or(now, |o| o + first),
-            cfg.cycle,
-        );
-    }
-    let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
-    info!(
-        "started: interface {}, cycle {} s, output {}",
-        cfg.interface.as_deref().unwrap_or("(none)"),
-        cfg.cycle.as_secs(),
-        if cfg.has_platform() {
-            "platform"
-        } else {
-            "stdout"
-        }
-    );
-
-    let mut ready = [Ready::default(); 3];
-    loop {
-        let mut deadline = sched.deadline();
-        if let Some(d) = cap.borrow().deadline() {
-            deadline = deadline.min(d);
-        }
-        if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
-            deadline = deadline.min(d);
-        }
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
-        // connected); the slots say where each one landed in `ready`.
-        let (cap_slot, ship_slot) = {
-            let cap = cap.borrow();
-            let sig = || Interest {
-                fd: signals.as_fd(),
-                read: true,
-                write: false,
-            };
-            let mut interests = [sig(), sig(), sig()];
-            let mut n = 1;
-            let mut cap_slot = None;
-            if let Some(fd) = cap.fd() {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write: false,
-                };
-                cap_slot = Some(n);
-                n += 1;
-            }
-            let mut ship_slot = None;
-            if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write,
-                };
-                ship_slot = Some(n);
-                n += 1;
-            }
-            poll(&interests[..n], timeout, &mut ready).map_err(|e| Error::Sys {
-                what: "poll",
-                source: e,
-            })?;
-            (cap_slot, ship_slot)
-        };
-        cap.borrow_mut()
-            .wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
-        if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
-            let r = ready[i];
-            s.on_ready(r.readable, r.writable, r.error, Instant::now());
-        }
-        if ready[0].readable {
-            while let Some(sig) = signals.read().map_err(|e| Error::Sys {
-                what: "signalfd read",
-                source: e,
-            })? {
-                match sig {
-                    Signal::Terminate => {
-                        info!("stopping on signal");
-                        return Ok(());
-                    }
-                    Signal::Reload => match load_config(&opts) {
-                        Ok(new) => {
-                            if new.cycle != cfg.cycle {
-                                sched.reset(Instant::now(), new.cycle);
-                            }
-                            if new.device_table_size != cfg.device_table_size {
-                                warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
-                            }
-                            cfg = new;
-                            if shipper.is_some() || cfg.has_platform() {
-                                shipper = Shipper::reload(
-                                    shipper.take(),
-                                    &cfg,
-                                    &state.run_id,
-                                    Instant::now(),
-                                );
-                            }
-                            collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-                            collector.prime(Instant::now());
-                            window_start_ms = timefmt::unix_millis(SystemTime::now());
-                            info!("config reloaded");
-                        }
-                        Err(e) => error!("config reload failed, keeping the old config: {e}"),
-                    },
-                }
-            }
-        }
-        let now = Instant::now();
-        if sched.take_due(now) {
-            let sample = collector.sample(now);
-            let (capture, devices) = cap.borrow_mut().end_cycle(now, SystemTime::now());
-            let end_ms = timefmt::unix_millis(SystemTime::now());
-            let mut snap = build_snapshot(
-                &cfg,
-                &mut state,
-                sample,
-                capture,
-                devices,
-                (window_start_ms, end_ms),
-            );
-            window_start_ms = end_ms;
-            if let Some(s) = shipper.as_mut() {
-                (snap.agent.backlog, snap.agent.lost) = s.counters();
-                s.submit(&snap, now);
-            } else if !emit_stdout(&snap) {
-                info!("stdout closed, stopping");
-                return Ok(());
-            }
-        }
-        if let Some(s) = shipper.as_mut() {
-            s.run_due(Instant::now());
-        }
-    }
-}
-
-/// Sleeps for `d` on the signal fd (through `ship::wait`, so the capture goes on); false when
-/// SIGTERM/SIGINT came (reloads wait for the loop).
-fn wait_unless_stopped(signals: &SignalFd, d: Duration) -> bool {
-    let end = Instant::now() + d;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() || crate::ship::wait::wait(signals.as_fd(), false, left).is_err() {
-            return true;
-        }
-        while let Ok(Some(sig)) = signals.read() {
-            if matches!(sig, Signal::Terminate) {
-                return false;
-            }
-        }
-    }
+    let mut agent = Agent::start(opts, signals)?;
+    while agent.poll_once()? == Flow::Continue {}
+    Ok(())
 }
 
 /// Writes one compact JSON line; false when stdout is gone (a closed pipe).

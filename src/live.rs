@@ -468,54 +468,6 @@ impl Capture {
         }
     }
 
-    /// Waits for a platform socket (readable, or writable with `write`) for at most `timeout`
-    /// while the capture goes on: one poll over the socket and the ring (with the timeout cut
-    /// to the next ARP probe or reopen), and on each wake what the loop does (`wake`: drain the
-    /// ring into the table, probes, reopen). True when the socket is ready. This is the
-    /// `ship::wait` service of `run`, so a hanging platform never stalls the capture.
-    pub fn wait_beside(
-        &mut self,
-        sock: BorrowedFd<'_>,
-        write: bool,
-        timeout: Duration,
-    ) -> std::io::Result<bool> {
-        let end = Instant::now() + timeout;
-        loop {
-            let now = Instant::now();
-            let left = end.saturating_duration_since(now);
-            let due = self.deadline().map(|d| d.saturating_duration_since(now));
-            let timeout = due.map_or(left, |d| d.min(left));
-            let s = Interest {
-                fd: sock,
-                read: !write,
-                write,
-            };
-            let mut ready = [Ready::default(); 2];
-            match self.fd() {
-                Some(fd) => {
-                    let ring = Interest {
-                        fd,
-                        read: true,
-                        write: false,
-                    };
-                    poll(&[s, ring], timeout, &mut ready)?
-                }
-                None => poll(&[s], timeout, &mut ready)?,
-            };
-            let (r, ring) = (ready[0], ready[1]);
-            let now = Instant::now();
-            if ring.readable || ring.error || self.deadline().is_some_and(|d| now >= d) {
-                self.wake(now, ring.error);
-            }
-            if crate::ship::wait::is_ready(r) {
-                return Ok(true);
-            }
-            if now >= end {
-                return Ok(false);
-            }
-        }
-    }
-
     /// At the cycle end: one last drain, link check, kernel drop counter, names, rates and
     /// expiry; returns `agent.capture` and the devices.
     pub fn end_cycle(&mut self, now: Instant, wall: SystemTime) -> (CaptureInfo, Vec<Device>) {

@@ -8,13 +8,16 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::client::{self, Client};
+use super::dns::Resolver;
 use super::http::{self, HttpError};
 use super::{tls, Backoff};
 use crate::config::{Config, Secret};
+use crate::sys::poll::{PollSet, Ready, Token};
 
 #[derive(Debug)]
 pub enum RegisterError {
@@ -47,26 +50,49 @@ impl fmt::Display for RegisterError {
     }
 }
 
-/// Asks GENERATE_KEY_URL for a key.
-pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
-    let url = cfg.generate_key_url.as_ref().ok_or(RegisterError::NoUrl)?;
-    let tls = if url.is_tls() {
-        let roots = tls::roots(cfg.ca_file.as_deref()).map_err(RegisterError::Tls)?;
-        Some(tls::client_config(roots).map_err(RegisterError::Tls)?)
-    } else {
-        None
-    };
+/// The TLS config for GENERATE_KEY_URL, when it is https.
+fn tls_for(
+    url: &crate::config::Url,
+    cfg: &Config,
+) -> Result<Option<std::sync::Arc<tls::ClientConfig>>, RegisterError> {
+    if !url.is_tls() {
+        return Ok(None);
+    }
+    let roots = tls::roots(cfg.ca_file.as_deref()).map_err(RegisterError::Tls)?;
+    Ok(Some(tls::client_config(roots).map_err(RegisterError::Tls)?))
+}
+
+/// The registration request's body.
+fn request_body(cfg: &Config) -> String {
     let hostname = fs::read_to_string(cfg.proc_root.join("sys/kernel/hostname"))
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    let body = json!({
+    json!({
         "serverId": cfg.server_id,
         "serverIp": cfg.server_ip.map(|i| i.to_string()),
         "hostname": hostname,
         "agentVersion": crate::VERSION,
     })
-    .to_string();
-    let resp = http::post(
+    .to_string()
+}
+
+/// The key from a reply, or why not.
+fn key_from(resp: http::Response) -> Result<Secret, RegisterError> {
+    if !(200..300).contains(&resp.status) {
+        return Err(RegisterError::Status {
+            status: resp.status,
+            body: http::printable(&resp.body, 200),
+        });
+    }
+    parse_reply(&resp.body)
+}
+
+/// Asks GENERATE_KEY_URL for a key (the `register` command: waits for the answer).
+pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
+    let url = cfg.generate_key_url.as_ref().ok_or(RegisterError::NoUrl)?;
+    let tls = tls_for(url, cfg)?;
+    let body = request_body(cfg);
+    let resp = client::post_once(
         url,
         &[],
         body.as_bytes(),
@@ -75,13 +101,7 @@ pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
         true,
     )
     .map_err(RegisterError::Http)?;
-    if !(200..300).contains(&resp.status) {
-        return Err(RegisterError::Status {
-            status: resp.status,
-            body: http::printable(&resp.body, 200),
-        });
-    }
-    parse_reply(&resp.body)
+    key_from(resp)
 }
 
 /// The key from a JSON reply: `apiKey`, `api_key` or `key`, a string that can be stored.
@@ -206,42 +226,82 @@ pub fn register(cfg: &Config) -> Result<PathBuf, RegisterError> {
     write_key(&path, &key)
 }
 
-/// `run` with no API_KEY but a GENERATE_KEY_URL: registers, retrying with backoff; `wait`
-/// sleeps and returns false when the agent is told to stop. The key goes into `cfg` (and the
-/// config file when it can be written).
-pub fn at_start(cfg: &mut Config, wait: &mut dyn FnMut(Duration) -> bool) -> bool {
-    let mut backoff = Backoff::new();
-    let mut attempts = 0u64;
-    loop {
-        match request_key(cfg) {
-            Ok(key) => {
-                match cfg.source.as_deref().map(|p| write_key(p, &key)) {
-                    Some(Ok(p)) => info!("registered: API key stored in {}", p.display()),
-                    Some(Err(e)) => warn!("registered, but {e}; using the key for this run only"),
-                    None => warn!(
-                        "registered, but there is no config file to store the key in; using it for this run only"
-                    ),
-                }
-                cfg.api_key = Some(key);
-                return true;
-            }
+/// `run` without API_KEY but with GENERATE_KEY_URL: registration as a state machine of the
+/// agent's loop (retried with backoff until it works; the capture goes on meanwhile).
+pub struct AtStart {
+    client: Client,
+    dns: Resolver,
+    body: String,
+    timeout: Duration,
+    backoff: Backoff,
+    attempts: u64,
+    retry_at: Option<Instant>,
+}
+
+impl AtStart {
+    pub fn new(cfg: &Config, now: Instant) -> Result<AtStart, RegisterError> {
+        let url = cfg.generate_key_url.as_ref().ok_or(RegisterError::NoUrl)?;
+        let tls = tls_for(url, cfg)?;
+        Ok(AtStart {
+            client: Client::new(url.clone(), tls, false),
+            dns: Resolver::system(),
+            body: request_body(cfg),
+            timeout: cfg.http_timeout,
+            backoff: Backoff::new(),
+            attempts: 0,
+            retry_at: Some(now),
+        })
+    }
+
+    pub fn register(&self, set: &mut PollSet, token: Token) {
+        self.client.register(set, token);
+        set.wake_at_opt(self.retry_at);
+    }
+
+    /// Moves on; Some(key) once a key came.
+    pub fn advance(&mut self, ready: Ready, now: Instant) -> Option<Secret> {
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+            self.client.start(
+                &[],
+                self.body.as_bytes(),
+                true,
+                &mut self.dns,
+                now,
+                now + self.timeout,
+            );
+        }
+        let result = self.client.advance(ready, &mut self.dns, now)?;
+        match result.map_err(RegisterError::Http).and_then(key_from) {
+            Ok(key) => Some(key),
             Err(e) => {
-                attempts += 1;
-                let d = backoff.next_delay();
-                if attempts == 1 {
+                self.attempts += 1;
+                let d = self.backoff.next_delay();
+                if self.attempts == 1 {
                     warn!(
                         "no API_KEY; registration failed: {e}; retrying in {:.1} s",
                         d.as_secs_f64()
                     );
                 } else {
-                    debug!("registration attempt {attempts} failed: {e}");
+                    debug!("registration attempt {} failed: {e}", self.attempts);
                 }
-                if !wait(d) {
-                    return false;
-                }
+                self.retry_at = Some(now + d);
+                None
             }
         }
     }
+}
+
+/// Stores a key registered at start in the config file (when there is one) and says so.
+pub fn store_at_start(cfg: &mut Config, key: Secret) {
+    match cfg.source.as_deref().map(|p| write_key(p, &key)) {
+        Some(Ok(p)) => info!("registered: API key stored in {}", p.display()),
+        Some(Err(e)) => warn!("registered, but {e}; using the key for this run only"),
+        None => warn!(
+            "registered, but there is no config file to store the key in; using it for this run only"
+        ),
+    }
+    cfg.api_key = Some(key);
 }
 
 #[cfg(test)]

@@ -13,10 +13,12 @@ use super::tls::ClientConfig;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-use super::net::{self, Conn};
+use super::dns::Resolver;
+use super::net::{self, Conn, Connector, Machine, Progress};
 use super::{http, wskey};
 use super::{redact, Backoff};
 use crate::config::{Secret, Url};
+use crate::sys::poll::{PollSet, Ready, Token, Want};
 
 /// A ping goes out when nothing was sent for this long.
 const PING_IDLE: Duration = Duration::from_secs(30);
@@ -29,7 +31,10 @@ pub struct Ws {
     url: Url,
     key: Option<Secret>,
     timeout: Duration,
+    tls: Option<Arc<ClientConfig>>,
     sock: Option<WebSocket<Conn>>,
+    /// A connection being made (TCP, TLS, the upgrade), until its deadline.
+    connecting: Option<Handshake>,
     up_since: Instant,
     last_write: Instant,
     /// A frame is queued but not flushed yet, since then (seq of the snapshot, if any).
@@ -53,12 +58,20 @@ pub struct Stats {
 }
 
 impl Ws {
-    pub fn new(url: Url, key: Option<Secret>, timeout: Duration, now: Instant) -> Ws {
+    pub fn new(
+        url: Url,
+        key: Option<Secret>,
+        timeout: Duration,
+        tls: Option<Arc<ClientConfig>>,
+        now: Instant,
+    ) -> Ws {
         Ws {
             url,
             key,
             timeout,
+            tls,
             sock: None,
+            connecting: None,
             up_since: now,
             last_write: now,
             pending: None,
@@ -75,25 +88,73 @@ impl Ws {
         self.sock.is_some()
     }
 
+    /// Whether the settings are the same (a reload that keeps them keeps the connection).
+    pub fn same_settings(&self, url: &Url, key: Option<&Secret>, timeout: Duration) -> bool {
+        self.url.text == url.text
+            && self.key.as_ref().map(Secret::expose) == key.map(Secret::expose)
+            && self.timeout == timeout
+    }
+
     /// Whether a connection attempt is due.
     pub fn wants_connect(&self, now: Instant) -> bool {
-        self.sock.is_none() && self.retry_at.map_or(true, |t| now >= t)
+        self.sock.is_none() && self.connecting.is_none() && self.retry_at.is_none_or(|t| now >= t)
     }
 
-    /// The fd to poll: readable always, writable while a frame waits to be flushed.
-    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
+    /// The fd to poll: the connection being made, or the connection (readable always,
+    /// writable while a frame waits to be flushed).
+    pub fn interest(&self) -> Option<(BorrowedFd<'_>, Want)> {
+        if let Some(h) = &self.connecting {
+            return h.interest();
+        }
         let s = self.sock.as_ref()?;
         let write = self.pending.is_some() || s.get_ref().wants_write();
-        Some((s.get_ref().as_fd(), write))
+        Some((s.get_ref().as_fd(), Want { read: true, write }))
     }
 
-    /// The next time `tick` has something to do.
+    /// The next time `tick` has something to do: the connect's deadline, a reconnect, a stalled
+    /// send or an idle ping.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.sock.as_ref()?;
+        if let Some(h) = &self.connecting {
+            return Some(h.deadline());
+        }
+        if self.sock.is_none() {
+            return Some(self.retry_at.unwrap_or_else(Instant::now));
+        }
         Some(match self.pending {
             Some((since, _)) => since + self.timeout,
             None => self.last_write + PING_IDLE,
         })
+    }
+
+    pub fn register(&self, set: &mut PollSet, token: Token) {
+        if let Some((fd, want)) = self.interest() {
+            set.register(token, fd, want);
+        }
+        set.wake_at_opt(self.next_deadline());
+    }
+
+    /// One turn of the loop: readiness, then timers (a connect that is due starts here).
+    pub fn advance(&mut self, ready: Ready, dns: &mut Resolver, now: Instant) {
+        if let Some(mut h) = self.connecting.take() {
+            match h.advance(ready, dns, now) {
+                None => self.connecting = Some(h),
+                Some(r) => self.connected(r, h.started, now),
+            }
+            return;
+        }
+        if ready.any() {
+            self.on_ready(ready.readable, ready.writable, ready.error, now);
+        }
+        self.tick(now);
+        if self.wants_connect(now) {
+            match Handshake::start(self, dns, now, now + self.timeout) {
+                Ok(mut h) => match h.advance(Ready::default(), dns, now) {
+                    None => self.connecting = Some(h),
+                    Some(r) => self.connected(r, now, now),
+                },
+                Err(e) => self.connected(Err(e), now, now),
+            }
+        }
     }
 
     /// Sends this cycle's snapshot, or keeps it for a connect later in the cycle.
@@ -252,17 +313,11 @@ impl Ws {
         self.events.push(("deliveryFailed", reason.to_owned()));
     }
 
-    /// Connects (TCP, TLS, WebSocket handshake) before `deadline`; on success sends this
-    /// cycle's snapshot if it is still waiting. Returns the error text on failure.
-    pub fn connect(
-        &mut self,
-        now: Instant,
-        deadline: Instant,
-        tls: Option<&Arc<ClientConfig>>,
-    ) -> Result<(), String> {
-        match self.handshake(deadline, tls) {
+    /// A connect attempt ended: up (this cycle's snapshot goes out if it still waits), or
+    /// failed (logged once per outage, retried with backoff).
+    fn connected(&mut self, result: Result<WebSocket<Conn>, String>, now: Instant, now2: Instant) {
+        match result {
             Ok(ws) => {
-                let now2 = Instant::now();
                 self.sock = Some(ws);
                 self.up_since = now2;
                 self.last_write = now2;
@@ -291,12 +346,11 @@ impl Ws {
                 if let Some((seq, text)) = self.latest.take() {
                     self.write(Message::text(text), Some(seq), now2);
                 }
-                Ok(())
             }
             Err(reason) => {
                 let reason = redact(&reason, self.key.as_ref());
                 let delay = self.backoff.next_delay();
-                self.retry_at = Some(now + delay);
+                self.retry_at = Some(now2 + delay);
                 match &mut self.down {
                     Some((_, n)) if *n > 0 => {
                         *n += 1;
@@ -316,26 +370,83 @@ impl Ws {
                         self.events.push(("deliveryFailed", reason.clone()));
                     }
                 }
-                Err(reason)
             }
         }
     }
 
+    /// The whole connect (TCP, TLS, upgrade) waiting for it, before `deadline` (`check` and
+    /// tests; the agent's loop uses `advance`).
     fn handshake(
         &self,
         deadline: Instant,
         tls: Option<&Arc<ClientConfig>>,
     ) -> Result<WebSocket<Conn>, String> {
-        let host = &self.url.host;
+        let mut dns = Resolver::system();
+        let now = Instant::now();
+        let mut h = Handshake::start_with(self, tls, &mut dns, now, deadline)?;
+        net::run_alone(&mut h, &mut dns)
+    }
+    /// `check`: connect, send one message, close. Blocking, within `timeout`.
+    pub fn check_once(
+        &mut self,
+        text: &str,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        let mut ws = self.handshake(deadline, tls)?;
+        ws.get_mut().set_deadline(Some(deadline));
+        ws.send(Message::text(text))
+            .map_err(|e| format!("send failed: {e}"))?;
+        let _ = ws.close(None);
+        let _ = ws.flush();
+        Ok(())
+    }
+}
+
+enum Stage {
+    Connect(Box<Connector>),
+    Send { conn: Box<Conn>, off: usize },
+    Receive { conn: Box<Conn>, buf: Vec<u8> },
+    Over,
+}
+
+/// One connect of the WebSocket as a state machine: the connection (`net::Connector`), the
+/// upgrade request out, the reply's head in and checked; all before one deadline.
+pub struct Handshake {
+    host: String,
+    key: String,
+    request: Vec<u8>,
+    stage: Stage,
+    deadline: Instant,
+    started: Instant,
+}
+
+impl Handshake {
+    fn start(
+        ws: &Ws,
+        dns: &mut Resolver,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Handshake, String> {
+        Handshake::start_with(ws, ws.tls.as_ref(), dns, now, deadline)
+    }
+
+    fn start_with(
+        ws: &Ws,
+        tls: Option<&Arc<ClientConfig>>,
+        dns: &mut Resolver,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Handshake, String> {
         // The opening handshake (RFC 6455 section 4.1).
         let key = wskey::new_key();
-        let path = self.url.path.split('#').next().unwrap_or("/");
+        let path = ws.url.path.split('#').next().unwrap_or("/");
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nUser-Agent: netmon-agent/{}\r\n",
-            http::host_header(&self.url),
+            http::host_header(&ws.url),
             crate::VERSION
         );
-        if let Some(k) = &self.key {
+        if let Some(k) = &ws.key {
             // A field value: visible ASCII, spaces, tabs and obs-text, never CR or LF.
             let v = k.expose();
             if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
@@ -346,22 +457,46 @@ impl Ws {
             req.push_str("\r\n");
         }
         req.push_str("\r\n");
-        let mut conn = net::connect(&self.url, deadline, tls).map_err(|e| e.to_string())?;
-        let io_err = |e: io::Error| {
-            if e.kind() == io::ErrorKind::TimedOut {
-                format!("{host}: timed out in the WebSocket handshake")
-            } else {
-                format!("{host}: handshake failed: {e}")
-            }
-        };
-        conn.write_all(req.as_bytes())
-            .and_then(|()| conn.flush())
-            .map_err(io_err)?;
-        let mut buf = Vec::with_capacity(1024);
-        let head = http::read_head(&mut conn, &mut buf).map_err(|e| match e {
-            http::ReadError::Io(e) => io_err(e),
-            http::ReadError::Bad(m) => format!("{host}: handshake failed: {m}"),
-        })?;
+        Ok(Handshake {
+            host: ws.url.host.clone(),
+            key,
+            request: req.into_bytes(),
+            stage: Stage::Connect(Box::new(Connector::start(&ws.url, tls, dns, now, deadline))),
+            deadline,
+            started: now,
+        })
+    }
+
+    fn interest(&self) -> Option<(BorrowedFd<'_>, Want)> {
+        match &self.stage {
+            Stage::Connect(c) => c.interest(),
+            Stage::Send { conn, .. } => Some((conn.as_fd(), Want::WRITE)),
+            Stage::Receive { conn, .. } => Some((
+                conn.as_fd(),
+                Want {
+                    read: true,
+                    write: conn.wants_write(),
+                },
+            )),
+            Stage::Over => None,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match &self.stage {
+            Stage::Connect(c) => c.deadline(),
+            _ => self.deadline,
+        }
+    }
+
+    /// Checks the reply's head and makes the WebSocket (frames that came with the head kept).
+    fn finish(
+        &self,
+        conn: Box<Conn>,
+        mut buf: Vec<u8>,
+        head: http::Head,
+    ) -> Result<WebSocket<Conn>, String> {
+        let host = &self.host;
         let status = head.status;
         if status != 101 {
             return Err(if status == 401 || status == 403 {
@@ -378,7 +513,7 @@ impl Ws {
             Some("no 'Upgrade: websocket' in the reply")
         } else if !has_token("connection", "upgrade") {
             Some("no 'Connection: Upgrade' in the reply")
-        } else if head.get("sec-websocket-accept") != Some(wskey::accept(&key).as_str()) {
+        } else if head.get("sec-websocket-accept") != Some(wskey::accept(&self.key).as_str()) {
             Some("wrong Sec-WebSocket-Accept in the reply")
         } else if head.get("sec-websocket-protocol").is_some() {
             Some("the server chose a subprotocol that was not asked for")
@@ -396,27 +531,101 @@ impl Ws {
             .max_write_buffer_size(16 << 20)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
-        let mut ws = WebSocket::from_partially_read(conn, buf, Role::Client, Some(cfg));
-        // From now on the loop's poll drives the socket: without a deadline, a read or write
-        // that would block returns WouldBlock.
-        ws.get_mut().set_deadline(None);
-        Ok(ws)
+        Ok(WebSocket::from_partially_read(
+            *conn,
+            buf,
+            Role::Client,
+            Some(cfg),
+        ))
+    }
+}
+
+impl Machine for Handshake {
+    type Output = Result<WebSocket<Conn>, String>;
+
+    fn register(&self, set: &mut PollSet, token: Token) {
+        if let Some((fd, want)) = self.interest() {
+            set.register(token, fd, want);
+        }
+        set.wake_at(self.deadline());
     }
 
-    /// `check`: connect, send one message, close. Blocking, within `timeout`.
-    pub fn check_once(
-        &mut self,
-        text: &str,
-        tls: Option<&Arc<ClientConfig>>,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + self.timeout;
-        let mut ws = self.handshake(deadline, tls)?;
-        ws.get_mut().set_deadline(Some(deadline));
-        ws.send(Message::text(text))
-            .map_err(|e| format!("send failed: {e}"))?;
-        let _ = ws.close(None);
-        let _ = ws.flush();
-        Ok(())
+    fn advance(&mut self, ready: Ready, dns: &mut Resolver, now: Instant) -> Option<Self::Output> {
+        let host = self.host.clone();
+        let io_err = |e: io::Error| format!("{host}: handshake failed: {e}");
+        let timed_out = || format!("{host}: timed out in the WebSocket handshake");
+        loop {
+            match std::mem::replace(&mut self.stage, Stage::Over) {
+                Stage::Over => return Some(Err(timed_out())),
+                Stage::Connect(mut c) => match c.advance(ready, dns, now) {
+                    Progress::Pending => {
+                        self.stage = Stage::Connect(c);
+                        return None;
+                    }
+                    Progress::Done(conn) => {
+                        self.stage = Stage::Send {
+                            conn: Box::new(conn),
+                            off: 0,
+                        }
+                    }
+                    Progress::Failed(e) => return Some(Err(e.to_string())),
+                },
+                Stage::Send { mut conn, mut off } => {
+                    let r = loop {
+                        if off == self.request.len() {
+                            break conn.flush();
+                        }
+                        match conn.write(&self.request[off..]) {
+                            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                            Ok(n) => off += n,
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    match r {
+                        Ok(()) => {
+                            self.stage = Stage::Receive {
+                                conn,
+                                buf: Vec::with_capacity(1024),
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && now < self.deadline => {
+                            self.stage = Stage::Send { conn, off };
+                            return None;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Some(Err(timed_out()))
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            return Some(Err(timed_out()))
+                        }
+                        Err(e) => return Some(Err(io_err(e))),
+                    }
+                }
+                Stage::Receive { mut conn, mut buf } => {
+                    return match http::read_head(&mut conn, &mut buf) {
+                        Ok(head) => Some(self.finish(conn, buf, head)),
+                        Err(http::ReadError::Io(e))
+                            if e.kind() == io::ErrorKind::WouldBlock && now < self.deadline =>
+                        {
+                            self.stage = Stage::Receive { conn, buf };
+                            None
+                        }
+                        Err(http::ReadError::Io(e))
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            Some(Err(timed_out()))
+                        }
+                        Err(http::ReadError::Io(e)) => Some(Err(io_err(e))),
+                        Err(http::ReadError::Bad(m)) => {
+                            Some(Err(format!("{host}: handshake failed: {m}")))
+                        }
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -459,6 +668,7 @@ mod tests {
             url,
             key.map(|k| Secret::new(k.into())),
             Duration::from_secs(5),
+            None,
             Instant::now(),
         )
     }
