@@ -71,6 +71,14 @@ fn print_version() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    // Signals were blocked before main (sys::signals): only `run` and `capture` read them
+    // from a signalfd; the other commands stop on SIGINT/SIGTERM as usual.
+    if !matches!(
+        cli.command,
+        Some(Command::Run(_)) | Some(Command::Capture(_))
+    ) {
+        sys::signals::unblock();
+    }
     if cli.version {
         return Ok(print_version());
     }
