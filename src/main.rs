@@ -19,6 +19,7 @@ mod procfs;
 mod replay;
 mod ship;
 mod snapshot;
+mod status;
 mod sys;
 mod timefmt;
 mod wire;
