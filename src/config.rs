@@ -15,7 +15,7 @@ use crate::log::Level;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 
-/// Every key the agent knows, with its one-line description (used by `check` and the README).
+/// Every key the agent knows, with its one-line description (used by `check`; docs/configuration.md lists them too).
 pub const KEYS: &[(&str, &str)] = &[
     (
         "SERVER_ID",

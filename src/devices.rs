@@ -16,7 +16,7 @@
 //! Time is always an argument (nanoseconds since the Unix epoch: the frame's timestamp, or the
 //! wall clock the caller passes), so the table behaves the same live, in replay and in tests.
 //!
-//! Accounting rules (also in README.md, "Accounting rules"):
+//! Accounting rules (also in docs/accounting.md):
 //! - Bytes are the frame's original length (`Observation::len`), never the captured length.
 //! - A device is a unicast MAC (I/G bit clear, not all-zero) seen as the source or destination
 //!   of the outermost Ethernet header, except the excluded (own) MACs.
