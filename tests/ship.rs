@@ -499,8 +499,11 @@ fn spool_survives_kill_9_and_bad_files_are_skipped() {
     assert!(spooled.len() >= 3, "{spooled:?}");
     let run1 = spooled[0].0.clone();
     let e1 = stderr_of(&err1, &k);
-    assert!(e1.contains("ignoring foreign file notes.txt"), "{e1}");
-    assert!(e1.contains("skipping corrupt"), "{e1}");
+    assert!(
+        e1.contains("ignoring 1 foreign file (first: notes.txt)"),
+        "{e1}"
+    );
+    assert!(e1.contains("skipping 1 corrupt spool file"), "{e1}");
 
     let api = rest(&dir, "rest", port, "ok");
     let (mut second, err2) = start_agent(&dir, &conf, "2");

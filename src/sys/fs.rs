@@ -148,6 +148,12 @@ pub fn read_regular(
     Ok(())
 }
 
+/// Whether `meta` (from stat) is the null device, 1:3, as `makedev` encodes it.
+pub fn is_null_device(meta: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.file_type().is_char_device() && meta.rdev() == 0x103
+}
+
 fn cstring(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name contains NUL"))
