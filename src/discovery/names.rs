@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::net::parse_mac;
+use crate::addr::parse_mac;
 use crate::sys::fs::{open_regular, read_at_most, ReadError};
 
 /// The most read of one names file: 1 MiB is ~10,000 dnsmasq leases (dnsmasq's own default
