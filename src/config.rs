@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::addr::Ipv4Cidr;
 use crate::log::Level;
-use crate::net::Ipv4Cidr;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 
@@ -97,6 +97,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "CA_FILE",
         "PEM bundle of trusted CAs (default: the system bundle)",
+    ),
+    (
+        "STATUS_FILE",
+        "write the latest snapshot and the agent's state here every cycle, for a local page (LuCI)",
     ),
     (
         "LEASE_FILE",
@@ -453,6 +457,7 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     pub run_as_user: Option<String>,
     pub lease_file: Option<PathBuf>,
+    pub status_file: Option<PathBuf>,
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
     /// Warnings found while loading (unknown keys, detection that failed), printed once.
@@ -612,6 +617,7 @@ impl Config {
             ca_file: l.opt("CA_FILE", path)?,
             run_as_user: l.opt("RUN_AS_USER", ident)?,
             lease_file: l.opt("LEASE_FILE", path)?,
+            status_file: l.opt("STATUS_FILE", path)?,
             proc_root: l.parse("PROC_ROOT", PathBuf::from("/proc"), path)?,
             sys_root: l.parse("SYS_ROOT", PathBuf::from("/sys"), path)?,
             warnings: Vec::new(),
