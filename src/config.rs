@@ -759,7 +759,7 @@ impl Config {
             device_expire: l.parse(
                 "DEVICE_EXPIRE",
                 Duration::from_secs(3600),
-                seconds(1, 31_536_000),
+                seconds(0, 31_536_000),
             )?,
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
