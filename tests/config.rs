@@ -422,7 +422,12 @@ fn run_for(cmd: &mut std::process::Command, secs: u64) -> (Vec<String>, bool, u6
         let _ = child.wait();
     }
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     (out.lines().map(str::to_owned).collect(), stopped, hwm)
 }
 

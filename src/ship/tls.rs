@@ -72,9 +72,12 @@ pub fn explain(e: &io::Error, _host: &str) -> String {
 #[cfg(feature = "tls")]
 pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let path = ca_file.unwrap_or(Path::new(SYSTEM_BUNDLE));
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+    // A regular file of at most 4 MiB (the Mozilla bundle is ~220 KB): never a FIFO or a
+    // device, never read without end.
+    let mut pem = Vec::new();
+    crate::sys::fs::read_regular(path, true, 4 << 20, &mut pem).map_err(|e| TlsError::Read {
         path: path.to_owned(),
-        source,
+        source: e.into_io(),
     })?;
     let mut store = RootCertStore::empty();
     let mut skipped = 0;
