@@ -257,8 +257,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/nonexistent/ca.pem: cannot read"), "{e}");
-        let e = roots(Some(Path::new("/dev/null"))).unwrap_err().to_string();
+        let empty = std::env::temp_dir().join(format!("netmon-empty-ca-{}", std::process::id()));
+        std::fs::write(&empty, "").unwrap();
+        let e = roots(Some(&empty)).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&empty);
         assert!(e.contains("no usable CA certificate"), "{e}");
+        // A device is not read at all (/dev/zero would never end).
+        let e = roots(Some(Path::new("/dev/zero"))).unwrap_err().to_string();
+        assert!(
+            e.contains("is a character device, not a regular file"),
+            "{e}"
+        );
     }
 
     #[test]
