@@ -128,7 +128,7 @@ pub fn build_snapshot(
 pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let cfg = load_config(&opts)?;
     let mut state = RunState::new(SystemTime::now());
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     let start = Instant::now();
     collector.prime(start);
     let mut cap = crate::monitor::Monitor::new(&cfg, start);
@@ -218,7 +218,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
         false => None,
     };
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     let now = Instant::now();
     collector.prime(now);
     let mut sched = Scheduler::new(now, cfg.cycle);
@@ -339,7 +339,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                                     Instant::now(),
                                 );
                             }
-                            collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+                            collector = Collector::for_config(&cfg);
                             collector.prime(Instant::now());
                             window_start = Instant::now();
                             info!("config reloaded");
