@@ -1063,7 +1063,7 @@ fn check_tries_both_endpoints_and_reports() {
     api.set_mode("status:401");
     let o = run(agent().arg("check").arg("--config").arg(&conf));
     assert!(
-        stdout(&o).contains("REST check     FAILED: API key rejected (HTTP 401)"),
+        stdout(&o).contains("REST check     FAILED: API key rejected (HTTP 401"),
         "{}",
         stdout(&o)
     );

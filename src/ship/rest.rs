@@ -170,7 +170,8 @@ impl Rest {
             Err(e) => return retry(redact(&e.to_string(), self.key.as_ref()), None, self),
         };
         let status = resp.status;
-        let snippet = redact(&http::printable(&resp.body, 200), self.key.as_ref());
+        // Server text in logs: the reason phrase only (bounded, printable), masked.
+        let status_text = http::status_text(status, &resp.reason, self.key.as_ref());
         match status {
             200..=299 => {
                 if self.fresh.take().is_none() {
@@ -194,13 +195,14 @@ impl Rest {
                 Step::Delivered
             }
             408 | 429 | 500..=599 => {
-                let reason = format!("HTTP {status} from {}: {}", self.url.host, snippet);
-                retry(reason, resp.retry_after, self)
+                let reason = format!("{status_text} from {}", self.url.host);
+                retry(reason, resp.retry_after.map(Duration::from_secs), self)
             }
             300..=399 => {
+                // The Location is never logged: it could echo the request's Authorization.
                 let reason = format!(
-                    "HTTP {status} redirect to {} not followed: fix PLATFORM_API_URL",
-                    resp.location.as_deref().unwrap_or("?")
+                    "HTTP {status} redirect from {} not followed: fix PLATFORM_API_URL",
+                    self.url.host
                 );
                 retry(reason, None, self)
             }
@@ -220,14 +222,10 @@ impl Rest {
                     };
                     if status == 401 || status == 403 {
                         error!(
-                            "API: API key rejected (HTTP {status}): {}; snapshot seq {seq} dropped{more}",
-                            snippet
+                            "API: API key rejected ({status_text}); snapshot seq {seq} dropped{more}"
                         );
                     } else {
-                        warn!(
-                            "API: snapshot seq {seq} refused with HTTP {status}: {}; dropped{more}",
-                            snippet
-                        );
+                        warn!("API: snapshot seq {seq} refused ({status_text}); dropped{more}");
                     }
                 }
                 Step::Dropped
