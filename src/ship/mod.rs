@@ -20,6 +20,7 @@ pub mod net;
 mod redact;
 pub mod register;
 pub mod rest;
+mod retry;
 pub mod tls;
 pub mod url;
 pub mod wait;
@@ -234,7 +235,13 @@ impl Shipper {
                 }
                 backlog
             });
-            Rest::new(u.clone(), cfg.api_key.clone(), cfg.http_timeout, backlog)
+            Rest::new(
+                u.clone(),
+                cfg.api_key.clone(),
+                cfg.http_timeout,
+                cfg.cycle,
+                backlog,
+            )
         });
         let ws = cfg
             .platform_ws_url
