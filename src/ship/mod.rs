@@ -156,6 +156,15 @@ pub struct Shipper {
     summary_at: Instant,
     marks: Marks,
     config_summary: serde_json::Value,
+    last: LastAttempt,
+}
+
+/// The last REST attempt and delivery, for the status file.
+#[derive(Default)]
+struct LastAttempt {
+    attempt: Option<(Instant, &'static str)>,
+    reason: String,
+    delivered: Option<Instant>,
 }
 
 /// Builds the TLS config when any URL needs it.
@@ -202,6 +211,7 @@ impl Shipper {
                 if let Some(o) = old {
                     s.started = o.started;
                     s.capture = o.capture;
+                    s.last = o.last;
                 }
                 Some(s)
             }
@@ -220,29 +230,37 @@ impl Shipper {
     ) -> Result<Shipper, Error> {
         let tls = tls_for(cfg)?;
         let reloading = backlog.is_some();
-        let rest = cfg.platform_api_url.as_ref().map(|u| {
-            let backlog = backlog.unwrap_or_else(|| {
-                let (backlog, warnings) =
-                    Backlog::new(cfg.backlog_kb as usize * 1024, cfg.backlog_dir.as_deref());
-                for w in warnings {
-                    warn!("{w}");
-                }
-                if !backlog.is_empty() {
-                    info!(
-                        "API: {} snapshots from the spool wait for delivery",
-                        backlog.len()
-                    );
-                }
-                backlog
-            });
-            Rest::new(
-                u.clone(),
-                cfg.api_key.clone(),
-                cfg.http_timeout,
-                cfg.cycle,
-                backlog,
-            )
-        });
+        let rest = match cfg.platform_api_url.as_ref() {
+            None => None,
+            Some(u) => {
+                let backlog = match backlog {
+                    Some(b) => b,
+                    None => {
+                        let (backlog, warnings) = Backlog::new(
+                            cfg.backlog_kb as usize * 1024,
+                            cfg.backlog_dir.as_deref(),
+                        )?;
+                        for w in warnings {
+                            warn!("{w}");
+                        }
+                        if !backlog.is_empty() {
+                            info!(
+                                "API: {} snapshots from the spool wait for delivery",
+                                backlog.len()
+                            );
+                        }
+                        backlog
+                    }
+                };
+                Some(Rest::new(
+                    u.clone(),
+                    cfg.api_key.clone(),
+                    cfg.http_timeout,
+                    cfg.cycle,
+                    backlog,
+                ))
+            }
+        };
         let ws = cfg
             .platform_ws_url
             .as_ref()
@@ -291,6 +309,7 @@ impl Shipper {
             summary_at: now + SUMMARY_EVERY,
             marks: Marks::default(),
             config_summary,
+            last: LastAttempt::default(),
         })
     }
 
@@ -383,6 +402,27 @@ impl Shipper {
         format!("last 10 min: {}", parts.join("; "))
     }
 
+    /// The delivery part of the status file; `now`/`now_ms` turn the attempts' monotonic times
+    /// into wall-clock labels.
+    pub fn delivery(&self, now: Instant, now_ms: u64) -> crate::status::Delivery {
+        let label = |t: Instant| {
+            let ago = now.saturating_duration_since(t).as_millis() as u64;
+            crate::timefmt::format_millis(now_ms.saturating_sub(ago))
+        };
+        let stats = self.rest.as_ref().map(|r| r.stats).unwrap_or_default();
+        crate::status::Delivery {
+            last_attempt: self.last.attempt.map(|(t, _)| label(t)),
+            last_result: self.last.attempt.map(|(_, r)| match r {
+                "" => self.last.reason.clone(),
+                r => r.to_owned(),
+            }),
+            last_delivered: self.last.delivered.map(label),
+            delivered: stats.sent,
+            failed: stats.failed,
+            websocket_up: self.ws.as_ref().map(|w| w.is_up()),
+        }
+    }
+
     /// The WebSocket fd for the poll set: (fd, want write).
     pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
         self.ws.as_ref().and_then(|w| w.interest())
@@ -457,6 +497,18 @@ impl Shipper {
                     let step = rest.attempt(now, timeout, catch_up, self.tls.as_ref());
                     let depth = rest.depth();
                     let lost = rest.backlog.lost();
+                    match &step {
+                        Step::Delivered | Step::Recovered { .. } => {
+                            self.last.attempt = Some((now, "delivered"));
+                            self.last.delivered = Some(now);
+                        }
+                        Step::Dropped => self.last.attempt = Some((now, "refused")),
+                        Step::Failed { reason, .. } => {
+                            self.last.attempt = Some((now, ""));
+                            self.last.reason.clone_from(reason);
+                        }
+                        Step::OutOfTime => {}
+                    }
                     match step {
                         Step::Delivered => {}
                         Step::Dropped => {}
