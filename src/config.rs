@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::addr::Ipv4Cidr;
 use crate::log::Level;
+pub use crate::ship::url::Url;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 
@@ -91,6 +92,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "SCAN_FORCE",
         "1 to allow scanning ranges larger than /16 (default 0)",
+    ),
+    (
+        "DISK_REMOTE",
+        "1 to report network and FUSE file systems (nfs, cifs, sshfs, fuse.*, ...) in the disk metrics; their statfs can hang the agent (default 0)",
     ),
     (
         "HTTP_TIMEOUT",
@@ -438,98 +443,6 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
     (settings, warnings)
 }
 
-/// A URL, checked enough to fail early on typos; the text is kept as given for the HTTP clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub text: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl Url {
-    pub fn parse(s: &str, schemes: &[&str]) -> Result<Url, String> {
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(format!(
-                "'{s}' is not a URL (expected {}://host/...)",
-                schemes[0]
-            ));
-        };
-        let scheme = scheme.to_ascii_lowercase();
-        if !schemes.contains(&scheme.as_str()) {
-            return Err(format!(
-                "scheme '{scheme}' is not one of {}",
-                schemes.join(", ")
-            ));
-        }
-        let (authority, path) = match rest.find(['/', '?', '#']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err("credentials in the URL are not supported: use API_KEY".into());
-        }
-        let default_port = match scheme.as_str() {
-            "https" | "wss" => 443,
-            _ => 80,
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((h, after)) = v6.split_once(']') else {
-                return Err(format!("unclosed '[' in host of '{s}'"));
-            };
-            let port = match after.strip_prefix(':') {
-                Some(p) => parse_port(p)?,
-                None if after.is_empty() => default_port,
-                None => return Err(format!("unexpected '{after}' after the host")),
-            };
-            (h.to_owned(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), parse_port(p)?),
-                None => (authority.to_owned(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("'{s}' has no host"));
-        }
-        if host
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err("the host contains spaces or control characters".into());
-        }
-        Ok(Url {
-            text: s.to_owned(),
-            scheme,
-            host,
-            port,
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.to_owned()
-            },
-        })
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.scheme == "https" || self.scheme == "wss"
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("'{p}' is not a port (1-65535)")),
-        Ok(n) => Ok(n),
-    }
-}
-
-impl fmt::Display for Url {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
 /// The validated configuration the whole program runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -558,6 +471,8 @@ pub struct Config {
     pub http_timeout: Duration,
     pub backlog_kb: u32,
     pub backlog_dir: Option<PathBuf>,
+    /// DISK_REMOTE: network and FUSE file systems in metrics.disk.
+    pub disk_remote: bool,
     pub ca_file: Option<PathBuf>,
     pub run_as_user: Option<String>,
     pub lease_file: Option<PathBuf>,
@@ -771,6 +686,7 @@ impl Config {
             http_timeout: l.parse("HTTP_TIMEOUT", Duration::from_secs(5), seconds(1, 300))?,
             backlog_kb: l.parse("BACKLOG_KB", 1024, number(0, 1_048_576))?,
             backlog_dir: l.opt("BACKLOG_DIR", abs_path)?,
+            disk_remote: l.parse("DISK_REMOTE", false, boolean)?,
             ca_file: l.opt("CA_FILE", abs_path)?,
             run_as_user: l.opt("RUN_AS_USER", user_name)?,
             lease_file: l.opt("LEASE_FILE", abs_path)?,
@@ -1053,21 +969,6 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("sk-very-secret-123"));
         assert_eq!(c.api_key.as_ref().unwrap().expose(), "sk-very-secret-123");
-    }
-
-    #[test]
-    fn urls() {
-        let u = Url::parse("https://[::1]:8443/api", HTTP).unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("::1", 8443, "/api")
-        );
-        let u = Url::parse("ws://example.org", WS).unwrap();
-        assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!(Url::parse("example.org/api", HTTP).is_err());
-        assert!(Url::parse("http://:80/", HTTP).is_err());
-        assert!(Url::parse("http://h:99999/", HTTP).is_err());
-        assert!(Url::parse("http://user:pw@h/", HTTP).is_err());
     }
 
     #[test]
