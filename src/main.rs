@@ -14,6 +14,8 @@ mod devices;
 mod discovery;
 mod error;
 mod live;
+mod locality;
+mod metrics;
 mod net;
 mod procfs;
 mod replay;
