@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -132,7 +131,7 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let start_ms = timefmt::unix_millis(SystemTime::now());
     let start = Instant::now();
     collector.prime(start);
-    let mut cap = crate::live::Capture::new(&cfg, start);
+    let mut cap = crate::monitor::Monitor::new(&cfg, start);
     // Capture for the window: the same poll as `run`, until the window ends.
     let end = start + window;
     let mut ready = [Ready::default(); 1];
@@ -185,7 +184,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
     let mut cfg = load_config(&opts)?;
     // Shared with the shipping waits (below), which drain the ring while a platform is slow;
     // never borrowed across a shipping call.
-    let cap = Rc::new(RefCell::new(crate::live::Capture::new(
+    let cap = Rc::new(RefCell::new(crate::monitor::Monitor::new(
         &cfg,
         Instant::now(),
     )));
@@ -390,107 +389,6 @@ fn emit_stdout(snap: &Snapshot) -> bool {
     out.write_all(line.as_bytes())
         .and_then(|()| out.flush())
         .is_ok()
-}
-
-/// `netmon-agent check`: validate and describe, never showing the key.
-/// With `offline`, the endpoints are described but not contacted.
-pub fn check(opts: LoadOptions, offline: bool) -> Result<ExitCode, Error> {
-    let cfg = load_config(&opts)?;
-    let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
-    line(
-        "config file",
-        cfg.source
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "none (built-in defaults)".into()),
-    );
-    line("server id", cfg.server_id.clone());
-    line(
-        "server ip",
-        cfg.server_ip
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    );
-    let iface = match cfg.interface.as_deref() {
-        Some(name) => {
-            let exists = cfg.sys_root.join("class/net").join(name).exists();
-            format!(
-                "{name}{}",
-                if exists { "" } else { " (does not exist now)" }
-            )
-        }
-        None => "none found".into(),
-    };
-    line("interface", iface);
-    line(
-        "network range",
-        cfg.network_range
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    );
-    line("cycle", format!("{} s", cfg.cycle.as_secs()));
-    line(
-        "REST",
-        cfg.platform_api_url
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "not set".into()),
-    );
-    line(
-        "WebSocket",
-        cfg.platform_ws_url
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "not set".into()),
-    );
-    if !cfg.has_platform() {
-        line(
-            "output",
-            "no platform configured: `run` prints one JSON snapshot per line to stdout".into(),
-        );
-    }
-    line(
-        "api key",
-        match &cfg.api_key {
-            Some(k) => format!("set {k}"),
-            None => "not set".into(),
-        },
-    );
-    for (k, v) in crate::live::check_lines(&cfg) {
-        line(k, v);
-    }
-    print!("{out}");
-    if !cfg.has_platform() || offline {
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Each endpoint once, with a real snapshot (no measuring window).
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    collector.prime(Instant::now());
-    let ms = timefmt::unix_millis(SystemTime::now());
-    let mut state = RunState::new(SystemTime::now());
-    let sample = collector.sample(Instant::now());
-    let snap = build_snapshot(
-        &cfg,
-        &mut state,
-        sample,
-        CaptureInfo::off(
-            cfg.interface.clone(),
-            "sent by `check`: no capture while checking",
-            cfg.device_table_size,
-        ),
-        Vec::new(),
-        (ms, ms),
-    );
-    let (lines, ok) = crate::ship::check(&cfg, &snap);
-    for l in lines {
-        println!("{l}");
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::addr::Ipv4Cidr;
 use crate::log::Level;
-use crate::net::Ipv4Cidr;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 

@@ -30,7 +30,7 @@ use smoltcp::wire::{
     IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr,
 };
 
-use crate::capture::{Frame, LinkType};
+use crate::frame::{Frame, LinkType};
 use crate::wire::{dhcp, sll, vlan};
 
 pub type Mac = [u8; 6];
@@ -316,7 +316,7 @@ fn ipv6(obs: &mut Observation, rest: &[u8]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::capture::Direction;
+    use crate::frame::Direction;
 
     pub const A: Mac = [0x00, 0x1b, 0x21, 0x0a, 0x0b, 0x0c];
     pub const B: Mac = [0x3c, 0x22, 0xfb, 0x12, 0x34, 0x56];
@@ -571,8 +571,8 @@ pub(crate) mod tests {
     /// each distinct shape (link type, EtherType, protocol byte), at most 12 per file, cut to
     /// 256 bytes.
     pub fn real_frames() -> Vec<(LinkType, u32, Vec<u8>)> {
-        use crate::capture::file::FileSource;
-        use crate::capture::FrameSource;
+        use crate::pcap::file::FileSource;
+        use crate::pcap::FrameSource;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return Vec::new();

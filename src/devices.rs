@@ -34,14 +34,12 @@
 //! - A device unseen for `expire` is removed at the next `end_cycle`. When the table is full, a
 //!   new MAC evicts the device unseen the longest if that one has expired; otherwise the new
 //!   MAC is not tracked and `table_full` counts the frame.
-// Parts of this API serve the live capture, discovery and the `capture` command (issues 4+).
-#![allow(dead_code)]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::capture::Frame;
+use crate::addr::{format_mac, Ipv4Cidr};
 use crate::decode::{self, is_unicast, Mac, Observation};
-use crate::net::{format_mac, Ipv4Cidr};
+use crate::frame::Frame;
 use crate::snapshot::{self, Bandwidth, CaptureInfo, CaptureMode, DeviceStatus};
 
 /// IPv6 addresses kept per device.
@@ -781,7 +779,7 @@ mod tests {
                 orig_len: data.len() as u32,
                 data: &data,
                 link,
-                direction: crate::capture::Direction::Unknown,
+                direction: crate::frame::Direction::Unknown,
                 vlan: None,
             };
             t.observe(&f);

@@ -19,7 +19,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::decode::{is_unicast, Mac, Observation, ETHERTYPE_ARP};
-use crate::net::Ipv4Cidr;
+use crate::addr::Ipv4Cidr;
 
 /// Ranges of each family kept at most (more are ignored; [`LocalNets::add_v4`] says so).
 pub const MAX_NETS: usize = 32;
@@ -140,7 +140,7 @@ pub fn classify(obs: &Observation, router: &[Mac], nets: &LocalNets) -> Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{Direction, Frame, LinkType};
+    use crate::frame::{Direction, Frame, LinkType};
     use crate::decode::decode;
     use crate::decode::tests::{arp_request, eth, A, B};
 

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::net::parse_mac;
+use crate::addr::parse_mac;
 
 pub const DEFAULT_LEASE_FILES: &[&str] = &["/tmp/dhcp.leases", "/var/lib/misc/dnsmasq.leases"];
 pub const ETHERS: &str = "/etc/ethers";

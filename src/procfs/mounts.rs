@@ -180,13 +180,11 @@ pub fn entries(
 }
 
 /// Every entry of /proc/self/mountinfo, or the first bad line.
-#[allow(dead_code)] // the Collector streams `entries`; tests use the whole-file form
 pub fn parse(text: &str) -> Result<Vec<Mount<'_>>, ParseError> {
     parse_as(text, Format::MountInfo)
 }
 
 /// Every entry of a table in the given format, or the first bad line.
-#[allow(dead_code)] // the Collector streams `entries`; tests use the whole-file form
 pub fn parse_as(text: &str, format: Format) -> Result<Vec<Mount<'_>>, ParseError> {
     if text.trim().is_empty() {
         return Err(ParseError::Empty {

@@ -12,30 +12,62 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 use crate::agent::{self, RunState};
-use crate::capture::file::FileSource;
-use crate::capture::{linktype_name, FrameSource};
+use crate::cli::{Common, ReplayArgs};
 use crate::config::{Config, LoadOptions};
 use crate::devices::{DeviceTable, TableConfig};
 use crate::error::Error;
+use crate::frame::linktype_name;
+use crate::pcap::file::FileSource;
+use crate::pcap::FrameSource;
 use crate::procfs::Collector;
 use crate::snapshot::{CaptureMode, Device};
 use crate::timefmt;
 
-// Here rather than in capture/: capture, wire, decode and devices stay free of the program's
-// error and config types, so the fuzzer and the benchmark can compile them on their own.
-impl From<crate::capture::CaptureError> for Error {
-    fn from(e: crate::capture::CaptureError) -> Self {
+// Here rather than in pcap/: pcap, frame, wire, decode and devices stay free of the program's
+// error and config types.
+impl From<crate::pcap::CaptureError> for Error {
+    fn from(e: crate::pcap::CaptureError) -> Self {
         Error::Other(e.to_string())
     }
 }
 
+/// Checks the arguments and replays the file.
+pub fn command(common: &Common, args: &ReplayArgs) -> Result<ExitCode, Error> {
+    let mut common = common.clone();
+    if let Some(n) = &args.table_size {
+        common.set.push(format!("DEVICE_TABLE_SIZE={n}"));
+    }
+    let opts = common.load_options()?;
+    let Some(file) = args.file.clone() else {
+        return Err(Error::Usage("replay: no capture file given".into()));
+    };
+    if args.every_cycle && !args.json {
+        return Err(Error::Usage("replay: --every-cycle needs --json".into()));
+    }
+    let range = match common.range.as_deref() {
+        Some(r) => Some(
+            crate::addr::Ipv4Cidr::parse(r).map_err(|e| Error::Usage(format!("--range: {e}")))?,
+        ),
+        None => None,
+    };
+    let ro = ReplayOptions {
+        file,
+        range,
+        json: args.json,
+        every_cycle: args.every_cycle,
+    };
+    run(opts, ro).map(|()| ExitCode::SUCCESS)
+}
+
+/// What to replay and how to print it.
 pub struct ReplayOptions {
     pub file: PathBuf,
     /// `--range` only: the range auto-detected on this machine says nothing about the capture.
-    pub range: Option<crate::net::Ipv4Cidr>,
+    pub range: Option<crate::addr::Ipv4Cidr>,
     pub json: bool,
     pub every_cycle: bool,
 }
@@ -190,7 +222,7 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     }
     // A pcapng whose interfaces all have unsupported link types is found out at its end:
     // nothing was counted, so there is nothing to print but the error.
-    if let Some(e @ crate::capture::CaptureError::Unsupported { .. }) = failure {
+    if let Some(e @ crate::pcap::CaptureError::Unsupported { .. }) = failure {
         return Err(e.into());
     }
     warn_skipped(&src);
