@@ -40,6 +40,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::addr::{format_mac, Ipv4Cidr};
 use crate::decode::{self, is_unicast, Mac, Observation};
 use crate::frame::Frame;
+use crate::locality::{self, Internet, LocalNets, Scope};
 use crate::snapshot::{self, Bandwidth, CaptureInfo, CaptureMode, DeviceStatus};
 
 /// IPv6 addresses kept per device.
@@ -102,6 +103,8 @@ pub struct Entry {
     /// Bits per second over the last finished cycle.
     pub rx_rate_bps: u64,
     pub tx_rate_bps: u64,
+    /// The part of the traffic exchanged with the internet (see `crate::locality`).
+    pub internet: Internet,
 }
 
 impl Entry {
@@ -123,6 +126,7 @@ impl Entry {
             cycle_tx_bytes: 0,
             rx_rate_bps: 0,
             tx_rate_bps: 0,
+            internet: Internet::default(),
         }
     }
 
@@ -165,6 +169,8 @@ pub struct Counters {
     pub table_full: u64,
     /// Devices removed because they expired (at a cycle end or to make room).
     pub expired: u64,
+    /// Frames between a device and the router without a readable IP header (counted local).
+    pub unclassified: u64,
 }
 
 /// Index slots: MAC (48 bits) << 16 | entry index (16 bits); EMPTY is never a valid slot
@@ -190,6 +196,9 @@ pub struct DeviceTable {
     index: Box<[u64]>,
     shift: u32,
     excluded: heapless::Vec<Mac, MAX_EXCLUDED>,
+    /// The local ranges: a frame through the router (an excluded MAC) to or from outside them
+    /// is internet traffic.
+    local: LocalNets,
     counters: Counters,
     /// Start of the current cycle (None until the first frame or `end_cycle`).
     cycle_start: Option<u64>,
@@ -207,6 +216,7 @@ impl DeviceTable {
             index: vec![EMPTY; slots].into_boxed_slice(),
             shift: 64 - slots.trailing_zeros(),
             excluded: heapless::Vec::new(),
+            local: LocalNets::new(),
             counters: Counters::default(),
             cycle_start: None,
             full_until: 0,
@@ -249,6 +259,15 @@ impl DeviceTable {
                 self.remove(i);
             }
         }
+    }
+
+    /// The local ranges for the internet/local split (`crate::locality`).
+    pub fn set_local_nets(&mut self, nets: LocalNets) {
+        self.local = nets;
+    }
+
+    pub fn local_nets(&self) -> &LocalNets {
+        &self.local
     }
 
     #[inline]
@@ -388,12 +407,19 @@ impl DeviceTable {
         if self.cycle_start.is_none() {
             self.cycle_start = Some(now);
         }
+        let scope = locality::classify(obs, &self.excluded, &self.local);
+        if scope == Scope::Unclassified {
+            self.counters.unclassified += 1;
+        }
         if let Some(src) = obs.src.as_ref().filter(|m| is_unicast(m)) {
             if let Some(i) = self.slot(src, now) {
                 let range = self.cfg.range;
                 let e = &mut self.entries[i];
                 e.tx_bytes += len;
                 e.tx_packets += 1;
+                if scope == Scope::InternetTx {
+                    e.internet.add_tx(len);
+                }
                 e.seen(now);
                 if obs.vlan.is_some() {
                     e.vlan = obs.vlan;
@@ -415,6 +441,9 @@ impl DeviceTable {
                 let e = &mut self.entries[i];
                 e.rx_bytes += len;
                 e.rx_packets += 1;
+                if scope == Scope::InternetRx {
+                    e.internet.add_rx(len);
+                }
             }
         }
         if obs.arp.is_some() || obs.ndp.is_some() || obs.dhcp.is_some() {
@@ -499,6 +528,7 @@ impl DeviceTable {
             e.tx_rate_bps = rate(tx, dt);
             e.cycle_rx_bytes = e.rx_bytes;
             e.cycle_tx_bytes = e.tx_bytes;
+            e.internet.end_cycle(dt, rate);
         }
         let mut i = 0;
         while i < self.entries.len() {
@@ -548,6 +578,12 @@ impl DeviceTable {
                     rx_rate_bps: e.rx_rate_bps,
                     tx_rate_bps: e.tx_rate_bps,
                     utilization_percent: None,
+                    internet_rx_bytes_total: e.internet.rx_bytes,
+                    internet_tx_bytes_total: e.internet.tx_bytes,
+                    internet_rx_packets_total: e.internet.rx_packets,
+                    internet_tx_packets_total: e.internet.tx_packets,
+                    internet_rx_rate_bps: e.internet.rx_rate_bps,
+                    internet_tx_rate_bps: e.internet.tx_rate_bps,
                 },
             })
             .collect()
@@ -570,6 +606,7 @@ impl DeviceTable {
             device_table_capacity: self.cfg.capacity as u64,
             device_table_full: self.counters.table_full,
             malformed: self.counters.malformed,
+            unclassified: self.counters.unclassified,
             offload: None,
         }
     }
@@ -757,6 +794,52 @@ mod tests {
         for e in t.iter() {
             assert_eq!(t.get(&e.mac).unwrap().mac, e.mac);
         }
+    }
+
+    #[test]
+    fn internet_and_local_split_per_device() {
+        const ROUTER: Mac = [0x02, 0, 0, 0, 0, 1];
+        let mut t = DeviceTable::new(cfg(8));
+        t.set_excluded(&[ROUTER]);
+        let mut nets = LocalNets::new();
+        nets.add_v4(Ipv4Cidr::parse("192.168.1.0/24").unwrap());
+        t.set_local_nets(nets);
+        let lan = |o: &mut Observation, s: [u8; 4], d: [u8; 4]| {
+            o.ipv4_src = Some(s.into());
+            o.ipv4_dst = Some(d.into());
+            o.ethertype = crate::decode::ETHERTYPE_IPV4;
+        };
+        // A -> WAN (through the router), WAN -> A, A -> B, A -> the router itself.
+        let mut up = obs(A, ROUTER, 1000, 0);
+        lan(&mut up, [192, 168, 1, 2], [198, 51, 100, 1]);
+        let mut down = obs(ROUTER, A, 1500, 0);
+        lan(&mut down, [198, 51, 100, 1], [192, 168, 1, 2]);
+        let mut peer = obs(A, B, 700, 0);
+        lan(&mut peer, [192, 168, 1, 2], [198, 51, 100, 1]);
+        let mut own = obs(A, ROUTER, 300, 0);
+        lan(&mut own, [192, 168, 1, 2], [192, 168, 1, 1]);
+        // No IP header between A and the router: local, counted unclassified.
+        let bare = obs(A, ROUTER, 60, 0);
+        for o in [up, up, down, peer, own, bare] {
+            t.account(&o);
+        }
+        t.end_cycle(NS);
+        let a = t.get(&A).unwrap();
+        assert_eq!((a.tx_bytes, a.rx_bytes), (3060, 1500));
+        assert_eq!((a.internet.tx_bytes, a.internet.tx_packets), (2000, 2));
+        assert_eq!((a.internet.rx_bytes, a.internet.rx_packets), (1500, 1));
+        assert_eq!(a.internet.tx_rate_bps, 2000 * 8);
+        assert_eq!(t.get(&B).unwrap().internet, Internet::default());
+        assert_eq!(t.counters().unclassified, 1);
+        let d = t.devices(NS);
+        let bw = &d
+            .iter()
+            .find(|d| d.mac == format_mac(&A))
+            .unwrap()
+            .bandwidth;
+        assert_eq!(bw.internet_tx_bytes_total, 2000);
+        assert_eq!(bw.internet_rx_packets_total, 1);
+        assert_eq!(bw.internet_rx_rate_bps, 1500 * 8);
     }
 
     #[test]

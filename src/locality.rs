@@ -18,11 +18,12 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::decode::{is_unicast, Mac, Observation, ETHERTYPE_ARP};
 use crate::addr::Ipv4Cidr;
+use crate::decode::{is_unicast, Mac, Observation, ETHERTYPE_ARP};
+use crate::sys::ifaddrs::Addresses;
 
 /// Ranges of each family kept at most (more are ignored; [`LocalNets::add_v4`] says so).
-pub const MAX_NETS: usize = 32;
+pub const MAX_NETS: usize = 64;
 
 /// Where one frame goes, seen from the devices it concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,70 @@ impl LocalNets {
     }
 }
 
+/// The local ranges of a router: the configured LAN ranges, the IPv4 subnets and IPv6 prefixes
+/// of the monitored interfaces, and every address of the router itself (any interface, as a
+/// single host: traffic to the router's WAN address is traffic to the router). `addresses` is
+/// what `sys::ifaddrs::all` returns. Past [`MAX_NETS`] per family the rest are left out.
+pub fn router_nets(
+    ranges: &[Ipv4Cidr],
+    monitored: &[&str],
+    addresses: &[(String, Addresses)],
+) -> LocalNets {
+    let mut nets = LocalNets::new();
+    for r in ranges {
+        nets.add_v4(*r);
+    }
+    for (name, a) in addresses {
+        let lan = monitored.contains(&name.as_str());
+        for &(ip, prefix) in &a.ipv4 {
+            let prefix = if lan { prefix } else { 32 };
+            if let Some(net) = Ipv4Cidr::new(ip, prefix) {
+                nets.add_v4(net);
+            }
+        }
+        for &(ip, prefix) in &a.ipv6 {
+            nets.add_v6(ip, if lan { prefix } else { 128 });
+        }
+    }
+    nets
+}
+
+/// One device's internet traffic: totals and the rates of the last cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Internet {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Bits per second over the last finished cycle.
+    pub rx_rate_bps: u64,
+    pub tx_rate_bps: u64,
+    cycle_rx_bytes: u64,
+    cycle_tx_bytes: u64,
+}
+
+impl Internet {
+    #[inline]
+    pub fn add_tx(&mut self, len: u64) {
+        self.tx_bytes += len;
+        self.tx_packets += 1;
+    }
+
+    #[inline]
+    pub fn add_rx(&mut self, len: u64) {
+        self.rx_bytes += len;
+        self.rx_packets += 1;
+    }
+
+    /// Closes a cycle of `dt_ns`: the rates are the bytes since the previous close.
+    pub fn end_cycle(&mut self, dt_ns: u64, rate: impl Fn(u64, u64) -> u64) {
+        self.rx_rate_bps = rate(self.rx_bytes - self.cycle_rx_bytes, dt_ns);
+        self.tx_rate_bps = rate(self.tx_bytes - self.cycle_tx_bytes, dt_ns);
+        self.cycle_rx_bytes = self.rx_bytes;
+        self.cycle_tx_bytes = self.tx_bytes;
+    }
+}
+
 /// Classifies one decoded frame. `router` holds the router's own MACs (the gateway MACs).
 #[inline]
 pub fn classify(obs: &Observation, router: &[Mac], nets: &LocalNets) -> Scope {
@@ -140,9 +205,9 @@ pub fn classify(obs: &Observation, router: &[Mac], nets: &LocalNets) -> Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{Direction, Frame, LinkType};
     use crate::decode::decode;
     use crate::decode::tests::{arp_request, eth, A, B};
+    use crate::frame::{Direction, Frame, LinkType};
 
     const ROUTER: Mac = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
 
@@ -332,6 +397,41 @@ mod tests {
             direction: Direction::Unknown,
         };
         assert_eq!(classify(&decode(&f), &[ROUTER], &nets()), Scope::InternetTx);
+    }
+
+    #[test]
+    fn a_routers_nets() {
+        let addrs = vec![
+            (
+                "br-lan".to_string(),
+                Addresses {
+                    ipv4: vec![(Ipv4Addr::new(192, 168, 1, 1), 24)],
+                    ipv6: vec![
+                        ("fe80::1".parse().unwrap(), 64),
+                        ("2001:db8:1:2::1".parse().unwrap(), 64),
+                    ],
+                },
+            ),
+            (
+                "wan".to_string(),
+                Addresses {
+                    ipv4: vec![(Ipv4Addr::new(203, 0, 113, 2), 24)],
+                    ipv6: vec![("2001:db8:ffff::2".parse().unwrap(), 64)],
+                },
+            ),
+        ];
+        let n = router_nets(
+            &[Ipv4Cidr::parse("10.9.0.0/16").unwrap()],
+            &["br-lan"],
+            &addrs,
+        );
+        let v4 = |s: &str| n.is_local_v4(s.parse().unwrap());
+        let v6 = |s: &str| n.is_local_v6(s.parse().unwrap());
+        assert!(v4("192.168.1.77") && v4("10.9.200.1") && v4("203.0.113.2"));
+        // The WAN's subnet is not local: only the router's own address there.
+        assert!(!v4("203.0.113.9"));
+        assert!(v6("2001:db8:1:2::99") && v6("2001:db8:ffff::2"));
+        assert!(!v6("2001:db8:ffff::9"));
     }
 
     #[test]

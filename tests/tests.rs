@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod config;
 mod install;
+mod internet;
 mod lab;
 mod openwrt;
 mod privdrop;

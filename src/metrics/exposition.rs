@@ -251,12 +251,16 @@ fn simple(out: &mut Vec<u8>, f: &Family, v: u64) {
     value_u64(out, v);
 }
 
-/// Renders the whole page into `out` (cleared first). `devices` and `interfaces` are iterated
-/// once per family, so they must be cheap to clone (e.g. a `map` over a slice iterator).
-pub fn render<'a, I, D>(out: &mut Vec<u8>, agent: &AgentSample, interfaces: I, devices: D)
-where
-    I: Iterator<Item = CaptureSample<'a>> + Clone,
-    D: Iterator<Item = DeviceSample<'a>> + Clone,
+/// Renders the whole page into `out` (cleared first). `interfaces` and `devices` make a fresh
+/// iterator for each family (the format wants each family's samples together).
+pub fn render<'a, I, D>(
+    out: &mut Vec<u8>,
+    agent: &AgentSample,
+    interfaces: impl Fn() -> I,
+    devices: impl Fn() -> D,
+) where
+    I: Iterator<Item = CaptureSample<'a>>,
+    D: Iterator<Item = DeviceSample<'a>>,
 {
     out.clear();
     header(
@@ -349,7 +353,7 @@ where
 
     for (k, f) in CAPTURE_FAMILIES.iter().enumerate() {
         header(out, f);
-        for c in interfaces.clone() {
+        for c in interfaces() {
             out.extend_from_slice(f.name.as_bytes());
             out.push(b'{');
             label(out, true, "interface", c.interface);
@@ -368,7 +372,7 @@ where
 
     for (k, f) in DEVICE_FAMILIES.iter().enumerate() {
         header(out, f);
-        for d in devices.clone() {
+        for d in devices() {
             device_labels(out, f.name, &d);
             let v = match k {
                 0 => d.rx_bytes,
@@ -439,8 +443,8 @@ mod tests {
         render(
             &mut out,
             &agent(),
-            std::iter::once(capture()),
-            devices.iter().copied(),
+            || std::iter::once(capture()),
+            || devices.iter().copied(),
         );
         String::from_utf8(out).unwrap()
     }
@@ -500,7 +504,7 @@ mod tests {
             last_delivery: None,
             ..agent()
         };
-        render(&mut out, &a, std::iter::empty(), std::iter::once(d));
+        render(&mut out, &a, std::iter::empty, || std::iter::once(d));
         let p = String::from_utf8(out).unwrap();
         assert!(p.contains("ip=\"\",name=\"\"} 1000\n"));
         assert!(p.contains("# TYPE netmon_last_delivery_timestamp_seconds gauge\n"));
@@ -554,8 +558,8 @@ mod tests {
         render(
             &mut out,
             &agent(),
-            std::iter::once(capture()),
-            devices.iter().copied(),
+            || std::iter::once(capture()),
+            || devices.iter().copied(),
         );
         assert!(out.len() <= cap(devices.len()), "{} bytes", out.len());
         let first = out.as_ptr();
@@ -563,8 +567,8 @@ mod tests {
         render(
             &mut out,
             &agent(),
-            std::iter::once(capture()),
-            devices.iter().copied(),
+            || std::iter::once(capture()),
+            || devices.iter().copied(),
         );
         assert_eq!(
             (out.as_ptr(), out.len()),
