@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::procfs::{Collector, Sample};
 use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
+use crate::status::{Delivery, Output, State, StatusFile};
 use crate::sys::poll::{poll, Interest, Ready};
 use crate::sys::signals::{Signal, SignalFd};
 use crate::timefmt;
@@ -245,14 +246,15 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         );
     }
     let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
+    let mut status = cfg.status_file.clone().map(StatusFile::new);
     info!(
         "started: interface {}, cycle {} s, output {}",
         cfg.interface.as_deref().unwrap_or("(none)"),
         cfg.cycle.as_secs(),
-        if cfg.has_platform() {
-            "platform"
-        } else {
-            "stdout"
+        match (cfg.has_platform(), &status) {
+            (true, _) => "platform".to_owned(),
+            (false, Some(f)) => format!("status file {} only", f.path().display()),
+            (false, None) => "stdout".to_owned(),
         }
     );
 
@@ -344,6 +346,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 match sig {
                     Signal::Terminate => {
                         info!("stopping on signal");
+                        if let Some(f) = &status {
+                            f.remove();
+                        }
                         return Ok(());
                     }
                     Signal::Reload => match load_config(&opts) {
@@ -356,6 +361,12 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                             }
                             if new.metrics_listen != cfg.metrics_listen {
                                 warn!("METRICS_LISTEN changes take effect at the next start");
+                            }
+                            if new.status_file != cfg.status_file {
+                                if let Some(f) = status.take() {
+                                    f.remove();
+                                }
+                                status = new.status_file.clone().map(StatusFile::new);
                             }
                             cfg = new;
                             if shipper.is_some() || cfg.has_platform() {
@@ -393,7 +404,11 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             if let Some(s) = shipper.as_mut() {
                 (snap.agent.backlog, snap.agent.lost) = s.counters();
                 s.submit(&snap, now);
-            } else if !emit_stdout(&snap) {
+            }
+            if let Some(f) = status.as_mut() {
+                let state = status_state(&cfg, shipper.as_ref(), now, end_ms);
+                f.publish(&state, &snap, &timefmt::format_millis(end_ms));
+            } else if shipper.is_none() && !emit_stdout(&snap) {
                 info!("stdout closed, stopping");
                 return Ok(());
             }
@@ -401,6 +416,22 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         if let Some(s) = shipper.as_mut() {
             s.run_due(Instant::now());
         }
+    }
+}
+
+/// The agent's state for the status file (STATUS_FILE).
+fn status_state(cfg: &Config, shipper: Option<&Shipper>, now: Instant, now_ms: u64) -> State {
+    State {
+        output: match cfg.has_platform() {
+            true => Output::Platform,
+            false => Output::Local,
+        },
+        cycle_seconds: cfg.cycle.as_secs(),
+        rest: cfg.platform_api_url.is_some(),
+        websocket: cfg.platform_ws_url.is_some(),
+        api_key_set: cfg.api_key.is_some(),
+        key_registration: cfg.generate_key_url.is_some(),
+        delivery: shipper.map_or_else(Delivery::default, |s| s.delivery(now, now_ms)),
     }
 }
 

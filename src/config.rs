@@ -103,6 +103,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "PEM bundle of trusted CAs (default: the system bundle)",
     ),
     (
+        "STATUS_FILE",
+        "write the latest snapshot and the agent's state here every cycle, for a local page (LuCI)",
+    ),
+    (
         "LEASE_FILE",
         "dnsmasq leases file for device names (default: /tmp/dhcp.leases and /var/lib/misc/dnsmasq.leases)",
     ),
@@ -459,6 +463,7 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     pub run_as_user: Option<String>,
     pub lease_file: Option<PathBuf>,
+    pub status_file: Option<PathBuf>,
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
     /// Warnings found while loading (unknown keys, detection that failed), printed once.
@@ -623,6 +628,7 @@ impl Config {
             ca_file: l.opt("CA_FILE", path)?,
             run_as_user: l.opt("RUN_AS_USER", ident)?,
             lease_file: l.opt("LEASE_FILE", path)?,
+            status_file: l.opt("STATUS_FILE", path)?,
             proc_root: l.parse("PROC_ROOT", PathBuf::from("/proc"), path)?,
             sys_root: l.parse("SYS_ROOT", PathBuf::from("/sys"), path)?,
             warnings: Vec::new(),

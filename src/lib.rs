@@ -28,6 +28,7 @@ pub mod pcap;
 pub mod procfs;
 pub mod ship;
 pub mod snapshot;
+pub mod status;
 pub mod sys;
 pub mod timefmt;
 pub mod wire;

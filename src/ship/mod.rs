@@ -164,6 +164,15 @@ pub struct Shipper {
     /// Snapshots delivered (REST + WebSocket) when last looked, and when that number last grew.
     delivered: u64,
     last_delivery: Option<std::time::SystemTime>,
+    last: LastAttempt,
+}
+
+/// The last REST attempt and delivery, for the status file.
+#[derive(Default)]
+struct LastAttempt {
+    attempt: Option<(Instant, &'static str)>,
+    reason: String,
+    delivered: Option<Instant>,
 }
 
 /// Builds the TLS config when any URL needs it.
@@ -210,6 +219,7 @@ impl Shipper {
                 if let Some(o) = old {
                     s.started = o.started;
                     s.capture = o.capture;
+                    s.last = o.last;
                 }
                 Some(s)
             }
@@ -295,6 +305,7 @@ impl Shipper {
             delivered: 0,
             last_delivery: None,
             config_summary,
+            last: LastAttempt::default(),
         })
     }
 
@@ -402,6 +413,27 @@ impl Shipper {
         format!("last 10 min: {}", parts.join("; "))
     }
 
+    /// The delivery part of the status file; `now`/`now_ms` turn the attempts' monotonic times
+    /// into wall-clock labels.
+    pub fn delivery(&self, now: Instant, now_ms: u64) -> crate::status::Delivery {
+        let label = |t: Instant| {
+            let ago = now.saturating_duration_since(t).as_millis() as u64;
+            crate::timefmt::format_millis(now_ms.saturating_sub(ago))
+        };
+        let stats = self.rest.as_ref().map(|r| r.stats).unwrap_or_default();
+        crate::status::Delivery {
+            last_attempt: self.last.attempt.map(|(t, _)| label(t)),
+            last_result: self.last.attempt.map(|(_, r)| match r {
+                "" => self.last.reason.clone(),
+                r => r.to_owned(),
+            }),
+            last_delivered: self.last.delivered.map(label),
+            delivered: stats.sent,
+            failed: stats.failed,
+            websocket_up: self.ws.as_ref().map(|w| w.is_up()),
+        }
+    }
+
     /// The WebSocket fd for the poll set: (fd, want write).
     pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
         self.ws.as_ref().and_then(|w| w.interest())
@@ -478,6 +510,18 @@ impl Shipper {
                     let step = rest.attempt(now, timeout, catch_up, self.tls.as_ref());
                     let depth = rest.depth();
                     let lost = rest.backlog.lost();
+                    match &step {
+                        Step::Delivered | Step::Recovered { .. } => {
+                            self.last.attempt = Some((now, "delivered"));
+                            self.last.delivered = Some(now);
+                        }
+                        Step::Dropped => self.last.attempt = Some((now, "refused")),
+                        Step::Failed { reason, .. } => {
+                            self.last.attempt = Some((now, ""));
+                            self.last.reason.clone_from(reason);
+                        }
+                        Step::OutOfTime => {}
+                    }
                     match step {
                         Step::Delivered => {}
                         Step::Dropped => {}
