@@ -192,8 +192,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
     // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
     let mut metrics = match cfg.metrics_listen {
         Some(addr) => {
-            let capacity = crate::metrics::page_capacity(cfg.device_table_size, 1);
-            let server = crate::metrics::server::MetricsServer::bind(addr, capacity)
+            let server = crate::metrics::server::MetricsServer::bind(addr, 64 * 1024)
                 .map_err(|e| Error::Other(e.to_string()))?;
             info!("serving Prometheus metrics on http://{addr}/metrics");
             Some(server)

@@ -59,20 +59,20 @@ impl LocalNets {
         LocalNets::default()
     }
 
-    /// Adds an IPv4 range; false when [`MAX_NETS`] are held already (or it is there).
+    /// Adds an IPv4 range (once); false when [`MAX_NETS`] others are held already.
     pub fn add_v4(&mut self, net: Ipv4Cidr) -> bool {
         if self.v4.contains(&net) {
-            return false;
+            return true;
         }
         self.v4.push(net).is_ok()
     }
 
-    /// Adds an IPv6 prefix; false when [`MAX_NETS`] are held already (or it is there).
+    /// Adds an IPv6 prefix (once); false when [`MAX_NETS`] others are held already.
     pub fn add_v6(&mut self, addr: Ipv6Addr, prefix: u8) -> bool {
         let prefix = prefix.min(128);
         let net = (u128::from(addr) & mask6(prefix), prefix);
         if self.v6.contains(&net) {
-            return false;
+            return true;
         }
         self.v6.push(net).is_ok()
     }
@@ -441,7 +441,8 @@ mod tests {
             assert!(n.add_v4(Ipv4Cidr::new(Ipv4Addr::new(10, i, 0, 0), 16).unwrap()));
         }
         assert!(!n.add_v4(Ipv4Cidr::new(Ipv4Addr::new(11, 0, 0, 0), 8).unwrap()));
-        assert!(!n.add_v4(Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 0), 16).unwrap()));
+        // Already there: no room needed.
+        assert!(n.add_v4(Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 0), 16).unwrap()));
         assert!(n.is_local_v4(Ipv4Addr::new(10, 31, 1, 1)));
         assert!(!n.is_local_v4(Ipv4Addr::new(11, 0, 0, 1)));
         assert!(n.add_v6(Ipv6Addr::UNSPECIFIED, 0));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::*;
+use crate::common::{agent as agent_cmd, *};
 use crate::lab::{in_ns, ns, sinks, skip_unless_root, wait_for, Agent, Lab};
 
 const WAN4: &str = "203.0.113.7";
@@ -297,6 +297,39 @@ fn lab_internet_split_and_prometheus_exact() {
     let before_c1 = counters(&c1.ns, "eth0");
     let before_wan = counters(&lab.router, "wan0");
     let baseline = agent.next(Duration::from_secs(5));
+    // tcpdump on br-lan over the same traffic, for `replay --gateway`.
+    let pcap = dir.join("br-lan.pcap");
+    let mut dump = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.router,
+            "tcpdump",
+            "-i",
+            "br-lan",
+            // A 32 MiB buffer: with the default 2 MiB tcpdump drops some of the burst.
+            "-B",
+            "32768",
+            "-s",
+            "128",
+            "-U",
+            "-w",
+        ])
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let mut err = std::io::BufReader::new(dump.stderr.take().unwrap());
+        let _ = err.read_line(&mut line);
+        assert!(line.contains("listening"), "tcpdump: {line}");
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    }
+    // "listening" comes a moment before tcpdump's socket sees every frame.
+    std::thread::sleep(Duration::from_millis(700));
 
     let senders = [
         udp_mix(&c0.ns, None, &[&c1.ip4, WAN4, &c1.ip6, WAN6], 600, 1),
@@ -308,6 +341,10 @@ fn lab_internet_split_and_prometheus_exact() {
         s.join().unwrap();
     }
     std::thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-INT", &dump.id().to_string()])
+        .status();
+    let _ = dump.wait();
     let c0d = delta(counters(&c0.ns, "eth0"), before_c0);
     let c1d = delta(counters(&c1.ns, "eth0"), before_c1);
     let wand = delta(counters(&lab.router, "wan0"), before_wan);
@@ -404,6 +441,49 @@ fn lab_internet_split_and_prometheus_exact() {
         Some(1.0)
     );
 
+    // The capture file replayed with the router's MAC named: the same split.
+    let router_mac = mac_of(&lab.router, "br-lan");
+    let out = run(agent_cmd().args([
+        "replay",
+        "--json",
+        "--gateway",
+        &router_mac,
+        "--range",
+        "10.99.0.0/24",
+        "--local",
+        "fd99::/64",
+        pcap.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "replay: {}", stderr(&out));
+    let replayed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(field(&replayed, &c0.mac, "internetTxBytesTotal"), wand[0]);
+    assert_eq!(field(&replayed, &c0.mac, "internetTxPacketsTotal"), wand[1]);
+    assert_eq!(field(&replayed, &c0.mac, "internetRxBytesTotal"), wand[2]);
+    assert_eq!(field(&replayed, &c0.mac, "internetRxPacketsTotal"), wand[3]);
+    assert_eq!(field(&replayed, &c0.mac, "txBytesTotal"), c0d[0]);
+    let table = run(agent_cmd().args([
+        "replay",
+        "--gateway",
+        &router_mac,
+        "--range",
+        "10.99.0.0/24",
+        "--local",
+        "fd99::/64",
+        pcap.to_str().unwrap(),
+    ]));
+    let text = stdout(&table);
+    assert!(text.lines().next().unwrap().contains("INTERNET"), "{text}");
+    let row = text.lines().find(|l| l.starts_with(&c0.mac)).unwrap();
+    assert!(
+        row.split_whitespace()
+            .any(|w| w == (wand[0] + wand[2]).to_string()),
+        "{row}"
+    );
+    assert!(
+        !text.contains(&router_mac),
+        "the gateway is not a device: {text}"
+    );
+
     // The live page passes Prometheus's own linter.
     let page = ns(
         &lab.router,
@@ -431,4 +511,35 @@ fn lab_internet_split_and_prometheus_exact() {
     );
     let (ok, err) = agent.stop();
     assert!(ok, "agent exit: {err}");
+}
+
+/// `replay --gateway` without local ranges, or with a bad MAC or range, is a usage error naming it.
+#[test]
+fn replay_gateway_usage_errors() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--gateway", "02:00:00:00:00:01"],
+            "--gateway needs the local ranges",
+        ),
+        (
+            &["--gateway", "01:00:5e:00:00:01", "--range", "10.0.0.0/8"],
+            "--gateway 01:00:5e:00:00:01",
+        ),
+        (
+            &["--gateway", "zz", "--range", "10.0.0.0/8"],
+            "--gateway zz",
+        ),
+        (
+            &["--gateway", "02:00:00:00:00:01", "--local", "fd00::/129"],
+            "--local fd00::/129",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = run(agent_cmd()
+            .arg("replay")
+            .args(args)
+            .arg("/nonexistent.pcap"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
 }

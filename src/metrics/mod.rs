@@ -19,14 +19,6 @@ pub struct Shipping {
     pub last_delivery: Option<SystemTime>,
 }
 
-/// Bytes reserved for the page of a table of `capacity` devices and `interfaces` interfaces:
-/// the buffer never grows while serving.
-pub fn page_capacity(capacity: usize, interfaces: usize) -> usize {
-    exposition::PAGE_FIXED_MAX
-        + interfaces * exposition::PAGE_PER_INTERFACE_MAX
-        + capacity * exposition::PAGE_PER_DEVICE_MAX
-}
-
 fn unix_secs(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

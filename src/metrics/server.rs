@@ -91,8 +91,9 @@ impl std::fmt::Display for ListenError {
 }
 
 impl MetricsServer {
-    /// Binds `addr` (non-blocking). `page_capacity` is reserved for the body up front, so a
-    /// full table's page does not grow the buffer while serving.
+    /// Binds `addr` (non-blocking). The page buffer starts at `page_capacity` bytes and grows
+    /// to the largest page served (it never shrinks): reserving a full table's worst case up
+    /// front (2.9 KB per entry) would ask a small router for more than it has.
     pub fn bind(addr: SocketAddr, page_capacity: usize) -> Result<MetricsServer, ListenError> {
         let err = |source| ListenError { addr, source };
         let listener = TcpListener::bind(addr).map_err(err)?;
