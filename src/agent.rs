@@ -333,7 +333,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                     last_delivery: shipper.as_ref().and_then(|s| s.last_delivery()),
                 };
                 m.step(now, &mut |out: &mut Vec<u8>| {
-                    crate::metrics::page(out, &mon, ship, started, SystemTime::now())
+                    crate::metrics::page(out, &mon, ship, started, now)
                 });
             }
         }

@@ -213,15 +213,18 @@ impl Capture {
         }
     }
 
-    /// Reads every frame the kernel has handed over. Returns the number of frames.
-    pub fn drain(&mut self, mut each: impl FnMut(&RawFrame<'_>)) -> u64 {
+    /// Reads every frame the kernel has handed over, each with the monotonic time its block
+    /// was taken from the ring (one clock read per block, not per frame). Returns the number
+    /// of frames.
+    pub fn drain(&mut self, mut each: impl FnMut(&RawFrame<'_>, Instant)) -> u64 {
         let Some(sock) = self.sock.as_mut() else {
             return 0;
         };
         let mut n = 0;
         while let Some(mut block) = sock.next_block() {
+            let at = Instant::now();
             for f in block.by_ref() {
-                each(&f);
+                each(&f, at);
                 n += 1;
             }
             if block.malformed {

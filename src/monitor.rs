@@ -16,6 +16,11 @@ use crate::discovery::offload;
 use crate::snapshot::{CaptureInfo, CaptureMode, Device, OffloadInfo};
 use crate::sys::poll::{poll, Interest, Ready};
 
+/// An instant on the device table's clock: nanoseconds since `origin` (monotonic).
+fn table_clock(origin: Instant, at: Instant) -> u64 {
+    at.saturating_duration_since(origin).as_nanos() as u64
+}
+
 fn wall_ns(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -41,6 +46,9 @@ pub struct Monitor {
     opens_seen: u64,
     offload: Option<OffloadInfo>,
     offload_at: Option<Instant>,
+    /// Zero of the table's clock: the table runs on the monotonic clock (nanoseconds since
+    /// this instant), never on frame timestamps or the wall clock, which NTP steps.
+    clock_origin: Instant,
 }
 
 /// How often /proc/net/nf_conntrack is read for offloaded flows.
@@ -56,6 +64,7 @@ impl Monitor {
             timeout_cycles: cfg.device_timeout_cycles,
             expire_ns: cfg.device_expire.as_nanos() as u64,
             range: cfg.network_range,
+            seed: [crate::sys::random::u64(), crate::sys::random::u64()],
         });
         // Without NETWORK_RANGE the range is the interface's subnet, known once it is open
         // (see `after_open`); 0.0.0.0/32 holds its place until then.
@@ -85,10 +94,12 @@ impl Monitor {
             opens_seen: 0,
             offload: None,
             offload_at: None,
+            clock_origin: now,
         };
+        cap.table.begin(0);
         cap.capture.open(now);
         cap.after_open();
-        cap.seed(wall_ns(SystemTime::now()));
+        cap.seed(0);
         cap.refresh_offload(now);
         if let Some(w) = cap.offload.as_ref().and_then(offload::warning) {
             warn!("{w}");
@@ -144,6 +155,11 @@ impl Monitor {
         self.table.set_local_nets(nets);
     }
 
+    /// `now` on the device table's clock (for [`DeviceTable::status`]).
+    pub fn table_now(&self, now: Instant) -> u64 {
+        table_clock(self.clock_origin, now)
+    }
+
     fn note_scan(&mut self, note: String) {
         if self.scan_note.as_deref() != Some(note.as_str()) {
             warn!("{note}");
@@ -167,7 +183,7 @@ impl Monitor {
 
     fn apply_names(&mut self) {
         let known: Vec<([u8; 6], Option<Ipv4Addr>)> =
-            self.table.iter().map(|e| (e.mac, e.ipv4)).collect();
+            self.table.iter().map(|e| (e.mac, e.ipv4())).collect();
         for (mac, ip) in known {
             if let Some(name) = self.names.lookup(&mac, ip.map(Into::into)) {
                 let name = name.to_owned();
@@ -210,9 +226,10 @@ impl Monitor {
         }
         let table = &mut self.table;
         let scanner = &mut self.scanner;
-        self.capture.drain(|f| {
+        let clock = self.clock_origin;
+        self.capture.drain(|f, at| {
             let obs = crate::decode::decode(&to_frame(f));
-            table.account(&obs);
+            table.account(&obs, table_clock(clock, at));
             if let (Some(a), Some(s)) = (obs.arp, scanner.as_mut()) {
                 s.answer(a.ip, now);
             }
@@ -292,9 +309,9 @@ impl Monitor {
         self.apply_names();
         self.refresh_offload(now);
         self.refresh_local_nets();
-        let now_ns = wall_ns(wall);
+        let now_ns = table_clock(self.clock_origin, now);
         self.table.end_cycle(now_ns);
-        (self.info(), self.table.devices(now_ns))
+        (self.info(), self.table.devices(now_ns, wall_ns(wall)))
     }
 
     /// `agent.capture` now.

@@ -58,6 +58,8 @@ pub struct CaptureInfo {
     pub devices_tracked: u64,
     pub device_table_capacity: u64,
     pub device_table_full: u64,
+    /// Devices removed before their time to make room for a newcomer, cumulative.
+    pub devices_evicted: u64,
     /// Frames that could not be decoded far enough to attribute them (too short, bad headers).
     pub malformed: u64,
     /// Frames between a device and the router without a readable IP header (counted local).
@@ -87,6 +89,7 @@ impl CaptureInfo {
             devices_tracked: 0,
             device_table_capacity: capacity as u64,
             device_table_full: 0,
+            devices_evicted: 0,
             malformed: 0,
             unclassified: 0,
             offload: None,

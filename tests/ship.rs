@@ -499,8 +499,11 @@ fn spool_survives_kill_9_and_bad_files_are_skipped() {
     assert!(spooled.len() >= 3, "{spooled:?}");
     let run1 = spooled[0].0.clone();
     let e1 = stderr_of(&err1, &k);
-    assert!(e1.contains("ignoring foreign file notes.txt"), "{e1}");
-    assert!(e1.contains("skipping corrupt"), "{e1}");
+    assert!(
+        e1.contains("ignoring 1 foreign file (first: notes.txt)"),
+        "{e1}"
+    );
+    assert!(e1.contains("skipping 1 corrupt spool file"), "{e1}");
 
     let api = rest(&dir, "rest", port, "ok");
     let (mut second, err2) = start_agent(&dir, &conf, "2");
@@ -1106,4 +1109,157 @@ fn reload_moves_the_backlog_to_the_new_endpoint() {
     let run_id = snaps[0]["agent"]["runId"].as_str().unwrap().to_owned();
     // Snapshots from before the reload arrive at the new endpoint, from seq 0, in order.
     assert!(assert_in_order_once(&snaps, &run_id) >= 7);
+}
+
+/// Waits up to `limit` for the child to exit; its exit code, or None (then it is killed).
+fn exit_within(p: &mut Proc, limit: Duration) -> Option<i32> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Ok(Some(st)) = p.child.try_wait() {
+            return st.code();
+        }
+        sleep(Duration::from_millis(50));
+    }
+    p.kill9();
+    None
+}
+
+#[test]
+fn hostile_spool_contents_are_skipped_and_a_shared_spool_refused() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("ship-spool-hostile");
+    let k = key();
+    let port = free_port();
+    let spool = dir.join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    // A valid snapshot outside the spool, linked in: it would be POSTed with the API key.
+    let outside = dir.join("outside.json");
+    fs::write(
+        &outside,
+        r#"{"messageType":"realtimeSnapshot","agent":{"seq":0,"runId":"OUTSIDE"}}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, spool.join("0000000000000001.snap")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", spool.join("0000000000000002.snap")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(spool.join("0000000000000003.snap"))
+        .status()
+        .unwrap()
+        .success());
+    fs::File::create(spool.join("0000000000000004.snap"))
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    for i in 0..1000 {
+        fs::write(spool.join(format!("notes-{i}.txt")), "not ours").unwrap();
+    }
+    let api = rest(&dir, "rest", port, "ok");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
+    cfg.push(format!("BACKLOG_DIR={}", spool.display()));
+    let conf = write_config(&dir, &cfg);
+    let (mut first, err1) = start_agent(&dir, &conf, "1");
+    // Start-up neither blocks on the FIFO nor reads /dev/zero or 300 MB: snapshots flow.
+    wait_until(Duration::from_secs(15), "snapshots from the agent", || {
+        posted(&api.log).len() >= 2
+    });
+    // A second agent on the same spool is refused at once, naming the reason.
+    let (mut second, err2) = start_agent(&dir, &conf, "2");
+    assert_eq!(exit_within(&mut second, Duration::from_secs(10)), Some(2));
+    let e2 = stderr_of(&err2, &k);
+    assert!(e2.contains("in use by another netmon-agent"), "{e2}");
+    first.stop();
+    let e1 = stderr_of(&err1, &k);
+    assert!(
+        posted(&api.log)
+            .iter()
+            .all(|s| s["agent"]["runId"] != "OUTSIDE"),
+        "the linked file was POSTed"
+    );
+    // One warning for the 1,000 foreign files, one for the 4 unusable spool files.
+    assert_eq!(e1.matches("foreign file").count(), 1, "{e1}");
+    assert!(e1.contains("ignoring 1000 foreign files"), "{e1}");
+    assert_eq!(e1.matches("spool file").count(), 1, "{e1}");
+    assert!(e1.contains("skipping 4 spool files"), "{e1}");
+    assert_eq!(
+        fs::metadata(&spool).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    // A spool directory owned by another user is refused (root can make one).
+    if is_root() {
+        let theirs = dir.join("theirs");
+        fs::create_dir_all(&theirs).unwrap();
+        assert!(Command::new("chown")
+            .args(["nobody"])
+            .arg(&theirs)
+            .status()
+            .unwrap()
+            .success());
+        let cfg2: Vec<String> = cfg
+            .iter()
+            .map(|l| match l.starts_with("BACKLOG_DIR=") {
+                true => format!("BACKLOG_DIR={}", theirs.display()),
+                false => l.clone(),
+            })
+            .collect();
+        let conf2 = write_config(&dir, &cfg2);
+        let (mut third, err3) = start_agent(&dir, &conf2, "3");
+        assert_eq!(exit_within(&mut third, Duration::from_secs(10)), Some(2));
+        let e3 = stderr_of(&err3, &k);
+        assert!(e3.contains("owned by uid"), "{e3}");
+        assert!(fs::read_dir(&theirs).unwrap().next().is_none());
+    } else {
+        eprintln!("skipped the other-user spool: needs root to chown");
+    }
+}
+
+#[test]
+fn a_full_spool_warns_once() {
+    if !python_ready() {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipped: needs root for a small tmpfs in a mount namespace");
+        return;
+    }
+    let dir = scratch("ship-spool-full");
+    let k = key();
+    let port = free_port();
+    let spool = dir.join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    let mut cfg = base_config(&k, 1, 1);
+    // Nobody listens: every snapshot waits, and is spooled until the 24 KiB tmpfs is full.
+    cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
+    cfg.push(format!("BACKLOG_DIR={}", spool.display()));
+    let conf = write_config(&dir, &cfg);
+    let errf = dir.join("agent.stderr");
+    let script = format!(
+        "mount -t tmpfs -o size=24k,mode=0700 netmon-test {} && exec {} run --config {}",
+        spool.display(),
+        bin().display(),
+        conf.display()
+    );
+    let child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("NETMON_SCAN_INTERVAL", "0")
+        .env("NETMON_PROMISC", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(fs::File::create(&errf).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut p = Proc { child };
+    wait_until(Duration::from_secs(30), "the spool to fill up", || {
+        fs::read_to_string(&errf)
+            .unwrap_or_default()
+            .contains("cannot spool")
+    });
+    // Several more cycles with the spool full.
+    sleep(Duration::from_secs(5));
+    p.stop();
+    let e = stderr_of(&errf, &k);
+    assert_eq!(e.matches("cannot spool").count(), 1, "{e}");
+    assert!(e.contains("No space left on device"), "{e}");
 }

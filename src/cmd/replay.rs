@@ -131,6 +131,7 @@ pub fn table_config(cfg: &Config) -> TableConfig {
         timeout_cycles: cfg.device_timeout_cycles,
         expire_ns: cfg.device_expire.as_nanos() as u64,
         range: cfg.network_range,
+        seed: [crate::sys::random::u64(), crate::sys::random::u64()],
     }
 }
 
@@ -144,7 +145,7 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn snapshot(&mut self, table: &DeviceTable, now: u64, last: bool) -> Result<(), Error> {
-        let mut devices = table.devices(now);
+        let mut devices = table.devices(now, now);
         sort_devices(&mut devices);
         let io = |e| Error::Sys {
             what: "writing to stdout",
@@ -285,12 +286,19 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     }
     printer.snapshot(&table, now, true)?;
     let c = table.counters();
+    let expiry = if c.expired > 0 {
+        " (no sign of life for DEVICE_EXPIRE of capture time; DEVICE_EXPIRE=0 keeps every device)"
+    } else {
+        ""
+    };
     info!(
-        "{}: {} frames, {} bytes, {} devices, {} malformed, {} not tracked (table full)",
+        "{}: {} frames, {} bytes, {} devices, {} expired during the capture{expiry}, {} evicted, {} malformed, {} not tracked (table full)",
         opts.file.display(),
         c.packets_seen,
         c.bytes_seen,
         table.len(),
+        c.expired,
+        c.evicted,
         c.malformed,
         c.table_full
     );

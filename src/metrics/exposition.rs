@@ -56,8 +56,10 @@ pub struct AgentSample<'a> {
     pub device_table_capacity: u64,
     /// Frames whose new device found the table full.
     pub device_table_full: u64,
-    /// Devices removed to make room or because they expired.
+    /// Devices removed before their time to make room for a newcomer.
     pub devices_evicted: u64,
+    /// Devices removed because they expired.
+    pub devices_expired: u64,
     /// Snapshots waiting for the REST endpoint.
     pub backlog: u64,
     /// Snapshots dropped because the backlog was full.
@@ -316,9 +318,18 @@ pub fn render<'a, I, D>(
         &family!(
             "netmon_device_table_evicted_total",
             "counter",
-            "Devices removed from the table to make room or because they expired."
+            "Devices removed before their time to make room for a newcomer with a sign of life."
         ),
         agent.devices_evicted,
+    );
+    simple(
+        out,
+        &family!(
+            "netmon_device_table_expired_total",
+            "counter",
+            "Devices removed because DEVICE_EXPIRE passed without a sign of life."
+        ),
+        agent.devices_expired,
     );
     simple(
         out,
@@ -402,6 +413,7 @@ mod tests {
             device_table_capacity: 256,
             device_table_full: 7,
             devices_evicted: 3,
+            devices_expired: 4,
             backlog: 1,
             lost: 0,
             last_delivery: Some(1_790_000_100.5),
@@ -479,7 +491,7 @@ mod tests {
                 assert_eq!(name, current, "sample of {name} outside its family");
             }
         }
-        assert_eq!(seen.len(), 9 + 6 + 9);
+        assert_eq!(seen.len(), 10 + 6 + 9);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 pub mod exposition;
 pub mod server;
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use exposition::{AgentSample, CaptureSample, DeviceSample};
 
@@ -24,14 +24,8 @@ fn unix_secs(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Renders the page from the live state at `wall` (the table's clock for the active status).
-pub fn page(
-    out: &mut Vec<u8>,
-    mon: &Monitor,
-    ship: Shipping,
-    started: SystemTime,
-    wall: SystemTime,
-) {
+/// Renders the page from the live state at `now` (the active status is on the table's clock).
+pub fn page(out: &mut Vec<u8>, mon: &Monitor, ship: Shipping, started: SystemTime, now: Instant) {
     let table = &mon.table;
     let counters = table.counters();
     let interface = mon.capture.interface().unwrap_or("");
@@ -41,7 +35,8 @@ pub fn page(
         devices_tracked: table.len() as u64,
         device_table_capacity: table.capacity() as u64,
         device_table_full: counters.table_full,
-        devices_evicted: counters.expired,
+        devices_evicted: counters.evicted,
+        devices_expired: counters.expired,
         backlog: ship.backlog,
         lost: ship.lost,
         last_delivery: ship.last_delivery.map(unix_secs),
@@ -55,14 +50,12 @@ pub fn page(
         malformed: counters.malformed,
         unclassified: counters.unclassified,
     };
-    let now_ns = wall
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let now_ns = mon.table_now(now);
     let devices = || {
         table.iter().map(|e| DeviceSample {
             interface,
             mac: e.mac,
-            ip: e.ipv4,
+            ip: e.ipv4(),
             name: e.name.as_str(),
             active: table.status(e, now_ns) == crate::snapshot::DeviceStatus::Active,
             rx_bytes: e.rx_bytes,

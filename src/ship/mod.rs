@@ -238,23 +238,36 @@ impl Shipper {
     ) -> Result<Shipper, Error> {
         let tls = tls_for(cfg)?;
         let reloading = backlog.is_some();
-        let rest = cfg.platform_api_url.as_ref().map(|u| {
-            let backlog = backlog.unwrap_or_else(|| {
-                let (backlog, warnings) =
-                    Backlog::new(cfg.backlog_kb as usize * 1024, cfg.backlog_dir.as_deref());
-                for w in warnings {
-                    warn!("{w}");
-                }
-                if !backlog.is_empty() {
-                    info!(
-                        "API: {} snapshots from the spool wait for delivery",
-                        backlog.len()
-                    );
-                }
-                backlog
-            });
-            Rest::new(u.clone(), cfg.api_key.clone(), cfg.http_timeout, backlog)
-        });
+        let rest = match cfg.platform_api_url.as_ref() {
+            None => None,
+            Some(u) => {
+                let backlog = match backlog {
+                    Some(b) => b,
+                    None => {
+                        let (backlog, warnings) = Backlog::new(
+                            cfg.backlog_kb as usize * 1024,
+                            cfg.backlog_dir.as_deref(),
+                        )?;
+                        for w in warnings {
+                            warn!("{w}");
+                        }
+                        if !backlog.is_empty() {
+                            info!(
+                                "API: {} snapshots from the spool wait for delivery",
+                                backlog.len()
+                            );
+                        }
+                        backlog
+                    }
+                };
+                Some(Rest::new(
+                    u.clone(),
+                    cfg.api_key.clone(),
+                    cfg.http_timeout,
+                    backlog,
+                ))
+            }
+        };
         let ws = cfg
             .platform_ws_url
             .as_ref()

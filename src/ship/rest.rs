@@ -90,7 +90,7 @@ impl Rest {
         if let Some((s, b)) = self.fresh.take() {
             self.backlog.push(s, b);
         }
-        std::mem::replace(&mut self.backlog, Backlog::new(0, None).0)
+        std::mem::replace(&mut self.backlog, Backlog::in_ram(0))
     }
 
     pub fn is_failing(&self) -> bool {
