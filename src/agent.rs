@@ -128,8 +128,7 @@ pub fn build_snapshot(
 pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let cfg = load_config(&opts)?;
     let mut state = RunState::new(SystemTime::now());
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    let start_ms = timefmt::unix_millis(SystemTime::now());
+    let mut collector = Collector::for_config(&cfg);
     let start = Instant::now();
     collector.prime(start);
     let mut cap = crate::monitor::Monitor::new(&cfg, start);
@@ -160,15 +159,17 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         cap.wake(Instant::now(), ready[0].error);
     }
     let sample = collector.sample(Instant::now());
-    let (capture, devices) = cap.end_cycle(Instant::now(), SystemTime::now());
-    let end_ms = timefmt::unix_millis(SystemTime::now());
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let (capture, devices) = cap.end_cycle(now, wall);
+    let end_ms = timefmt::unix_millis(wall);
+    let window_ms = now.saturating_duration_since(start).as_millis() as u64;
     let snap = build_snapshot(
         &cfg,
         &mut state,
         sample,
         capture,
         devices,
-        (start_ms, end_ms),
+        (end_ms.saturating_sub(window_ms), end_ms),
     );
     let text = crate::snapshot::to_pretty_json(&snap)
         .map_err(|e| Error::Other(format!("serialising snapshot: {e}")))?;
@@ -228,7 +229,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
         false => None,
     };
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     let now = Instant::now();
     collector.prime(now);
     let mut sched = Scheduler::new(now, cfg.cycle);
@@ -244,7 +245,10 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             cfg.cycle,
         );
     }
-    let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
+    // The window a snapshot covers is measured on the monotonic clock; its start label is the
+    // end label minus that, so a wall-clock step moves both labels, never the duration.
+    let mut window_start = Instant::now();
+    let mut wall_watch = crate::clock::StepWatch::new(Instant::now(), SystemTime::now());
     let mut status = cfg.status_file.clone().map(StatusFile::new);
     info!(
         "started: interface {}, cycle {} s, output {}",
@@ -376,9 +380,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                                     Instant::now(),
                                 );
                             }
-                            collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+                            collector = Collector::for_config(&cfg);
                             collector.prime(Instant::now());
-                            window_start_ms = timefmt::unix_millis(SystemTime::now());
+                            window_start = Instant::now();
                             info!("config reloaded");
                         }
                         Err(e) => error!("config reload failed, keeping the old config: {e}"),
@@ -389,17 +393,25 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         let now = Instant::now();
         if sched.take_due(now) {
             let sample = collector.sample(now);
-            let (capture, devices) = cap.borrow_mut().end_cycle(now, SystemTime::now());
-            let end_ms = timefmt::unix_millis(SystemTime::now());
+            let wall = SystemTime::now();
+            if let Some(step) = wall_watch.check(now, wall) {
+                info!(
+                    "wall clock stepped by {}; counters, devices and rates are not affected (they run on the monotonic clock)",
+                    crate::clock::describe_step(step)
+                );
+            }
+            let (capture, devices) = cap.borrow_mut().end_cycle(now, wall);
+            let end_ms = timefmt::unix_millis(wall);
+            let window_ms = now.saturating_duration_since(window_start).as_millis() as u64;
             let mut snap = build_snapshot(
                 &cfg,
                 &mut state,
                 sample,
                 capture,
                 devices,
-                (window_start_ms, end_ms),
+                (end_ms.saturating_sub(window_ms), end_ms),
             );
-            window_start_ms = end_ms;
+            window_start = now;
             if let Some(s) = shipper.as_mut() {
                 (snap.agent.backlog, snap.agent.lost) = s.counters();
                 s.submit(&snap, now);

@@ -97,6 +97,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "1 to allow scanning ranges larger than /16 (default 0)",
     ),
     (
+        "DISK_REMOTE",
+        "1 to report network and FUSE file systems (nfs, cifs, sshfs, fuse.*, ...) in the disk metrics; their statfs can hang the agent (default 0)",
+    ),
+    (
         "HTTP_TIMEOUT",
         "seconds one platform call may take, connect included (default 5)",
     ),
@@ -564,6 +568,8 @@ pub struct Config {
     pub http_timeout: Duration,
     pub backlog_kb: u32,
     pub backlog_dir: Option<PathBuf>,
+    /// DISK_REMOTE: network and FUSE file systems in metrics.disk.
+    pub disk_remote: bool,
     pub ca_file: Option<PathBuf>,
     pub run_as_user: Option<String>,
     pub lease_file: Option<PathBuf>,
@@ -782,6 +788,7 @@ impl Config {
             http_timeout: l.parse("HTTP_TIMEOUT", Duration::from_secs(5), seconds(1, 300))?,
             backlog_kb: l.parse("BACKLOG_KB", 1024, number(0, 1_048_576))?,
             backlog_dir: l.opt("BACKLOG_DIR", abs_path)?,
+            disk_remote: l.parse("DISK_REMOTE", false, boolean)?,
             ca_file: l.opt("CA_FILE", abs_path)?,
             run_as_user: l.opt("RUN_AS_USER", user_name)?,
             lease_file: l.opt("LEASE_FILE", abs_path)?,

@@ -14,6 +14,7 @@ pub mod addr;
 pub mod agent;
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod decode;

@@ -386,3 +386,79 @@ fn config_odds_from_outside() {
         );
     }
 }
+
+/// `run` for about `secs` seconds (then SIGTERM): its stdout lines, whether it stopped within
+/// 5 s of the signal, and its peak RSS (VmHWM, KiB) read just before the signal.
+fn run_for(cmd: &mut std::process::Command, secs: u64) -> (Vec<String>, bool, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    let hwm = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    // SAFETY (test code): kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut stopped = false;
+    while std::time::Instant::now() < end {
+        if child.try_wait().unwrap().is_some() {
+            stopped = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if !stopped {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    (out.lines().map(str::to_owned).collect(), stopped, hwm)
+}
+
+#[test]
+fn a_fifo_or_a_huge_lease_file_neither_blocks_nor_bloats_the_loop() {
+    let dir = scratch("cfg_lease_hostile");
+    let fifo = dir.join("dhcp.leases");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let run = |lease: &std::path::Path| {
+        run_for(
+            agent()
+                .args(["run", "-i", "lo", "--cycle", "1", "--set"])
+                .arg(format!("LEASE_FILE={}", lease.display())),
+            4,
+        )
+    };
+    // A FIFO nobody writes to: snapshots every cycle, and SIGTERM is heard.
+    let (lines, stopped, _) = run(&fifo);
+    assert!(lines.len() >= 2, "{} snapshots in 4 s", lines.len());
+    assert!(stopped, "no exit within 5 s of SIGTERM");
+    // A 400 MB sparse file: at most 1 MiB of it is read.
+    let sparse = dir.join("sparse.leases");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(400 << 20)
+        .unwrap();
+    let (lines, stopped, hwm) = run(&sparse);
+    assert!(lines.len() >= 2 && stopped);
+    assert!(hwm > 0 && hwm < 64 * 1024, "peak RSS {hwm} KiB");
+}

@@ -231,7 +231,7 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     table.set_local_nets(opts.local.clone());
     let mut src = FileSource::open(&opts.file)?;
     let cycle = table.config().cycle_ns;
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     collector.prime(Instant::now());
     let mut printer = Printer {
         cfg: &cfg,

@@ -59,6 +59,14 @@ impl ReadError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound)
     }
+
+    /// As an io::Error (for callers whose error types carry one), the message kept.
+    pub fn into_io(self) -> io::Error {
+        match self {
+            ReadError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for ReadError {
@@ -152,6 +160,17 @@ pub fn read_regular(
 pub fn is_null_device(meta: &Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     meta.file_type().is_char_device() && meta.rdev() == 0x103
+}
+
+/// A whole regular file of at most `limit` bytes as text (invalid UTF-8 replaced); symbolic
+/// links followed.
+pub fn read_text(path: &Path, limit: usize) -> Result<String, ReadError> {
+    let mut buf = Vec::new();
+    read_regular(path, true, limit, &mut buf)?;
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 fn cstring(name: &OsStr) -> io::Result<CString> {
