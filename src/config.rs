@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::addr::Ipv4Cidr;
 use crate::log::Level;
+pub use crate::ship::url::Url;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 
@@ -444,98 +445,6 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
         ));
     }
     (settings, warnings)
-}
-
-/// A URL, checked enough to fail early on typos; the text is kept as given for the HTTP clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub text: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl Url {
-    pub fn parse(s: &str, schemes: &[&str]) -> Result<Url, String> {
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(format!(
-                "'{s}' is not a URL (expected {}://host/...)",
-                schemes[0]
-            ));
-        };
-        let scheme = scheme.to_ascii_lowercase();
-        if !schemes.contains(&scheme.as_str()) {
-            return Err(format!(
-                "scheme '{scheme}' is not one of {}",
-                schemes.join(", ")
-            ));
-        }
-        let (authority, path) = match rest.find(['/', '?', '#']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err("credentials in the URL are not supported: use API_KEY".into());
-        }
-        let default_port = match scheme.as_str() {
-            "https" | "wss" => 443,
-            _ => 80,
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((h, after)) = v6.split_once(']') else {
-                return Err(format!("unclosed '[' in host of '{s}'"));
-            };
-            let port = match after.strip_prefix(':') {
-                Some(p) => parse_port(p)?,
-                None if after.is_empty() => default_port,
-                None => return Err(format!("unexpected '{after}' after the host")),
-            };
-            (h.to_owned(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), parse_port(p)?),
-                None => (authority.to_owned(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("'{s}' has no host"));
-        }
-        if host
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err("the host contains spaces or control characters".into());
-        }
-        Ok(Url {
-            text: s.to_owned(),
-            scheme,
-            host,
-            port,
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.to_owned()
-            },
-        })
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.scheme == "https" || self.scheme == "wss"
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("'{p}' is not a port (1-65535)")),
-        Ok(n) => Ok(n),
-    }
-}
-
-impl fmt::Display for Url {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
 }
 
 /// The validated configuration the whole program runs on.
@@ -1071,21 +980,6 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("sk-very-secret-123"));
         assert_eq!(c.api_key.as_ref().unwrap().expose(), "sk-very-secret-123");
-    }
-
-    #[test]
-    fn urls() {
-        let u = Url::parse("https://[::1]:8443/api", HTTP).unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("::1", 8443, "/api")
-        );
-        let u = Url::parse("ws://example.org", WS).unwrap();
-        assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!(Url::parse("example.org/api", HTTP).is_err());
-        assert!(Url::parse("http://:80/", HTTP).is_err());
-        assert!(Url::parse("http://h:99999/", HTTP).is_err());
-        assert!(Url::parse("http://user:pw@h/", HTTP).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod config;
+mod hostile_net;
 mod install;
 mod internet;
 mod lab;

@@ -159,6 +159,10 @@ impl Backlog {
     pub fn lost(&self) -> u64 {
         self.lost
     }
+    /// Bytes that can still be added before the oldest entry is dropped.
+    pub fn room(&self) -> usize {
+        self.cap.saturating_sub(self.bytes)
+    }
     pub fn front(&self) -> Option<&Entry> {
         self.queue.front()
     }
