@@ -190,6 +190,16 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         &cfg,
         Instant::now(),
     )));
+    // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
+    let mut metrics = match cfg.metrics_listen {
+        Some(addr) => {
+            let server = crate::metrics::server::MetricsServer::bind(addr, 64 * 1024)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            info!("serving Prometheus metrics on http://{addr}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
     // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
     // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
     if let Some(user) = &cfg.run_as_user {
@@ -207,7 +217,8 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             Err(_) => crate::ship::wait::alone(fd, write, timeout),
         })
     });
-    let mut state = RunState::new(SystemTime::now());
+    let started = SystemTime::now();
+    let mut state = RunState::new(started);
     if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
         let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
         if !crate::ship::register::at_start(&mut cfg, &mut wait) {
@@ -250,7 +261,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
     );
 
-    let mut ready = [Ready::default(); 3];
+    let mut ready = [Ready::default(); 3 + 1 + crate::metrics::server::MAX_CONNECTIONS];
     loop {
         let mut deadline = sched.deadline();
         if let Some(d) = cap.borrow().deadline() {
@@ -259,17 +270,22 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
             deadline = deadline.min(d);
         }
+        if let Some(d) = metrics.as_ref().and_then(|m| m.deadline()) {
+            deadline = deadline.min(d);
+        }
         let timeout = deadline.saturating_duration_since(Instant::now());
         // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
-        // connected); the slots say where each one landed in `ready`.
-        let (cap_slot, ship_slot) = {
+        // connected) and the metrics listener and its connections (METRICS_LISTEN); the slots
+        // say where each one landed in `ready`.
+        let (cap_slot, ship_slot, metrics_slots) = {
             let cap = cap.borrow();
             let sig = || Interest {
                 fd: signals.as_fd(),
                 read: true,
                 write: false,
             };
-            let mut interests = [sig(), sig(), sig()];
+            let mut interests: [Interest; 3 + 1 + crate::metrics::server::MAX_CONNECTIONS] =
+                std::array::from_fn(|_| sig());
             let mut n = 1;
             let mut cap_slot = None;
             if let Some(fd) = cap.fd() {
@@ -291,17 +307,39 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 ship_slot = Some(n);
                 n += 1;
             }
+            let metrics_from = n;
+            for (fd, read, write) in metrics.iter().flat_map(|m| m.interests()) {
+                interests[n] = Interest { fd, read, write };
+                n += 1;
+            }
             poll(&interests[..n], timeout, &mut ready).map_err(|e| Error::Sys {
                 what: "poll",
                 source: e,
             })?;
-            (cap_slot, ship_slot)
+            (cap_slot, ship_slot, metrics_from..n)
         };
         cap.borrow_mut()
             .wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
         if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
             let r = ready[i];
             s.on_ready(r.readable, r.writable, r.error, Instant::now());
+        }
+        if let Some(m) = metrics.as_mut() {
+            let now = Instant::now();
+            let any = ready[metrics_slots]
+                .iter()
+                .any(|r| r.readable || r.writable || r.error);
+            if any || m.deadline().is_some_and(|d| now >= d) {
+                let mon = cap.borrow();
+                let ship = crate::metrics::Shipping {
+                    backlog: shipper.as_ref().map_or(0, |s| s.counters().0),
+                    lost: shipper.as_ref().map_or(0, |s| s.counters().1),
+                    last_delivery: shipper.as_ref().and_then(|s| s.last_delivery()),
+                };
+                m.step(now, &mut |out: &mut Vec<u8>| {
+                    crate::metrics::page(out, &mon, ship, started, now)
+                });
+            }
         }
         if ready[0].readable {
             while let Some(sig) = signals.read().map_err(|e| Error::Sys {
@@ -323,6 +361,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                             }
                             if new.device_table_size != cfg.device_table_size {
                                 warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
+                            }
+                            if new.metrics_listen != cfg.metrics_listen {
+                                warn!("METRICS_LISTEN changes take effect at the next start");
                             }
                             if new.status_file != cfg.status_file {
                                 if let Some(f) = status.take() {

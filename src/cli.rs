@@ -135,6 +135,13 @@ pub struct ReplayArgs {
     /// device table capacity (DEVICE_TABLE_SIZE)
     #[argh(option, arg_name = "N")]
     pub table_size: Option<String>,
+    /// the router's MAC in the capture (repeatable): frames through it are split into internet
+    /// and local, and it is not a device (as live); needs --range or --local
+    #[argh(option, arg_name = "MAC")]
+    pub gateway: Vec<String>,
+    /// a local IPv4 or IPv6 range besides --range (repeatable), for the internet/local split
+    #[argh(option, arg_name = "CIDR")]
+    pub local: Vec<String>,
     /// the capture file (pcap or pcapng)
     #[argh(positional)]
     pub file: Option<PathBuf>,

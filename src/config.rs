@@ -81,6 +81,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("RING_KB", "capture ring size in KiB (default 1024)"),
     (
+        "METRICS_LISTEN",
+        "address:port serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9101 (default: off)",
+    ),
+    (
         "SCAN_INTERVAL",
         "seconds between ARP scans, 0 = never (default 60)",
     ),
@@ -464,6 +468,8 @@ pub struct Config {
     pub device_timeout_cycles: u32,
     pub promisc: bool,
     pub ring_kb: u32,
+    /// METRICS_LISTEN: where `/metrics` is served (None: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub scan_interval: Duration,
     pub scan_rate_bps: u64,
     pub scan_retries: u32,
@@ -679,6 +685,11 @@ impl Config {
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
             ring_kb: l.parse("RING_KB", 1024, number(64, 1_048_576))?,
+            metrics_listen: l.opt("METRICS_LISTEN", |v| {
+                v.parse::<std::net::SocketAddr>().map_err(|_| {
+                    format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)")
+                })
+            })?,
             scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
             scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,

@@ -70,6 +70,12 @@ pub struct Observation<'a> {
     pub arp: Option<ArpBinding>,
     pub ipv4_src: Option<Ipv4Addr>,
     pub ipv6_src: Option<Ipv6Addr>,
+    /// Destination of the first IP header (set together with the source).
+    pub ipv4_dst: Option<Ipv4Addr>,
+    pub ipv6_dst: Option<Ipv6Addr>,
+    /// The EtherType after the VLAN tags and LLC/SNAP (0 when the frame ends before it or
+    /// carries none, e.g. 802.3 without SNAP).
+    pub ethertype: u16,
     pub ndp: Option<NdpBinding>,
     pub dhcp: Option<DhcpName<'a>>,
 }
@@ -80,9 +86,9 @@ pub fn is_unicast(mac: &Mac) -> bool {
     mac[0] & 1 == 0
 }
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 const MAX_TAGS: usize = 8;
 
 #[inline]
@@ -168,6 +174,7 @@ fn network<'a>(obs: &mut Observation<'a>, mut ethertype: u16, mut rest: &'a [u8]
             return;
         }
     }
+    obs.ethertype = ethertype;
     match ethertype {
         ETHERTYPE_ARP => arp(obs, rest),
         ETHERTYPE_IPV4 => ipv4(obs, rest),
@@ -228,6 +235,7 @@ fn ipv4<'a>(obs: &mut Observation<'a>, rest: &'a [u8]) {
         return;
     }
     obs.ipv4_src = Some(p.src_addr());
+    obs.ipv4_dst = Some(p.dst_addr());
     if p.next_header() != IpProtocol::Udp || p.frag_offset() != 0 || rest.len() < ihl + 8 {
         return;
     }
@@ -255,6 +263,7 @@ fn ipv6(obs: &mut Observation, rest: &[u8]) {
     }
     let src = p.src_addr();
     obs.ipv6_src = Some(src);
+    obs.ipv6_dst = Some(p.dst_addr());
     if p.next_header() != IpProtocol::Icmpv6 {
         return;
     }

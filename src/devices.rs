@@ -70,6 +70,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use crate::addr::{format_mac, Ipv4Cidr};
 use crate::decode::{self, is_unicast, Mac, Observation};
 use crate::frame::Frame;
+use crate::locality::{self, Internet, LocalNets, Scope};
 use crate::snapshot::{self, Bandwidth, CaptureInfo, CaptureMode, DeviceStatus};
 
 /// IPv6 addresses kept per device.
@@ -159,6 +160,8 @@ pub struct Entry {
     pub tx_rate_bps: u64,
     pub ipv6: heapless::Vec<Ipv6Addr, MAX_IPV6, u8>,
     pub name: heapless::String<NAME_MAX, u8>,
+    /// The part of the traffic exchanged with the internet (see `crate::locality`).
+    pub internet: Internet,
 }
 
 /// VLAN IDs are 12 bits: this is none.
@@ -203,6 +206,7 @@ impl Entry {
             tx_rate_bps: 0,
             ipv6: heapless::Vec::new(),
             name: heapless::String::new(),
+            internet: Internet::default(),
         }
     }
 
@@ -243,6 +247,8 @@ pub struct Counters {
     pub expired: u64,
     /// Devices removed before their time to make room for a newcomer with a sign of life.
     pub evicted: u64,
+    /// Frames between a device and the router without a readable IP header (counted local).
+    pub unclassified: u64,
 }
 
 /// Index slots: MAC (48 bits) << 16 | entry index (16 bits); EMPTY is never a valid slot
@@ -278,6 +284,9 @@ pub struct DeviceTable {
     heads: [u32; 3],
     tails: [u32; 3],
     excluded: heapless::Vec<Mac, MAX_EXCLUDED>,
+    /// The local ranges: a frame through the router (an excluded MAC) to or from outside them
+    /// is internet traffic.
+    local: LocalNets,
     counters: Counters,
     /// Start of the current cycle (None until the first frame, `begin` or `end_cycle`).
     cycle_start: Option<u64>,
@@ -296,6 +305,7 @@ impl DeviceTable {
             heads: [NIL; 3],
             tails: [NIL; 3],
             excluded: heapless::Vec::new(),
+            local: LocalNets::new(),
             counters: Counters::default(),
             cycle_start: None,
             cfg,
@@ -335,6 +345,14 @@ impl DeviceTable {
 
     /// MACs never tracked (the agent's own interfaces). At most [`MAX_EXCLUDED`]; already
     /// tracked ones are removed.
+    pub fn set_local_nets(&mut self, nets: LocalNets) {
+        self.local = nets;
+    }
+
+    pub fn local_nets(&self) -> &LocalNets {
+        &self.local
+    }
+
     pub fn set_excluded(&mut self, macs: &[Mac]) {
         self.excluded.clear();
         for m in macs.iter().take(MAX_EXCLUDED) {
@@ -577,6 +595,10 @@ impl DeviceTable {
         if self.cycle_start.is_none() {
             self.cycle_start = Some(now);
         }
+        let scope = locality::classify(obs, &self.excluded, &self.local);
+        if scope == Scope::Unclassified {
+            self.counters.unclassified += 1;
+        }
         if let Some(src) = obs.src.as_ref().filter(|m| is_unicast(m)) {
             if let Some(i) = self.slot(src, true, now) {
                 self.life(i, now);
@@ -584,6 +606,9 @@ impl DeviceTable {
                 let e = &mut self.entries[i];
                 e.tx_bytes += len;
                 e.tx_packets += 1;
+                if scope == Scope::InternetTx {
+                    e.internet.add_tx(len);
+                }
                 if let Some(v) = obs.vlan {
                     e.vlan = v & 0x0fff;
                 }
@@ -604,6 +629,9 @@ impl DeviceTable {
                 let e = &mut self.entries[i];
                 e.rx_bytes += len;
                 e.rx_packets += 1;
+                if scope == Scope::InternetRx {
+                    e.internet.add_rx(len);
+                }
             }
         }
         if obs.arp.is_some() || obs.ndp.is_some() || obs.dhcp.is_some() {
@@ -686,6 +714,7 @@ impl DeviceTable {
             e.tx_rate_bps = rate(tx, dt);
             e.cycle_rx_bytes = e.rx_bytes;
             e.cycle_tx_bytes = e.tx_bytes;
+            e.internet.end_cycle(dt, rate);
         }
         let mut n = 0;
         let mut i = 0;
@@ -743,6 +772,12 @@ impl DeviceTable {
                     rx_rate_bps: e.rx_rate_bps,
                     tx_rate_bps: e.tx_rate_bps,
                     utilization_percent: None,
+                    internet_rx_bytes_total: e.internet.rx_bytes,
+                    internet_tx_bytes_total: e.internet.tx_bytes,
+                    internet_rx_packets_total: e.internet.rx_packets,
+                    internet_tx_packets_total: e.internet.tx_packets,
+                    internet_rx_rate_bps: e.internet.rx_rate_bps,
+                    internet_tx_rate_bps: e.internet.tx_rate_bps,
                 },
             })
             .collect()
@@ -766,6 +801,7 @@ impl DeviceTable {
             device_table_full: self.counters.table_full,
             devices_evicted: self.counters.evicted,
             malformed: self.counters.malformed,
+            unclassified: self.counters.unclassified,
             offload: None,
         }
     }
@@ -1249,6 +1285,7 @@ mod tests {
             "entry {size} B, {} B per device with the index",
             DeviceTable::bytes_per_device()
         );
-        assert!(size <= 232, "entry is {size} B");
+        // + 64 B for the internet part (`locality::Internet`: totals, last-cycle rates).
+        assert!(size <= 232 + 64, "entry is {size} B");
     }
 }

@@ -22,6 +22,8 @@ pub mod devices;
 pub mod discovery;
 pub mod error;
 pub mod frame;
+pub mod locality;
+pub mod metrics;
 pub mod monitor;
 pub mod pcap;
 pub mod procfs;

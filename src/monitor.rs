@@ -114,6 +114,7 @@ impl Monitor {
         }
         self.opens_seen = self.capture.opens;
         self.table.set_excluded(&own_macs(&self.sys_root));
+        self.refresh_local_nets();
         let addr = self
             .capture
             .interface()
@@ -142,6 +143,21 @@ impl Monitor {
             Ok(()) => self.scanner = Some(Scanner::new(settings, Instant::now())),
             Err(e) => self.note_scan(format!("ARP scanning off: {e}")),
         }
+    }
+
+    /// The ranges that are not the internet: NETWORK_RANGE, the captured interface's subnets
+    /// and prefixes, the router's own addresses (they change: DHCP on the WAN, a new IPv6
+    /// prefix), read again at each cycle end.
+    fn refresh_local_nets(&mut self) {
+        let ranges: Vec<_> = self.table.config().range.into_iter().collect();
+        let monitored: Vec<&str> = self.capture.interface().into_iter().collect();
+        let nets = crate::locality::router_nets(&ranges, &monitored, &crate::sys::ifaddrs::all());
+        self.table.set_local_nets(nets);
+    }
+
+    /// `now` on the device table's clock (for [`DeviceTable::status`]).
+    pub fn table_now(&self, now: Instant) -> u64 {
+        table_clock(self.clock_origin, now)
     }
 
     fn note_scan(&mut self, note: String) {
@@ -292,6 +308,7 @@ impl Monitor {
         }
         self.apply_names();
         self.refresh_offload(now);
+        self.refresh_local_nets();
         let now_ns = table_clock(self.clock_origin, now);
         self.table.end_cycle(now_ns);
         (self.info(), self.table.devices(now_ns, wall_ns(wall)))

@@ -211,6 +211,12 @@ mod tests {
                 rx_rate_bps: 800,
                 tx_rate_bps: 1600,
                 utilization_percent: None,
+                internet_rx_bytes_total: 0,
+                internet_tx_bytes_total: 0,
+                internet_rx_packets_total: 0,
+                internet_tx_packets_total: 0,
+                internet_rx_rate_bps: 0,
+                internet_tx_rate_bps: 0,
             },
         }
     }

@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod hostile_net;
 mod install;
+mod internet;
 mod lab;
 mod openwrt;
 mod privdrop;

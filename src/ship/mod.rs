@@ -156,6 +156,9 @@ pub struct Shipper {
     summary_at: Instant,
     marks: Marks,
     config_summary: serde_json::Value,
+    /// Snapshots delivered (REST + WebSocket) when last looked, and when that number last grew.
+    delivered: u64,
+    last_delivery: Option<std::time::SystemTime>,
     last: LastAttempt,
 }
 
@@ -308,6 +311,8 @@ impl Shipper {
             started: false,
             summary_at: now + SUMMARY_EVERY,
             marks: Marks::default(),
+            delivered: 0,
+            last_delivery: None,
             config_summary,
             last: LastAttempt::default(),
         })
@@ -318,6 +323,20 @@ impl Shipper {
         self.rest
             .as_ref()
             .map_or((0, 0), |r| (r.depth() as u64, r.backlog.lost()))
+    }
+
+    /// When a platform last accepted a snapshot (REST 2xx or a WebSocket message sent).
+    pub fn last_delivery(&self) -> Option<std::time::SystemTime> {
+        self.last_delivery
+    }
+
+    fn note_deliveries(&mut self) {
+        let n = self.rest.as_ref().map_or(0, |r| r.stats.sent)
+            + self.ws.as_ref().map_or(0, |w| w.stats.sent);
+        if n > self.delivered {
+            self.delivered = n;
+            self.last_delivery = Some(std::time::SystemTime::now());
+        }
     }
 
     fn event(&mut self, now: Instant, kind: &str, fields: serde_json::Value) {
@@ -357,6 +376,7 @@ impl Shipper {
         if let Some(rest) = self.rest.as_mut() {
             rest.enqueue(seq, text.into_bytes(), now);
         }
+        self.note_deliveries();
         self.window = Some(Window {
             end: now + self.timeout,
             posts: 0,
@@ -433,6 +453,7 @@ impl Shipper {
             ws.on_ready(readable, writable, error, now);
         }
         self.flush_ws_events(now);
+        self.note_deliveries();
     }
 
     /// When `run_due` next has work: now while the window is open, else the WebSocket's timers.
@@ -462,6 +483,7 @@ impl Shipper {
         }
         self.step(now);
         self.flush_ws_events(now);
+        self.note_deliveries();
     }
 
     fn step(&mut self, now: Instant) {
