@@ -4,16 +4,17 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{self, Config, LoadOptions};
 use crate::error::Error;
-use crate::live::Capture as Monitor;
+use crate::metrics::server::MetricsServer;
+use crate::monitor::Monitor;
 use crate::procfs::{Collector, Sample};
 use crate::ship::register::AtStart;
 use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
+use crate::status::{Delivery, Output, State, StatusFile};
 use crate::sys::poll::{poll, Interest, PollSet, Ready, Token, Want};
 use crate::sys::signals::{Signal, SignalFd};
 use crate::timefmt;
@@ -128,11 +129,10 @@ pub fn build_snapshot(
 pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let cfg = load_config(&opts)?;
     let mut state = RunState::new(SystemTime::now());
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    let start_ms = timefmt::unix_millis(SystemTime::now());
+    let mut collector = Collector::for_config(&cfg);
     let start = Instant::now();
     collector.prime(start);
-    let mut cap = crate::live::Capture::new(&cfg, start);
+    let mut cap = crate::monitor::Monitor::new(&cfg, start);
     // Capture for the window: the same poll as `run`, until the window ends.
     let end = start + window;
     let mut ready = [Ready::default(); 1];
@@ -160,15 +160,17 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         cap.wake(Instant::now(), ready[0].error);
     }
     let sample = collector.sample(Instant::now());
-    let (capture, devices) = cap.end_cycle(Instant::now(), SystemTime::now());
-    let end_ms = timefmt::unix_millis(SystemTime::now());
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let (capture, devices) = cap.end_cycle(now, wall);
+    let end_ms = timefmt::unix_millis(wall);
+    let window_ms = now.saturating_duration_since(start).as_millis() as u64;
     let snap = build_snapshot(
         &cfg,
         &mut state,
         sample,
         capture,
         devices,
-        (start_ms, end_ms),
+        (end_ms.saturating_sub(window_ms), end_ms),
     );
     let text = crate::snapshot::to_pretty_json(&snap)
         .map_err(|e| Error::Other(format!("serialising snapshot: {e}")))?;
@@ -184,11 +186,12 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
 const SIGNALS: Token = Token(0);
 const CAPTURE: Token = Token(1);
 const REGISTRATION: Token = Token(5);
+const METRICS: Token = Token(6);
 /// The longest the loop sleeps when nothing at all is due.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// Where the snapshots go.
-enum Output {
+enum Destination {
     /// One JSON line per cycle (no platform configured).
     Stdout,
     /// No API_KEY yet: asking GENERATE_KEY_URL for one; cycles start once it came.
@@ -215,8 +218,16 @@ pub struct Agent {
     collector: Collector,
     sched: Scheduler,
     state: RunState,
-    output: Output,
-    window_start_ms: u64,
+    output: Destination,
+    /// METRICS_LISTEN: the Prometheus listener and its connections.
+    metrics: Option<MetricsServer>,
+    /// STATUS_FILE: the local status page's data.
+    status: Option<StatusFile>,
+    started: SystemTime,
+    /// Where the current snapshot's window started, on the monotonic clock (its start label
+    /// is the end label minus the window, so a wall-clock step never changes a duration).
+    window_start: Instant,
+    wall_watch: crate::clock::StepWatch,
     set: PollSet,
 }
 
@@ -226,25 +237,37 @@ impl Agent {
     pub fn start(opts: LoadOptions, signals: SignalFd) -> Result<Agent, Error> {
         let cfg = load_config(&opts)?;
         let monitor = Monitor::new(&cfg, Instant::now());
+        // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
+        let metrics = match cfg.metrics_listen {
+            Some(addr) => {
+                let server = MetricsServer::bind(addr, 64 * 1024)
+                    .map_err(|e| Error::Other(e.to_string()))?;
+                info!("serving Prometheus metrics on http://{addr}/metrics");
+                Some(server)
+            }
+            None => None,
+        };
         // RUN_AS_USER: this must stay AFTER the capture socket is opened (just above); later
         // reopens go through crate::sys::privdrop::with_net_raw.
         if let Some(user) = &cfg.run_as_user {
             let dropped = crate::sys::privdrop::drop_to(user)?;
             info!("{dropped}");
         }
-        let state = RunState::new(SystemTime::now());
+        let started = SystemTime::now();
+        let state = RunState::new(started);
         let now = Instant::now();
         let output =
             if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
                 let r = AtStart::new(&cfg, now).map_err(|e| Error::Other(e.to_string()))?;
-                Output::Registering(Box::new(r))
+                Destination::Registering(Box::new(r))
             } else if cfg.has_platform() {
-                Output::Platform(Box::new(Shipper::new(&cfg, &state.run_id, now)?))
+                Destination::Platform(Box::new(Shipper::new(&cfg, &state.run_id, now)?))
             } else {
-                Output::Stdout
+                Destination::Stdout
             };
-        let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+        let mut collector = Collector::for_config(&cfg);
         collector.prime(now);
+        let status = cfg.status_file.clone().map(StatusFile::new);
         let mut agent = Agent {
             sched: Scheduler::new(now, cfg.cycle),
             opts,
@@ -254,7 +277,11 @@ impl Agent {
             collector,
             state,
             output,
-            window_start_ms: timefmt::unix_millis(SystemTime::now()),
+            metrics,
+            status,
+            started,
+            window_start: now,
+            wall_watch: crate::clock::StepWatch::new(now, SystemTime::now()),
             set: PollSet::new(),
         };
         agent.start_cycles(now);
@@ -262,10 +289,12 @@ impl Agent {
             "started: interface {}, cycle {} s, output {}",
             agent.cfg.interface.as_deref().unwrap_or("(none)"),
             agent.cfg.cycle.as_secs(),
-            match agent.output {
-                Output::Stdout => "stdout",
-                Output::Registering(_) => "platform (registering first)",
-                Output::Platform(_) => "platform",
+            match (&agent.output, &agent.status) {
+                (Destination::Registering(_), _) => "platform (registering first)".to_owned(),
+                (Destination::Platform(_), _) => "platform".to_owned(),
+                (Destination::Stdout, Some(f)) =>
+                    format!("status file {} only", f.path().display()),
+                (Destination::Stdout, None) => "stdout".to_owned(),
             }
         );
         Ok(agent)
@@ -276,7 +305,7 @@ impl Agent {
     fn start_cycles(&mut self, now: Instant) {
         let cycle = self.cfg.cycle;
         self.sched = Scheduler::new(now, cycle);
-        if let Output::Platform(_) = self.output {
+        if let Destination::Platform(_) = self.output {
             let first = crate::ship::phase_delay(
                 &self.cfg.server_id,
                 cycle,
@@ -284,7 +313,7 @@ impl Agent {
             );
             self.sched = Scheduler::new(now.checked_sub(cycle).map_or(now, |o| o + first), cycle);
         }
-        self.window_start_ms = timefmt::unix_millis(SystemTime::now());
+        self.window_start = now;
     }
 
     /// One turn of the loop: every component registers its fds and deadlines, one poll(2)
@@ -297,10 +326,16 @@ impl Agent {
             set.register(CAPTURE, fd, Want::READ);
         }
         set.wake_at_opt(self.monitor.deadline());
+        if let Some(m) = &self.metrics {
+            for (fd, read, write) in m.interests() {
+                set.register(METRICS, fd, Want { read, write });
+            }
+            set.wake_at_opt(m.deadline());
+        }
         match &self.output {
-            Output::Stdout => set.wake_at(self.sched.deadline()),
-            Output::Registering(r) => r.register(set, REGISTRATION),
-            Output::Platform(s) => {
+            Destination::Stdout => set.wake_at(self.sched.deadline()),
+            Destination::Registering(r) => r.register(set, REGISTRATION),
+            Destination::Platform(s) => {
                 set.wake_at(self.sched.deadline());
                 s.register(set);
             }
@@ -315,12 +350,12 @@ impl Agent {
         // The ring first (drained on every turn, whoever woke the loop), then shipping.
         self.monitor.wake(now, self.set.ready(CAPTURE).error);
         match &mut self.output {
-            Output::Stdout => {}
-            Output::Platform(s) => s.advance(&self.set, now),
-            Output::Registering(r) => {
+            Destination::Stdout => {}
+            Destination::Platform(s) => s.advance(&self.set, now),
+            Destination::Registering(r) => {
                 if let Some(key) = r.advance(self.set.ready(REGISTRATION), now) {
                     crate::ship::register::store_at_start(&mut self.cfg, key);
-                    self.output = Output::Platform(Box::new(Shipper::new(
+                    self.output = Destination::Platform(Box::new(Shipper::new(
                         &self.cfg,
                         &self.state.run_id,
                         now,
@@ -329,6 +364,7 @@ impl Agent {
                 }
             }
         }
+        self.serve_metrics(now);
         if self.set.ready(SIGNALS).readable {
             while let Some(sig) = self.signals.read().map_err(|e| Error::Sys {
                 what: "signalfd read",
@@ -339,7 +375,7 @@ impl Agent {
                 }
             }
         }
-        if matches!(self.output, Output::Registering(_)) {
+        if matches!(self.output, Destination::Registering(_)) {
             return Ok(Flow::Continue);
         }
         let now = Instant::now();
@@ -349,11 +385,37 @@ impl Agent {
         Ok(Flow::Continue)
     }
 
+    /// METRICS_LISTEN: answers the scrapes that are ready (a page rendered from the monitor).
+    fn serve_metrics(&mut self, now: Instant) {
+        let Some(m) = self.metrics.as_mut() else {
+            return;
+        };
+        if !self.set.ready(METRICS).any() && m.deadline().is_none_or(|d| now < d) {
+            return;
+        }
+        let shipper = match &self.output {
+            Destination::Platform(s) => Some(s),
+            _ => None,
+        };
+        let ship = crate::metrics::Shipping {
+            backlog: shipper.map_or(0, |s| s.counters().0),
+            lost: shipper.map_or(0, |s| s.counters().1),
+            last_delivery: shipper.and_then(|s| s.last_delivery()),
+        };
+        let (mon, started) = (&self.monitor, self.started);
+        m.step(now, &mut |out: &mut Vec<u8>| {
+            crate::metrics::page(out, mon, ship, started, now)
+        });
+    }
+
     /// SIGINT/SIGTERM stop; SIGHUP reloads the config.
     pub fn on_signal(&mut self, sig: Signal) -> Flow {
         match sig {
             Signal::Terminate => {
                 info!("stopping on signal");
+                if let Some(f) = &self.status {
+                    f.remove();
+                }
                 Flow::Stop
             }
             Signal::Reload => {
@@ -375,30 +437,32 @@ impl Agent {
         let wants_key =
             new.api_key.is_none() && new.generate_key_url.is_some() && new.has_platform();
         let to_output = |s: Option<Shipper>| match s {
-            Some(s) => Output::Platform(Box::new(s)),
-            None => Output::Stdout,
+            Some(s) => Destination::Platform(Box::new(s)),
+            None => Destination::Stdout,
         };
         let run_id = &self.state.run_id;
-        let output = match std::mem::replace(&mut self.output, Output::Stdout) {
-            Output::Registering(_) if wants_key => match AtStart::new(&new, now) {
-                Ok(r) => Ok(Output::Registering(Box::new(r))),
+        let output = match std::mem::replace(&mut self.output, Destination::Stdout) {
+            Destination::Registering(_) if wants_key => match AtStart::new(&new, now) {
+                Ok(r) => Ok(Destination::Registering(Box::new(r))),
                 Err(e) => Err((None, Error::Other(e.to_string()))),
             },
-            Output::Registering(_) | Output::Stdout => {
+            Destination::Registering(_) | Destination::Stdout => {
                 Shipper::reload(None, &new, run_id, now).map(to_output)
             }
-            Output::Platform(old) => Shipper::reload(Some(*old), &new, run_id, now).map(to_output),
+            Destination::Platform(old) => {
+                Shipper::reload(Some(*old), &new, run_id, now).map(to_output)
+            }
         };
         let output = match output {
             Ok(o) => o,
             Err((old, e)) => {
                 if let Some(old) = old {
-                    self.output = Output::Platform(Box::new(old));
+                    self.output = Destination::Platform(Box::new(old));
                 } else if self.cfg.has_platform() {
                     // Registering or stdout before: rebuilt from the old config as it was.
                     self.output = match Shipper::reload(None, &self.cfg, &self.state.run_id, now) {
-                        Ok(Some(s)) => Output::Platform(Box::new(s)),
-                        _ => Output::Stdout,
+                        Ok(Some(s)) => Destination::Platform(Box::new(s)),
+                        _ => Destination::Stdout,
                     };
                 }
                 return error!(
@@ -413,48 +477,67 @@ impl Agent {
         if new.device_table_size != self.cfg.device_table_size {
             warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
         }
-        let was_stdout = matches!(self.output, Output::Stdout);
+        if new.metrics_listen != self.cfg.metrics_listen {
+            warn!("METRICS_LISTEN changes take effect at the next start");
+        }
+        if new.status_file != self.cfg.status_file {
+            if let Some(f) = self.status.take() {
+                f.remove();
+            }
+            self.status = new.status_file.clone().map(StatusFile::new);
+        }
+        let was_stdout = matches!(self.output, Destination::Stdout);
         let cycle_changed = new.cycle != self.cfg.cycle;
         self.output = output;
         self.cfg = new;
         if cycle_changed {
             self.sched.reset(now, self.cfg.cycle);
         }
-        if was_stdout && matches!(self.output, Output::Platform(_)) {
+        if was_stdout && matches!(self.output, Destination::Platform(_)) {
             self.start_cycles(now);
         }
-        self.collector = Collector::new(self.cfg.proc_root.clone(), self.cfg.sys_root.clone());
+        self.collector = Collector::for_config(&self.cfg);
         self.collector.prime(now);
-        self.window_start_ms = timefmt::unix_millis(SystemTime::now());
+        self.window_start = now;
         info!("config reloaded");
     }
 
-    /// The cycle's end: sample, build the snapshot, hand it to the output.
+    /// The cycle's end: sample, build the snapshot, hand it to the output (and the status file).
     pub fn end_cycle(&mut self, now: Instant) -> Flow {
         let sample = self.collector.sample(now);
-        let (capture, devices) = self.monitor.end_cycle(now, SystemTime::now());
-        let end_ms = timefmt::unix_millis(SystemTime::now());
+        let wall = SystemTime::now();
+        if let Some(step) = self.wall_watch.check(now, wall) {
+            info!(
+                "wall clock stepped by {}; counters, devices and rates are not affected (they run on the monotonic clock)",
+                crate::clock::describe_step(step)
+            );
+        }
+        let (capture, devices) = self.monitor.end_cycle(now, wall);
+        let end_ms = timefmt::unix_millis(wall);
+        let window_ms = now.saturating_duration_since(self.window_start).as_millis() as u64;
         let mut snap = build_snapshot(
             &self.cfg,
             &mut self.state,
             sample,
             capture,
             devices,
-            (self.window_start_ms, end_ms),
+            (end_ms.saturating_sub(window_ms), end_ms),
         );
-        self.window_start_ms = end_ms;
-        match &mut self.output {
-            Output::Platform(s) => {
+        self.window_start = now;
+        let shipper = match &mut self.output {
+            Destination::Platform(s) => {
                 (snap.agent.backlog, snap.agent.lost) = s.counters();
                 s.submit(&snap, now);
+                Some(&**s)
             }
-            Output::Stdout => {
-                if !emit_stdout(&snap) {
-                    info!("stdout closed, stopping");
-                    return Flow::Stop;
-                }
-            }
-            Output::Registering(_) => {}
+            Destination::Stdout | Destination::Registering(_) => None,
+        };
+        if let Some(f) = self.status.as_mut() {
+            let state = status_state(&self.cfg, shipper, now, end_ms);
+            f.publish(&state, &snap, &timefmt::format_millis(end_ms));
+        } else if matches!(self.output, Destination::Stdout) && !emit_stdout(&snap) {
+            info!("stdout closed, stopping");
+            return Flow::Stop;
         }
         Flow::Continue
     }
@@ -473,6 +556,22 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// The agent's state for the status file (STATUS_FILE).
+fn status_state(cfg: &Config, shipper: Option<&Shipper>, now: Instant, now_ms: u64) -> State {
+    State {
+        output: match cfg.has_platform() {
+            true => Output::Platform,
+            false => Output::Local,
+        },
+        cycle_seconds: cfg.cycle.as_secs(),
+        rest: cfg.platform_api_url.is_some(),
+        websocket: cfg.platform_ws_url.is_some(),
+        api_key_set: cfg.api_key.is_some(),
+        key_registration: cfg.generate_key_url.is_some(),
+        delivery: shipper.map_or_else(Delivery::default, |s| s.delivery(now, now_ms)),
+    }
+}
+
 /// Writes one compact JSON line; false when stdout is gone (a closed pipe).
 fn emit_stdout(snap: &Snapshot) -> bool {
     let Ok(mut line) = serde_json::to_string(snap) else {
@@ -483,107 +582,6 @@ fn emit_stdout(snap: &Snapshot) -> bool {
     out.write_all(line.as_bytes())
         .and_then(|()| out.flush())
         .is_ok()
-}
-
-/// `netmon-agent check`: validate and describe, never showing the key.
-/// With `offline`, the endpoints are described but not contacted.
-pub fn check(opts: LoadOptions, offline: bool) -> Result<ExitCode, Error> {
-    let cfg = load_config(&opts)?;
-    let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
-    line(
-        "config file",
-        cfg.source
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "none (built-in defaults)".into()),
-    );
-    line("server id", cfg.server_id.clone());
-    line(
-        "server ip",
-        cfg.server_ip
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    );
-    let iface = match cfg.interface.as_deref() {
-        Some(name) => {
-            let exists = cfg.sys_root.join("class/net").join(name).exists();
-            format!(
-                "{name}{}",
-                if exists { "" } else { " (does not exist now)" }
-            )
-        }
-        None => "none found".into(),
-    };
-    line("interface", iface);
-    line(
-        "network range",
-        cfg.network_range
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    );
-    line("cycle", format!("{} s", cfg.cycle.as_secs()));
-    line(
-        "REST",
-        cfg.platform_api_url
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "not set".into()),
-    );
-    line(
-        "WebSocket",
-        cfg.platform_ws_url
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "not set".into()),
-    );
-    if !cfg.has_platform() {
-        line(
-            "output",
-            "no platform configured: `run` prints one JSON snapshot per line to stdout".into(),
-        );
-    }
-    line(
-        "api key",
-        match &cfg.api_key {
-            Some(k) => format!("set {k}"),
-            None => "not set".into(),
-        },
-    );
-    for (k, v) in crate::live::check_lines(&cfg) {
-        line(k, v);
-    }
-    print!("{out}");
-    if !cfg.has_platform() || offline {
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Each endpoint once, with a real snapshot (no measuring window).
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    collector.prime(Instant::now());
-    let ms = timefmt::unix_millis(SystemTime::now());
-    let mut state = RunState::new(SystemTime::now());
-    let sample = collector.sample(Instant::now());
-    let snap = build_snapshot(
-        &cfg,
-        &mut state,
-        sample,
-        CaptureInfo::off(
-            cfg.interface.clone(),
-            "sent by `check`: no capture while checking",
-            cfg.device_table_size,
-        ),
-        Vec::new(),
-        (ms, ms),
-    );
-    let (lines, ok) = crate::ship::check(&cfg, &snap);
-    for l in lines {
-        println!("{l}");
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 #[cfg(test)]

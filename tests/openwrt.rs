@@ -318,12 +318,13 @@ fn run_init(name: &str, uci: &str, ujail: bool, passwd: &str) -> InitRun {
     let conf = dir.join("run/netmon-agent.conf");
     let log = dir.join("log");
     let script = format!(
-        ". '{shims}'\n. '{init}'\nCONF='{conf}'\nUJAIL='{ujail}'\nCAPS='{caps}'\nNETWORK_SH='{net}'\nstart_service\nservice_triggers\n",
+        ". '{shims}'\n. '{init}'\nCONF='{conf}'\nSTATUS_DIR='{sdir}'\nSTATUS_FILE='{sdir}/status.json'\nUJAIL='{ujail}'\nCAPS='{caps}'\nNETWORK_SH='{net}'\nstart_service\nservice_triggers\n",
         shims = repo().join("tests/shell/procd-shims.sh").display(),
         init = repo()
             .join("openwrt/netmon-agent/files/netmon-agent.init")
             .display(),
         conf = conf.display(),
+        sdir = dir.join("run/status").display(),
         ujail = ujail_path.display(),
         caps = caps.display(),
         net = dir.join("network.sh").display(),
@@ -443,7 +444,8 @@ fn init_script_with_ujail_runs_jailed_as_netmon_with_net_raw() {
     // Empty options are left to the agent; the interface comes from netifd (network.lan).
     assert_eq!(
         conf,
-        "INTERFACE=\"br-lan\"\nCYCLE_TIME=\"5\"\nSCAN_INTERVAL=\"60\"\nLOG_LEVEL=\"info\"\nRUN_AS_USER=\"netmon\"\n"
+        format!("INTERFACE=\"br-lan\"\nCYCLE_TIME=\"5\"\nSCAN_INTERVAL=\"60\"\nLOG_LEVEL=\"info\"\nRUN_AS_USER=\"netmon\"\nSTATUS_FILE=\"{}/status.json\"\n",
+            r.conf_path.with_file_name("status").display())
     );
 }
 

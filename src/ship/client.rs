@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dns::Resolver;
-use super::http::{self, HttpError, Response, MAX_RESPONSE};
+use super::http::{self, Framing, HttpError, Progress as Reply, ReplyError, ReplyParser, Response};
 use super::net::{Conn, Connector, Machine, Progress};
 use super::tls::ClientConfig;
 use crate::config::Url;
@@ -24,7 +24,7 @@ enum State {
     Idle,
     Connecting(Box<Connector>),
     Sending { conn: Box<Conn>, off: usize },
-    Receiving { conn: Box<Conn>, reply: Reply },
+    Receiving { conn: Box<Conn> },
 }
 
 /// One POST target: the URL, its TLS settings and the connection kept between requests.
@@ -37,6 +37,10 @@ pub struct Client {
     state: State,
     /// The request in flight (head and body).
     request: Vec<u8>,
+    /// The reply being read (nethard's bounded incremental parser), reset per request.
+    parser: ReplyParser,
+    /// Bytes of the reply read so far (a kept connection closed before any is retried).
+    reply_bytes: usize,
     want_body: bool,
     deadline: Instant,
     /// The request runs on a kept connection (a close before any reply is retried once).
@@ -54,6 +58,8 @@ impl Client {
             kept: None,
             state: State::Idle,
             request: Vec::new(),
+            parser: ReplyParser::new(0),
+            reply_bytes: 0,
             want_body: false,
             deadline: Instant::now(),
             reused: false,
@@ -81,9 +87,9 @@ impl Client {
         now: Instant,
         deadline: Instant,
     ) {
-        let path = self.url.path.split('#').next().unwrap_or("/");
         let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: netmon-agent/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: netmon-agent/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n",
+            self.url.request_target(),
             http::host_header(&self.url),
             crate::VERSION,
             body.len(),
@@ -100,6 +106,7 @@ impl Client {
         self.request.extend_from_slice(head.as_bytes());
         self.request.extend_from_slice(body);
         self.want_body = want_body;
+        self.parser = ReplyParser::new(if want_body { http::MAX_BODY_KEPT } else { 0 });
         self.deadline = deadline;
         self.reused = false;
         if let Some((mut conn, since)) = self.kept.take() {
@@ -137,7 +144,7 @@ impl Client {
                 set.register(token, conn.as_fd(), Want::WRITE);
                 set.wake_at(self.deadline);
             }
-            State::Receiving { conn, .. } => {
+            State::Receiving { conn } => {
                 let want = Want {
                     read: true,
                     write: conn.wants_write(),
@@ -187,10 +194,9 @@ impl Client {
                     };
                     match res {
                         Ok(_) => {
-                            self.state = State::Receiving {
-                                conn,
-                                reply: Reply::new(),
-                            };
+                            self.parser.reset();
+                            self.reply_bytes = 0;
+                            self.state = State::Receiving { conn };
                             ready = Ready::default();
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -213,64 +219,114 @@ impl Client {
                         }
                     }
                 }
-                State::Receiving {
-                    mut conn,
-                    mut reply,
-                } => {
-                    let step = reply.read_from(&mut conn, self.want_body);
-                    match step {
+                State::Receiving { mut conn } => {
+                    match self.read_reply(&mut conn) {
                         ReplyStep::More if now < self.deadline => {
-                            self.state = State::Receiving { conn, reply };
+                            self.state = State::Receiving { conn };
                             return None;
                         }
+                        // Out of time: a known status stands (the body is not needed), the
+                        // connection is not reused.
                         ReplyStep::More => {
-                            // Out of time: a known status stands (the body is not needed),
-                            // the connection is not reused.
-                            return Some(match reply.response() {
-                                Some(r) => Ok(r),
-                                None => Err(HttpError::Timeout {
-                                    host,
-                                    phase: "waiting for the reply",
-                                }),
-                            });
+                            return Some(self.response().ok_or(HttpError::Timeout {
+                                host,
+                                phase: "waiting for the reply",
+                            }))
                         }
                         ReplyStep::Done { reusable } => {
                             if reusable && self.keep_alive {
                                 self.kept = Some((conn, now));
                             }
-                            return reply.response().map(Ok);
+                            return self.response().map(Ok);
                         }
                         ReplyStep::Failed(e) => {
-                            if let Some(r) = reply.response() {
+                            if let Some(r) = self.response() {
                                 return Some(Ok(r));
                             }
-                            if self.reused && reply.is_empty() {
+                            if self.reused && self.reply_bytes == 0 {
                                 // The server closed the kept connection as the request went
                                 // out: once more on a fresh one.
                                 self.retry_fresh(dns, now);
                                 continue;
                             }
                             return Some(Err(match e {
-                                http::ReadError::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
-                                    HttpError::Timeout {
-                                        host,
-                                        phase: "waiting for the reply",
-                                    }
-                                }
-                                http::ReadError::Io(e) => HttpError::Io {
+                                Err(io) => HttpError::Io {
                                     host,
                                     phase: "waiting for the reply",
-                                    source: e,
+                                    source: io,
                                 },
-                                http::ReadError::Bad(reason) => {
-                                    HttpError::BadResponse { host, reason }
-                                }
+                                Ok(error) => HttpError::Reply { host, error },
                             }));
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The reply as far as it is known: its status once the head is complete.
+    fn response(&self) -> Option<Response> {
+        let h = self.parser.head()?;
+        Some(Response {
+            status: h.status,
+            reason: h.reason.clone(),
+            retry_after: h.retry_after,
+            body: self.parser.body().to_vec(),
+        })
+    }
+
+    /// Reads what the socket has into the parser, without blocking.
+    fn read_reply(&mut self, conn: &mut Conn) -> ReplyStep {
+        let mut buf = [0u8; 4096];
+        // Bounded per turn: a server that sends as fast as we read cannot hold the loop (the
+        // parser's cap ends the reply after 64 KiB anyway).
+        for _ in 0..32 {
+            let n = match conn.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReplyStep::More,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return ReplyStep::Failed(Err(e)),
+            };
+            self.reply_bytes += n;
+            if n == 0 {
+                return match self.parser.finish() {
+                    Ok(_) => ReplyStep::Done { reusable: false },
+                    Err(e) => ReplyStep::Failed(Ok(e)),
+                };
+            }
+            let mut at = 0;
+            while at < n {
+                let fed = match self.parser.feed(&buf[at..n]) {
+                    Ok(f) => f,
+                    Err(e) => return ReplyStep::Failed(Ok(e)),
+                };
+                at += fed.used;
+                match fed.progress {
+                    Reply::NeedMore => {}
+                    Reply::Done => {
+                        // Bytes after the reply (none were asked for): not reused.
+                        let keep = at == n && self.parser.head().is_some_and(|h| h.keep_alive);
+                        return ReplyStep::Done { reusable: keep };
+                    }
+                    Reply::Head => {
+                        let Some(h) = self.parser.head() else {
+                            continue;
+                        };
+                        // A success whose body is not wanted and has no end but the close (or
+                        // is larger than the cap): done at the head, the connection not reused.
+                        let endless = match h.framing {
+                            Framing::UntilClose => true,
+                            Framing::Length(n) => n > http::MAX_REPLY as u64,
+                            Framing::Empty | Framing::Chunked => false,
+                        };
+                        if (200..300).contains(&h.status) && !self.want_body && endless {
+                            return ReplyStep::Done { reusable: false };
+                        }
+                    }
+                }
+            }
+        }
+        ReplyStep::More
     }
 
     fn retry_fresh(&mut self, dns: &mut Resolver, now: Instant) {
@@ -314,147 +370,13 @@ pub fn post_once(
     super::net::run_alone(&mut c, &mut dns)
 }
 
-// ---------- the reply, read as it arrives ----------
-
 enum ReplyStep {
     More,
-    Done { reusable: bool },
-    Failed(http::ReadError),
-}
-
-#[derive(Clone, Copy)]
-enum Framing {
-    Length(usize),
-    Chunked,
-    UntilClose,
-}
-
-struct Parsed {
-    response: Response,
-    head_len: usize,
-    framing: Framing,
-    /// The server keeps the connection (HTTP/1.1 without `Connection: close`).
-    keep: bool,
-}
-
-/// A reply read in pieces, at most `MAX_RESPONSE` bytes of it (head and body).
-struct Reply {
-    buf: Vec<u8>,
-    parsed: Option<Parsed>,
-}
-
-impl Reply {
-    fn new() -> Reply {
-        Reply {
-            buf: Vec::new(),
-            parsed: None,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.parsed.is_none()
-    }
-
-    fn response(&mut self) -> Option<Response> {
-        let p = self.parsed.as_mut()?;
-        let raw = self.buf.get(p.head_len..).unwrap_or(&[]);
-        p.response.body = match p.framing {
-            Framing::Length(len) => raw[..raw.len().min(len)].to_vec(),
-            Framing::Chunked => http::dechunk(raw).0,
-            Framing::UntilClose => raw.to_vec(),
-        };
-        Some(Response {
-            status: p.response.status,
-            retry_after: p.response.retry_after,
-            location: p.response.location.clone(),
-            body: std::mem::take(&mut p.response.body),
-        })
-    }
-
-    fn read_from(&mut self, conn: &mut Conn, want_body: bool) -> ReplyStep {
-        if self.parsed.is_none() {
-            match http::read_head(conn, &mut self.buf) {
-                Ok(head) => {
-                    let status = head.status;
-                    let chunked = head
-                        .get("transfer-encoding")
-                        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-                    let framing = if chunked {
-                        Framing::Chunked
-                    } else if let Some(n) = head.get("content-length").and_then(|v| v.parse().ok())
-                    {
-                        Framing::Length(n)
-                    } else {
-                        Framing::UntilClose
-                    };
-                    let keep = self.buf.starts_with(b"HTTP/1.1")
-                        && !head.get("connection").is_some_and(|v| {
-                            v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
-                        });
-                    self.parsed = Some(Parsed {
-                        response: Response {
-                            status,
-                            retry_after: head
-                                .get("retry-after")
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .map(Duration::from_secs),
-                            location: head.get("location").map(str::to_owned),
-                            body: Vec::new(),
-                        },
-                        head_len: head.len,
-                        framing,
-                        keep,
-                    });
-                }
-                Err(http::ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return ReplyStep::More
-                }
-                Err(e) => return ReplyStep::Failed(e),
-            }
-        }
-        let Some(p) = &self.parsed else {
-            return ReplyStep::More;
-        };
-        let (framing, head_len, status) = (p.framing, p.head_len, p.response.status);
-        // A success whose body is not wanted and cannot be read whole in the cap (or has no
-        // end but the close): done at the head, and the connection is not reused.
-        let fits = matches!(framing, Framing::Length(n) if head_len + n <= MAX_RESPONSE)
-            || matches!(framing, Framing::Chunked);
-        if (200..300).contains(&status) && !want_body && !fits {
-            return ReplyStep::Done { reusable: false };
-        }
-        let mut chunk = [0u8; 4096];
-        loop {
-            let body = &self.buf[head_len..];
-            let complete = match framing {
-                Framing::Length(n) => body.len() >= n,
-                Framing::Chunked => http::dechunk(body).1,
-                Framing::UntilClose => false,
-            };
-            if complete {
-                let exact = match framing {
-                    Framing::Length(n) => body.len() == n,
-                    _ => true,
-                };
-                let keep = p.keep && exact;
-                return ReplyStep::Done { reusable: keep };
-            }
-            if self.buf.len() >= MAX_RESPONSE {
-                return ReplyStep::Done { reusable: false };
-            }
-            match conn.read(&mut chunk) {
-                Ok(0) => return ReplyStep::Done { reusable: false },
-                Ok(n) => {
-                    let room = MAX_RESPONSE - self.buf.len();
-                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReplyStep::More,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The status is known: a body cut short is not an error.
-                Err(_) => return ReplyStep::Done { reusable: false },
-            }
-        }
-    }
+    Done {
+        reusable: bool,
+    },
+    /// A socket error (Err) or a reply the parser refused (Ok).
+    Failed(Result<ReplyError, io::Error>),
 }
 
 #[cfg(test)]

@@ -19,9 +19,12 @@ pub mod debug_events;
 pub mod dns;
 pub mod http;
 pub mod net;
+mod redact;
 pub mod register;
 pub mod rest;
+mod retry;
 pub mod tls;
+pub mod url;
 pub mod ws;
 mod wskey;
 
@@ -32,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tls::ClientConfig;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::error::Error;
 use crate::snapshot::{CaptureMode, Snapshot};
 use crate::sys::poll::{PollSet, Token};
@@ -41,6 +44,8 @@ use debug_events::DebugEvents;
 use dns::Resolver;
 use rest::{Rest, Step};
 use ws::Ws;
+
+pub use redact::redact;
 
 /// Catch-up POSTs per cycle at most, so a recovering fleet does not flood the platform.
 const MAX_POSTS_PER_CYCLE: u32 = 10;
@@ -99,16 +104,6 @@ impl Limiter {
         }
         self.last = Some(now);
         Some(std::mem::take(&mut self.held))
-    }
-}
-
-/// Removes the key from text that came from outside (a server echoing the header back).
-pub fn redact(text: &str, key: Option<&Secret>) -> String {
-    match key {
-        Some(k) if !k.expose().is_empty() && text.contains(k.expose()) => {
-            text.replace(k.expose(), "<redacted>")
-        }
-        _ => text.to_owned(),
     }
 }
 
@@ -171,6 +166,18 @@ pub struct Shipper {
     summary_at: Instant,
     marks: Marks,
     config_summary: serde_json::Value,
+    /// Snapshots delivered (REST + WebSocket) when last looked, and when that number last grew.
+    delivered: u64,
+    last_delivery: Option<std::time::SystemTime>,
+    last: LastAttempt,
+}
+
+/// The last REST attempt and delivery, for the status file.
+#[derive(Default)]
+struct LastAttempt {
+    attempt: Option<(Instant, &'static str)>,
+    reason: String,
+    delivered: Option<Instant>,
 }
 
 /// Builds the TLS config when any URL needs it.
@@ -194,7 +201,7 @@ fn tls_for(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, Error> {
 impl Shipper {
     pub fn new(cfg: &Config, run_id: &str, now: Instant) -> Result<Shipper, Error> {
         let tls = tls_for(cfg)?;
-        Ok(Shipper::build(cfg, run_id, now, tls, None))
+        Shipper::build(cfg, run_id, now, tls, None)
     }
 
     /// After a config reload: shipping for the new settings. What did not change is kept as it
@@ -219,7 +226,10 @@ impl Shipper {
             Err(e) => return Err((old, e)),
         };
         let Some(mut old) = old else {
-            return Ok(Some(Shipper::build(cfg, run_id, now, tls, None)));
+            return match Shipper::build(cfg, run_id, now, tls, None) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) => Err((None, e)),
+            };
         };
         let same_tls = old.ca_file == cfg.ca_file;
         let key = cfg.api_key.as_ref();
@@ -230,9 +240,14 @@ impl Shipper {
                     .as_ref()
                     .is_some_and(|u| r.same_settings(u, key, cfg.http_timeout))
         });
+        // Only a backlog made anew (from BACKLOG_DIR, when no REST ran before) can fail to
+        // build; then nothing was taken from the old shipping, which is handed back whole.
         let kept_rest = if keep_rest { old.rest.take() } else { None };
         let backlog = old.rest.as_mut().map(Rest::take_backlog);
-        let mut s = Shipper::build(cfg, run_id, now, tls, backlog);
+        let mut s = match Shipper::build(cfg, run_id, now, tls, backlog) {
+            Ok(s) => s,
+            Err(e) => return Err((Some(old), e)),
+        };
         if let Some(r) = kept_rest {
             s.rest = Some(r);
         }
@@ -245,6 +260,9 @@ impl Shipper {
         s.capture = old.capture;
         s.summary_at = old.summary_at;
         s.dns = old.dns;
+        s.last = old.last;
+        s.delivered = old.delivered;
+        s.last_delivery = old.last_delivery;
         Ok(Some(s))
     }
 
@@ -254,32 +272,41 @@ impl Shipper {
         now: Instant,
         tls: Option<Arc<ClientConfig>>,
         backlog: Option<Backlog>,
-    ) -> Shipper {
+    ) -> Result<Shipper, Error> {
         let reloading = backlog.is_some();
-        let rest = cfg.platform_api_url.as_ref().map(|u| {
-            let backlog = backlog.unwrap_or_else(|| {
-                let (backlog, warnings) =
-                    Backlog::new(cfg.backlog_kb as usize * 1024, cfg.backlog_dir.as_deref());
-                for w in warnings {
-                    warn!("{w}");
-                }
-                if !backlog.is_empty() {
-                    info!(
-                        "API: {} snapshots from the spool wait for delivery",
-                        backlog.len()
-                    );
-                }
-                backlog
-            });
-            Rest::new(
-                u.clone(),
-                cfg.api_key.clone(),
-                cfg.http_timeout,
-                backlog,
-                tls.clone(),
-                cfg.http_keep_alive,
-            )
-        });
+        let rest = match cfg.platform_api_url.as_ref() {
+            None => None,
+            Some(u) => {
+                let backlog = match backlog {
+                    Some(b) => b,
+                    None => {
+                        let (backlog, warnings) = Backlog::new(
+                            cfg.backlog_kb as usize * 1024,
+                            cfg.backlog_dir.as_deref(),
+                        )?;
+                        for w in warnings {
+                            warn!("{w}");
+                        }
+                        if !backlog.is_empty() {
+                            info!(
+                                "API: {} snapshots from the spool wait for delivery",
+                                backlog.len()
+                            );
+                        }
+                        backlog
+                    }
+                };
+                Some(Rest::new(
+                    u.clone(),
+                    cfg.api_key.clone(),
+                    cfg.http_timeout,
+                    cfg.cycle,
+                    backlog,
+                    tls.clone(),
+                    cfg.http_keep_alive,
+                ))
+            }
+        };
         let ws = cfg.platform_ws_url.as_ref().map(|u| {
             Ws::new(
                 u.clone(),
@@ -322,7 +349,7 @@ impl Shipper {
                 cfg.cycle.as_secs()
             );
         }
-        Shipper {
+        Ok(Shipper {
             timeout: cfg.http_timeout,
             ca_file: cfg.ca_file.clone(),
             dns: Resolver::system(),
@@ -335,7 +362,10 @@ impl Shipper {
             summary_at: now + SUMMARY_EVERY,
             marks: Marks::default(),
             config_summary,
-        }
+            delivered: 0,
+            last_delivery: None,
+            last: LastAttempt::default(),
+        })
     }
 
     /// (`agent.backlog`, `agent.lost`) for the next snapshot.
@@ -350,9 +380,39 @@ impl Shipper {
         self.rest.as_ref().map_or(0, Rest::connects)
     }
 
-    /// Whether the WebSocket is connected.
-    pub fn ws_up(&self) -> bool {
-        self.ws.as_ref().is_some_and(Ws::is_up)
+    /// When a platform last accepted a snapshot (REST 2xx or a WebSocket message sent).
+    pub fn last_delivery(&self) -> Option<std::time::SystemTime> {
+        self.last_delivery
+    }
+
+    fn note_deliveries(&mut self) {
+        let n = self.rest.as_ref().map_or(0, |r| r.stats.sent)
+            + self.ws.as_ref().map_or(0, |w| w.stats.sent);
+        if n > self.delivered {
+            self.delivered = n;
+            self.last_delivery = Some(std::time::SystemTime::now());
+        }
+    }
+
+    /// The delivery part of the status file; `now`/`now_ms` turn the attempts' monotonic times
+    /// into wall-clock labels.
+    pub fn delivery(&self, now: Instant, now_ms: u64) -> crate::status::Delivery {
+        let label = |t: Instant| {
+            let ago = now.saturating_duration_since(t).as_millis() as u64;
+            crate::timefmt::format_millis(now_ms.saturating_sub(ago))
+        };
+        let stats = self.rest.as_ref().map(|r| r.stats).unwrap_or_default();
+        crate::status::Delivery {
+            last_attempt: self.last.attempt.map(|(t, _)| label(t)),
+            last_result: self.last.attempt.map(|(_, r)| match r {
+                "" => self.last.reason.clone(),
+                r => r.to_owned(),
+            }),
+            last_delivered: self.last.delivered.map(label),
+            delivered: stats.sent,
+            failed: stats.failed,
+            websocket_up: self.ws.as_ref().map(|w| w.is_up()),
+        }
     }
 
     fn event(&mut self, now: Instant, kind: &str, fields: serde_json::Value) {
@@ -392,6 +452,7 @@ impl Shipper {
         if let Some(rest) = self.rest.as_mut() {
             rest.enqueue(seq, text.into_bytes(), now);
         }
+        self.note_deliveries();
         self.phase = Phase::Posting {
             end: now + self.timeout,
             posts: 0,
@@ -468,6 +529,7 @@ impl Shipper {
         if let Some(d) = self.debug.as_mut() {
             d.advance(set.ready(DEBUG), &mut self.dns, now);
         }
+        self.note_deliveries();
         self.flush_ws_events(now);
     }
 
@@ -476,6 +538,18 @@ impl Shipper {
             return;
         };
         let (depth, lost) = (rest.depth(), rest.backlog.lost());
+        match &step {
+            Step::Delivered | Step::Recovered { .. } => {
+                self.last.attempt = Some((now, "delivered"));
+                self.last.delivered = Some(now);
+            }
+            Step::Dropped => self.last.attempt = Some((now, "refused")),
+            Step::Failed { reason, .. } => {
+                self.last.attempt = Some((now, ""));
+                self.last.reason.clone_from(reason);
+            }
+            Step::OutOfTime => {}
+        }
         match step {
             Step::Delivered | Step::Dropped => {}
             Step::OutOfTime => self.close_window(),
@@ -586,9 +660,8 @@ pub fn check(cfg: &Config, snap: &Snapshot) -> (Vec<String>, bool) {
                     "refused"
                 };
                 format!(
-                    "FAILED: {what} (HTTP {}): {}",
-                    r.status,
-                    redact(&http::printable(&r.body, 120), cfg.api_key.as_ref())
+                    "FAILED: {what} ({})",
+                    http::status_text(r.status, &r.reason, cfg.api_key.as_ref())
                 )
             }
             Err(e) => {
@@ -696,18 +769,12 @@ mod tests {
     }
 
     #[test]
-    fn limiter_and_redaction() {
+    fn limiter_counts_what_it_held_back() {
         let t0 = Instant::now();
         let mut l = Limiter::new(Duration::from_secs(60));
         assert_eq!(l.allow(t0), Some(0));
         assert_eq!(l.allow(t0 + Duration::from_secs(10)), None);
         assert_eq!(l.allow(t0 + Duration::from_secs(20)), None);
         assert_eq!(l.allow(t0 + Duration::from_secs(61)), Some(2));
-        let k = Secret::new("sk-123".into());
-        assert_eq!(
-            redact("echo Bearer sk-123!", Some(&k)),
-            "echo Bearer <redacted>!"
-        );
-        assert_eq!(redact("nothing", None), "nothing");
     }
 }

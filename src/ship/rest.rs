@@ -2,9 +2,10 @@
 //! machine over `client::Client` (which keeps its connection between POSTs).
 //!
 //! What a reply means is decided by `classify` (a pure function of the result) and carried out
-//! by `apply`: 2xx delivered; 408, 429 (Retry-After honoured), 3xx (not followed), 5xx,
-//! connection and timeout errors: kept and retried; other 4xx: logged with the status and the
-//! start of the body (401/403 as "API key rejected"), at most once a minute, and dropped.
+//! by `apply`: 2xx delivered; 408, 429 (Retry-After honoured, within `retry`'s bounds), 3xx
+//! (not followed), 5xx, connection and timeout errors: kept and retried; other 4xx: logged with
+//! the status and its bounded reason phrase (401/403 as "API key rejected"), at most once a
+//! minute, and dropped. Server text never goes further than that masked reason phrase.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use super::client::Client;
 use super::dns::Resolver;
 use super::http::{self, HttpError, Response};
 use super::tls::ClientConfig;
-use super::{redact, Backoff, Limiter};
+use super::{redact, retry, Backoff, Limiter};
 use crate::config::{Secret, Url};
 use crate::sys::poll::{PollSet, Ready, Token};
 
@@ -28,6 +29,10 @@ pub struct Rest {
     retry_at: Option<Instant>,
     /// Since when delivery fails, and how often it failed since.
     failing: Option<(Instant, u64)>,
+    /// The reason of the last failure, to tell a new one from a repeat.
+    last_reason: String,
+    /// CYCLE_TIME: how long a Retry-After is honoured is counted in cycles.
+    cycle: Duration,
     rejected_log: Limiter,
     pub stats: Stats,
     client: Client,
@@ -38,6 +43,7 @@ pub struct Rest {
 
 struct InFlight {
     seq: u64,
+    size: usize,
     started: Instant,
     cut_short: bool,
 }
@@ -54,21 +60,18 @@ pub struct Stats {
 pub enum Outcome {
     /// 2xx.
     Delivered { status: u16 },
-    /// Keep the snapshot and try again later (not before `after`, when the server said).
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
+    /// Keep the snapshot and try again later (`after`: the server's Retry-After, seconds).
+    Retry { reason: String, after: Option<u64> },
     /// A catch-up POST ran out of the cycle's time: not the server's fault, no backoff.
     OutOfTime,
-    /// The server refused this snapshot for good.
-    Refused { status: u16, snippet: String },
+    /// The server refused this snapshot for good (`status_text`: status and masked reason).
+    Refused { status: u16, status_text: String },
 }
 
 /// What `apply` did, for the shipper's debug events.
 pub enum Step {
     Delivered,
-    /// Kept for a retry (the reason, and whether it starts an outage).
+    /// Kept for a retry (the reason, and whether it starts an outage or changes its reason).
     Failed {
         reason: String,
         first: bool,
@@ -80,9 +83,6 @@ pub enum Step {
         down: Duration,
     },
 }
-
-/// The most a Retry-After may hold delivery back.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What a POST's result means. `cut_short`: the POST had less than HTTP_TIMEOUT (a catch-up
 /// POST at the end of the cycle's window), so its timeout is not held against the server.
@@ -103,21 +103,25 @@ pub fn classify(
         }
     };
     let status = resp.status;
-    let snippet = redact(&http::printable(&resp.body, 200), key);
+    // Server text in logs: the reason phrase only (bounded, printable), masked.
+    let status_text = http::status_text(status, &resp.reason, key);
     match status {
         200..=299 => Outcome::Delivered { status },
         408 | 429 | 500..=599 => Outcome::Retry {
-            reason: format!("HTTP {status} from {host}: {snippet}"),
+            reason: format!("{status_text} from {host}"),
             after: resp.retry_after,
         },
+        // The Location is never logged: it could echo the request's Authorization.
         300..=399 => Outcome::Retry {
             reason: format!(
-                "HTTP {status} redirect to {} not followed: fix PLATFORM_API_URL",
-                redact(resp.location.as_deref().unwrap_or("?"), key)
+                "HTTP {status} redirect from {host} not followed: fix PLATFORM_API_URL"
             ),
             after: None,
         },
-        _ => Outcome::Refused { status, snippet },
+        _ => Outcome::Refused {
+            status,
+            status_text,
+        },
     }
 }
 
@@ -143,6 +147,7 @@ impl Rest {
         url: Url,
         key: Option<Secret>,
         timeout: Duration,
+        cycle: Duration,
         backlog: Backlog,
         tls: Option<Arc<ClientConfig>>,
         keep_alive: bool,
@@ -155,6 +160,8 @@ impl Rest {
             backoff: Backoff::new(),
             retry_at: None,
             failing: None,
+            last_reason: String::new(),
+            cycle,
             rejected_log: Limiter::new(Duration::from_secs(60)),
             stats: Stats::default(),
             client: Client::new(url, tls, keep_alive),
@@ -186,7 +193,7 @@ impl Rest {
         if let Some((s, b)) = self.fresh.take() {
             self.backlog.push(s, b);
         }
-        std::mem::replace(&mut self.backlog, Backlog::new(0, None).0)
+        std::mem::replace(&mut self.backlog, Backlog::in_ram(0))
     }
 
     /// Whether a reload keeps this REST as it is (its connection included).
@@ -232,6 +239,7 @@ impl Rest {
         self.client.start(&headers, body, false, dns, now, deadline);
         self.in_flight = Some(InFlight {
             seq,
+            size: body.len(),
             started: now,
             cut_short: deadline < now + self.timeout,
         });
@@ -245,19 +253,23 @@ impl Rest {
     pub fn advance(&mut self, ready: Ready, dns: &mut Resolver, now: Instant) -> Option<Step> {
         let f = self.in_flight.as_ref()?;
         let result = self.client.advance(ready, dns, now)?;
-        let (seq, ms, cut_short) = (
-            f.seq,
-            now.duration_since(f.started).as_millis(),
-            f.cut_short,
-        );
+        let (seq, size) = (f.seq, f.size);
+        let (ms, cut_short) = (now.duration_since(f.started).as_millis(), f.cut_short);
         self.in_flight = None;
         let host = self.client.url().host.clone();
         let outcome = classify(result, cut_short, &host, self.key.as_ref());
-        Some(self.apply(outcome, seq, ms, now))
+        Some(self.apply(outcome, seq, size, ms, now))
     }
 
     /// Carries out what a POST's outcome means for the queue, the backoff, the stats and the log.
-    pub fn apply(&mut self, outcome: Outcome, seq: u64, ms: u128, now: Instant) -> Step {
+    pub fn apply(
+        &mut self,
+        outcome: Outcome,
+        seq: u64,
+        size: usize,
+        ms: u128,
+        now: Instant,
+    ) -> Step {
         match outcome {
             Outcome::Delivered { status } => {
                 if self.fresh.take().is_none() {
@@ -267,6 +279,7 @@ impl Rest {
                 self.backoff.reset();
                 self.retry_at = None;
                 debug!("API: Data sent successfully (seq {seq}, HTTP {status}, {ms} ms)");
+                self.last_reason.clear();
                 if let Some((since, attempts)) = self.failing.take() {
                     info!(
                         "API: delivery recovered after {attempts} failed attempts over {} s; {} snapshots waiting",
@@ -291,32 +304,54 @@ impl Rest {
                     self.backlog.push(s, b);
                 }
                 self.stats.failed += 1;
-                let mut delay = self.backoff.next_delay();
-                if let Some(a) = after {
-                    delay = delay.max(a.min(MAX_RETRY_AFTER));
-                }
+                let fits = (self.backlog.room() / size.max(1)) as u64;
+                let backoff = self.backoff.next_delay();
+                let delay = retry::delay(backoff, after, self.cycle, fits);
+                let asked = match after {
+                    Some(a) => format!(
+                        " (Retry-After {a} s, honoured for {} s)",
+                        retry::honoured(a, self.cycle, fits).as_secs()
+                    ),
+                    None => String::new(),
+                };
                 self.retry_at = Some(now + delay);
-                let first = self.failing.is_none();
                 let depth = self.depth();
+                // A new outage, or the same one for a new reason: warn. A repeat: debug only.
+                let changed = self.last_reason != reason;
+                let report = self.failing.is_none() || changed;
                 match &mut self.failing {
                     None => {
                         self.failing = Some((now, 1));
                         warn!(
-                            "API: delivery failing: {reason}; keeping snapshots for retry (backlog {depth}), next try in {:.1} s",
+                            "API: delivery failing: {reason}; keeping snapshots for retry (backlog {depth}), next try in {:.1} s{asked}",
                             delay.as_secs_f64()
                         );
                     }
                     Some((_, n)) => {
                         *n += 1;
-                        debug!(
-                            "API: still failing ({n} attempts): {reason}; backlog {depth}, next try in {:.1} s",
-                            delay.as_secs_f64()
-                        );
+                        if changed {
+                            warn!(
+                                "API: delivery still failing ({n} attempts), now: {reason}; backlog {depth}, next try in {:.1} s{asked}",
+                                delay.as_secs_f64()
+                            );
+                        } else {
+                            debug!(
+                                "API: still failing ({n} attempts): {reason}; backlog {depth}, next try in {:.1} s{asked}",
+                                delay.as_secs_f64()
+                            );
+                        }
                     }
                 }
-                Step::Failed { reason, first }
+                self.last_reason.clone_from(&reason);
+                Step::Failed {
+                    reason,
+                    first: report,
+                }
             }
-            Outcome::Refused { status, snippet } => {
+            Outcome::Refused {
+                status,
+                status_text,
+            } => {
                 if self.fresh.take().is_none() {
                     self.backlog.pop_delivered();
                 }
@@ -324,6 +359,7 @@ impl Rest {
                 self.backoff.reset();
                 self.retry_at = None;
                 self.failing = None;
+                self.last_reason.clear();
                 if let Some(suppressed) = self.rejected_log.allow(now) {
                     let more = if suppressed > 0 {
                         format!(" ({suppressed} more since the last report)")
@@ -332,12 +368,10 @@ impl Rest {
                     };
                     if status == 401 || status == 403 {
                         error!(
-                            "API: API key rejected (HTTP {status}): {snippet}; snapshot seq {seq} dropped{more}"
+                            "API: API key rejected ({status_text}); snapshot seq {seq} dropped{more}"
                         );
                     } else {
-                        warn!(
-                            "API: snapshot seq {seq} refused with HTTP {status}: {snippet}; dropped{more}"
-                        );
+                        warn!("API: snapshot seq {seq} refused ({status_text}); dropped{more}");
                     }
                 }
                 Step::Dropped
@@ -350,18 +384,18 @@ impl Rest {
 mod tests {
     use super::*;
 
-    fn resp(status: u16, body: &str) -> Result<Response, HttpError> {
+    fn resp(status: u16, reason: &str) -> Result<Response, HttpError> {
         Ok(Response {
             status,
-            retry_after: (status == 429).then(|| Duration::from_secs(99_999_999)),
-            location: (status == 302).then(|| "http://x/login?k=sk-SECRET".into()),
-            body: body.as_bytes().to_vec(),
+            reason: reason.into(),
+            retry_after: (status == 429).then_some(99_999_999_999),
+            body: Vec::new(),
         })
     }
 
     #[test]
     fn classify_is_a_table() {
-        let k = Secret::new("sk-SECRET".into());
+        let k = Secret::new("sk-SECRET-123".into());
         let c = |r, cut| classify(r, cut, "h", Some(&k));
         assert_eq!(c(resp(204, ""), false), Outcome::Delivered { status: 204 });
         assert!(matches!(
@@ -372,19 +406,17 @@ mod tests {
             c(resp(429, ""), false),
             Outcome::Retry { after: Some(_), .. }
         ));
-        match c(resp(302, ""), false) {
-            Outcome::Retry { reason, .. } => {
-                assert!(!reason.contains("sk-SECRET") && reason.contains("not followed"))
-            }
+        match c(resp(302, "Found"), false) {
+            Outcome::Retry { reason, .. } => assert!(reason.contains("not followed"), "{reason}"),
             o => panic!("{o:?}"),
         }
-        assert_eq!(
-            c(resp(401, "bad key sk-SECRET"), false),
+        match c(resp(401, "bad key sk-SECRET-123"), false) {
             Outcome::Refused {
                 status: 401,
-                snippet: "bad key <redacted>".into()
-            }
-        );
+                status_text,
+            } => assert!(!status_text.contains("SECRET"), "{status_text}"),
+            o => panic!("{o:?}"),
+        }
         let timeout = || {
             Err(HttpError::Timeout {
                 host: "h".into(),
@@ -398,40 +430,32 @@ mod tests {
     #[test]
     fn apply_keeps_retries_and_drops_refusals() {
         let url = Url::parse("http://127.0.0.1:9/a", &["http"]).unwrap();
-        let (b, _) = Backlog::new(1 << 20, None);
-        let mut r = Rest::new(url, None, Duration::from_secs(2), b, None, true);
+        let (b, _) = Backlog::new(1 << 20, None).unwrap();
+        let cycle = Duration::from_secs(5);
+        let mut r = Rest::new(url, None, Duration::from_secs(2), cycle, b, None, true);
         let t0 = Instant::now();
         r.enqueue(0, b"{}".to_vec(), t0);
         assert!(r.ready(t0));
-        let step = r.apply(
-            Outcome::Retry {
-                reason: "x".into(),
-                after: Some(Duration::from_secs(99_999_999)),
-            },
-            0,
-            1,
-            t0,
-        );
+        let retry = Outcome::Retry {
+            reason: "x".into(),
+            after: Some(99_999_999_999),
+        };
+        let step = r.apply(retry, 0, 2, 1, t0);
         assert!(matches!(step, Step::Failed { first: true, .. }));
         assert_eq!(r.depth(), 1);
-        // Retry-After capped.
-        assert!(!r.ready(t0 + MAX_RETRY_AFTER - Duration::from_secs(1)));
-        assert!(r.ready(t0 + MAX_RETRY_AFTER));
+        // Retry-After honoured for 3 cycles at most.
+        assert!(!r.ready(t0 + cycle * 3 - Duration::from_millis(1)));
+        assert!(r.ready(t0 + cycle * 3));
         r.enqueue(1, b"{}".to_vec(), t0);
         assert_eq!(r.depth(), 2);
-        let step = r.apply(Outcome::Delivered { status: 200 }, 0, 1, t0);
+        let step = r.apply(Outcome::Delivered { status: 200 }, 0, 2, 1, t0);
         assert!(matches!(step, Step::Recovered { attempts: 1, .. }));
         assert_eq!(r.depth(), 1);
-        let step = r.apply(
-            Outcome::Refused {
-                status: 400,
-                snippet: String::new(),
-            },
-            1,
-            1,
-            t0,
-        );
-        assert!(matches!(step, Step::Dropped));
+        let refused = Outcome::Refused {
+            status: 400,
+            status_text: "HTTP 400".into(),
+        };
+        assert!(matches!(r.apply(refused, 1, 2, 1, t0), Step::Dropped));
         assert_eq!(
             (r.depth(), r.stats.sent, r.stats.failed, r.stats.dropped),
             (0, 1, 1, 1)

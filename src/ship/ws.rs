@@ -4,7 +4,7 @@
 //! discarded) while the loop does other work. A send that cannot be flushed within HTTP_TIMEOUT
 //! drops the connection; reconnects back off with jitter.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -405,8 +405,14 @@ impl Ws {
 
 enum Stage {
     Connect(Box<Connector>),
-    Send { conn: Box<Conn>, off: usize },
-    Receive { conn: Box<Conn>, buf: Vec<u8> },
+    Send {
+        conn: Box<Conn>,
+        off: usize,
+    },
+    Receive {
+        conn: Box<Conn>,
+        reply: Box<http::ReplyParser>,
+    },
     Over,
 }
 
@@ -440,7 +446,7 @@ impl Handshake {
     ) -> Result<Handshake, String> {
         // The opening handshake (RFC 6455 section 4.1).
         let key = wskey::new_key();
-        let path = ws.url.path.split('#').next().unwrap_or("/");
+        let path = ws.url.request_target();
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nUser-Agent: netmon-agent/{}\r\n",
             http::host_header(&ws.url),
@@ -489,14 +495,18 @@ impl Handshake {
         }
     }
 
-    /// Checks the reply's head and makes the WebSocket (frames that came with the head kept).
+    /// Checks the reply's head and makes the WebSocket (`early`: frames that came with the
+    /// head, kept for it).
     fn finish(
         &self,
         conn: Box<Conn>,
-        mut buf: Vec<u8>,
-        head: http::Head,
+        reply: &http::ReplyParser,
+        early: Vec<u8>,
     ) -> Result<WebSocket<Conn>, String> {
         let host = &self.host;
+        let Some(head) = reply.head() else {
+            return Err(format!("{host}: handshake failed: no reply"));
+        };
         let status = head.status;
         if status != 101 {
             return Err(if status == 401 || status == 403 {
@@ -506,16 +516,18 @@ impl Handshake {
             });
         }
         let has_token = |name: &str, token: &str| {
-            head.get(name)
-                .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            reply.field(name).is_some_and(|v| {
+                v.split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            })
         };
         let bad = if !has_token("upgrade", "websocket") {
             Some("no 'Upgrade: websocket' in the reply")
         } else if !has_token("connection", "upgrade") {
             Some("no 'Connection: Upgrade' in the reply")
-        } else if head.get("sec-websocket-accept") != Some(wskey::accept(&self.key).as_str()) {
+        } else if reply.field("sec-websocket-accept") != Some(wskey::accept(&self.key).as_bytes()) {
             Some("wrong Sec-WebSocket-Accept in the reply")
-        } else if head.get("sec-websocket-protocol").is_some() {
+        } else if reply.field("sec-websocket-protocol").is_some() {
             Some("the server chose a subprotocol that was not asked for")
         } else {
             None
@@ -523,8 +535,8 @@ impl Handshake {
         if let Some(m) = bad {
             return Err(format!("{host}: handshake failed: {m}"));
         }
-        // Frames the server sent right after its reply are already in `buf`.
-        buf.drain(..head.len);
+        // Frames the server sent right after its reply were read with it.
+        let buf = early;
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
@@ -585,7 +597,7 @@ impl Machine for Handshake {
                         Ok(()) => {
                             self.stage = Stage::Receive {
                                 conn,
-                                buf: Vec::with_capacity(1024),
+                                reply: Box::new(http::ReplyParser::new(0)),
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock && now < self.deadline => {
@@ -601,28 +613,45 @@ impl Machine for Handshake {
                         Err(e) => return Some(Err(io_err(e))),
                     }
                 }
-                Stage::Receive { mut conn, mut buf } => {
-                    return match http::read_head(&mut conn, &mut buf) {
-                        Ok(head) => Some(self.finish(conn, buf, head)),
-                        Err(http::ReadError::Io(e))
-                            if e.kind() == io::ErrorKind::WouldBlock && now < self.deadline =>
-                        {
-                            self.stage = Stage::Receive { conn, buf };
-                            None
+                Stage::Receive {
+                    mut conn,
+                    mut reply,
+                } => {
+                    let mut buf = [0u8; 4096];
+                    // Bounded per turn; the parser's cap ends a reply that never does.
+                    for _ in 0..32 {
+                        let n = match conn.read(&mut buf) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                break;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                                return Some(Err(timed_out()))
+                            }
+                            Err(e) => return Some(Err(io_err(e))),
+                        };
+                        let bad = |m: http::ReplyError| format!("{host}: handshake failed: {m}");
+                        if n == 0 {
+                            return Some(Err(match reply.finish() {
+                                Ok(_) => format!("{host}: handshake failed: no reply"),
+                                Err(e) => bad(e),
+                            }));
                         }
-                        Err(http::ReadError::Io(e))
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            Some(Err(timed_out()))
+                        match reply.feed(&buf[..n]) {
+                            Err(e) => return Some(Err(bad(e))),
+                            Ok(f) if f.progress == http::Progress::NeedMore => {}
+                            Ok(f) => {
+                                let early = buf[f.used..n].to_vec();
+                                return Some(self.finish(conn, &reply, early));
+                            }
                         }
-                        Err(http::ReadError::Io(e)) => Some(Err(io_err(e))),
-                        Err(http::ReadError::Bad(m)) => {
-                            Some(Err(format!("{host}: handshake failed: {m}")))
-                        }
-                    };
+                    }
+                    if now >= self.deadline {
+                        return Some(Err(timed_out()));
+                    }
+                    self.stage = Stage::Receive { conn, reply };
+                    return None;
                 }
             }
         }

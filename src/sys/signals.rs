@@ -30,21 +30,36 @@ fn agent_signals() -> libc::sigset_t {
     set
 }
 
-/// Runs before `main` (an ELF constructor, after the C library is set up): blocks SIGINT,
-/// SIGTERM and SIGHUP, so that one arriving while the agent starts waits for its signalfd
-/// instead of killing it (a SIGHUP's default action is to terminate). Commands without a
-/// signal loop call `unblock` first thing.
-#[used]
-#[link_section = ".init_array"]
-static BLOCK_AT_START: extern "C" fn() = block_at_start;
-
-extern "C" fn block_at_start() {
+/// Blocks SIGINT, SIGTERM and SIGHUP for the process (see `block_signals_before_main!`).
+pub fn block() {
     let set = agent_signals();
     // SAFETY: `set` is initialised; the old-set pointer may be null. Nothing can fail here
-    // that the agent could act on: SignalFd::new blocks again and reports errors.
+    // that the caller could act on: SignalFd::new blocks again and reports errors.
     unsafe {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
+}
+
+/// In the executable (src/main.rs): an ELF constructor, run by the C runtime before `main`,
+/// that blocks SIGINT, SIGTERM and SIGHUP, so that one arriving while the agent starts waits
+/// for its signalfd instead of killing it (a SIGHUP's default action is to terminate).
+/// Commands without a signal loop `unblock` first thing.
+#[macro_export]
+macro_rules! block_signals_before_main {
+    () => {
+        // SAFETY: a plain function pointer in .init_array, called once by the C runtime
+        // before main with the process single-threaded; the function only changes the
+        // signal mask.
+        #[allow(unsafe_code)]
+        #[used]
+        #[link_section = ".init_array"]
+        static BLOCK_SIGNALS_BEFORE_MAIN: extern "C" fn() = {
+            extern "C" fn block() {
+                $crate::sys::signals::block()
+            }
+            block
+        };
+    };
 }
 
 /// Undoes the block made before `main`: for the commands that do not read a signalfd, so

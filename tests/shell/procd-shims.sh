@@ -37,6 +37,7 @@ procd_set_param() { rec procd_set_param "$@"; }
 procd_append_param() { rec procd_append_param "$@"; }
 procd_add_jail() { rec procd_add_jail "$@"; }
 procd_add_jail_mount() { rec procd_add_jail_mount "$@"; }
+procd_add_jail_mount_rw() { rec procd_add_jail_mount_rw "$@"; }
 procd_add_reload_trigger() { rec procd_add_reload_trigger "$@"; }
 procd_add_reload_interface_trigger() { rec procd_add_reload_interface_trigger "$@"; }
 procd_add_interface_trigger() { rec procd_add_interface_trigger "$@"; }
