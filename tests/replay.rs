@@ -578,3 +578,84 @@ fn text_table_is_sorted_by_total_bytes() {
         json.len()
     );
 }
+
+/// A capture with a two-hour gap: B sends only before it. With the default DEVICE_EXPIRE
+/// (3600 s of capture time) B expires and the summary line says so; with DEVICE_EXPIRE=0
+/// nothing expires and the final snapshot alone equals tshark's counts.
+#[test]
+fn expiry_in_long_captures_is_reported_and_can_be_off() {
+    let dir = scratch("replay-expire");
+    let path = dir.join("gap.pcap");
+    let mac = |n: u8| [0x02, 0x11, 0x22, 0x33, 0x55, n];
+    let mk = |src: [u8; 6], n: usize| {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x88, 0xb5]);
+        f.resize(n, 0xab);
+        f
+    };
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(std::fs::File::create(&path).unwrap(), header).unwrap();
+    for (t, src, len) in [
+        (0, mac(1), 100),
+        (1, mac(2), 200),
+        (2, mac(1), 300),
+        (7200, mac(1), 400),
+        (7201, mac(3), 500),
+    ] {
+        let f = mk(src, len);
+        let ts = Duration::new(1_700_000_000 + t, 0);
+        w.write_packet(&PcapPacket::new(ts, len as u32, &f))
+            .unwrap();
+    }
+    drop(w);
+    let replay = |extra: &[&str]| {
+        let o = run(agent()
+            .args(["replay", "--json", "--config", "/dev/null"])
+            .args(extra)
+            .arg(&path));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let snap: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let macs: Vec<String> = snap["network"]["connectedDevices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["mac"].as_str().unwrap().to_owned())
+            .collect();
+        (macs, stderr(&o), snap)
+    };
+    let (macs, err, _) = replay(&[]);
+    assert_eq!(macs.len(), 2, "{macs:?}");
+    assert!(!macs.contains(&"02:11:22:33:55:02".to_owned()));
+    assert!(
+        err.contains("2 devices, 1 expired during the capture (no sign of life for DEVICE_EXPIRE"),
+        "{err}"
+    );
+    let (macs, err, snap) = replay(&["--set", "DEVICE_EXPIRE=0"]);
+    assert_eq!(macs.len(), 3, "{macs:?}");
+    assert!(
+        err.contains("3 devices, 0 expired during the capture, "),
+        "{err}"
+    );
+    let mut got = Counts::new();
+    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
+        let b = &d["bandwidth"];
+        let n = |k: &str| b[k].as_u64().unwrap();
+        got.insert(
+            d["mac"].as_str().unwrap().to_owned(),
+            [
+                n("txBytesTotal"),
+                n("txPacketsTotal"),
+                n("rxBytesTotal"),
+                n("rxPacketsTotal"),
+            ],
+        );
+    }
+    assert_eq!(got["02:11:22:33:55:01"], [800, 3, 0, 0]);
+    if let Some(want) = reference_if_tshark(&path) {
+        assert_eq!(got, want);
+    }
+}
