@@ -51,7 +51,15 @@ pub const KEYS: &[(&str, &str)] = &[
         "endpoint (http/https) that issues an API key (`register`)",
     ),
     ("API_KEY", "bearer key for the platform (never logged)"),
+    (
+        "API_KEY_FILE",
+        "file holding the API key; registration stores the issued key there (default: none, the key goes into the config file)",
+    ),
     ("LOG_LEVEL", "error, warn, info or debug (default info)"),
+    (
+        "LOG_TARGET",
+        "stderr, or syslog (/dev/log, facility daemon; default stderr)",
+    ),
     (
         "DEVICE_TABLE_SIZE",
         "devices tracked at most, fixed at start (default 256, 1..65536)",
@@ -438,6 +446,8 @@ pub struct Config {
     pub generate_key_url: Option<Url>,
     pub api_key: Option<Secret>,
     pub log_level: Level,
+    pub log_target: crate::log::Target,
+    pub api_key_file: Option<PathBuf>,
     pub device_table_size: usize,
     pub device_expire: Duration,
     pub device_timeout_cycles: u32,
@@ -593,6 +603,11 @@ impl Config {
                 Level::parse(v)
                     .ok_or_else(|| format!("'{v}' is not one of error, warn, info, debug"))
             })?,
+            log_target: l.parse("LOG_TARGET", crate::log::Target::Stderr, |v| {
+                crate::log::Target::parse(v)
+                    .ok_or_else(|| format!("'{v}' is not one of stderr, syslog"))
+            })?,
+            api_key_file: l.opt("API_KEY_FILE", path)?,
             device_table_size: l.parse("DEVICE_TABLE_SIZE", 256, number(1, 65_536))?,
             device_expire: l.parse(
                 "DEVICE_EXPIRE",

@@ -108,7 +108,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Register(a) => {
             let cfg = agent::load_config(&a.common().load_options()?)?;
-            let path = ship::register::register(&cfg).map_err(|e| Error::Other(e.to_string()))?;
+            let mut wait = |d: std::time::Duration| {
+                std::thread::sleep(d);
+                true
+            };
+            let path = ship::register::register(&cfg, &mut wait)
+                .map_err(|e| Error::Other(e.to_string()))?;
             println!("API key written to {}", path.display());
             Ok(ExitCode::SUCCESS)
         }

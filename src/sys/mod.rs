@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub mod count_alloc;
 pub mod ifaddrs;
+pub mod openat;
 pub mod packet;
 pub mod poll;
 pub mod privdrop;
