@@ -1,37 +1,20 @@
 //! Decode + account throughput on one core (`make bench-decode` runs it via bench/decode.sh).
-//!
+
 //! Builds an in-memory capture of at least N frames (default 1,048,576) of mixed real traffic:
 //! every Ethernet frame of the captures in ../shared/pcaps (or the directory given), repeated,
 //! cut to 256 captured bytes (the original lengths are kept), with timestamps 1 µs apart.
 //! Times `DeviceTable::observe` (decode + account, table size 4096) over all of them, best of
 //! 5 runs, and prints frames/s and ns/frame. With `--write FILE` it also writes that capture as
 //! a pcap, so tshark and `netmon-agent replay` can be measured on the same frames.
-//!
-//! netmon-agent is a binary crate; the packet-path modules are compiled here by path.
-#![allow(dead_code)]
-
-#[path = "../src/capture/mod.rs"]
-mod capture;
-#[path = "../src/decode.rs"]
-mod decode;
-#[path = "../src/devices.rs"]
-mod devices;
-#[path = "../src/net.rs"]
-mod net;
-#[path = "../src/snapshot.rs"]
-mod snapshot;
-#[path = "../src/timefmt.rs"]
-mod timefmt;
-#[path = "../src/wire/mod.rs"]
-mod wire;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use capture::file::FileSource;
-use capture::writer::{PcapWriter, WriterOptions};
-use capture::{Frame, FrameSource, LinkType};
-use devices::{DeviceTable, TableConfig};
+use netmon_agent::devices::{DeviceTable, TableConfig};
+use netmon_agent::frame::{Frame, LinkType};
+use netmon_agent::pcap::file::FileSource;
+use netmon_agent::pcap::writer::{PcapWriter, WriterOptions};
+use netmon_agent::pcap::FrameSource;
 
 const SNAP: usize = 256;
 

@@ -7,7 +7,7 @@
 #   scripts/cross.sh build TARGET     release build -> dist/netmon-agent-TARGET (stripped, static)
 #   scripts/cross.sh check TARGET     run dist/netmon-agent-TARGET under qemu: --version, snapshot
 #                                     (schema-valid), replay per-MAC counts == the x86_64 build's
-#   scripts/cross.sh unit TARGET      the unit tests (cargo test --bins) under qemu
+#   scripts/cross.sh unit TARGET      the unit tests (cargo test --lib --bins) under qemu
 #   scripts/cross.sh size [TARGET..]  print stripped sizes; fail when mipsel is over SIZE_BUDGET
 #
 # Environment: TINY (build-std targets only: armv7, mipsel, mips), default 2:
@@ -252,7 +252,7 @@ unit() {
     t=$(target_of "$1")
     local bs=()
     needs_build_std "$t" && bs=(-Zbuild-std)
-    # Only the unit tests (--bins): the integration tests drive host tools around the binary.
+    # Only the unit tests (--lib --bins): the integration tests drive host tools around the binary.
     # Under qemu-mips, musl's getifaddrs never returns (see check): skip the tests that ask the
     # running system for its interface addresses (the parsers' tests all run).
     local skip=()
@@ -260,7 +260,7 @@ unit() {
     # qemu also hands back the host's errno for a refused connect (111 is not ECONNREFUSED on MIPS).
     case "$t" in mips-*) skip=(--skip sys::ifaddrs:: --skip procfs::tests::
         --skip sys::tcp::tests::refused_shows_in_take_error_or_at_once) ;; esac
-    RUSTC_BOOTSTRAP=1 cargo-zigbuild test --target "$t" "${bs[@]}" --bins -- --test-threads=2 "${skip[@]}"
+    RUSTC_BOOTSTRAP=1 cargo-zigbuild test --target "$t" "${bs[@]}" --lib --bins -- --test-threads=2 "${skip[@]}"
 }
 
 cmd=${1:-}

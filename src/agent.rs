@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,6 +13,7 @@ use crate::error::Error;
 use crate::procfs::{Collector, Sample};
 use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
+use crate::status::{Delivery, Output, State, StatusFile};
 use crate::sys::poll::{poll, Interest, Ready};
 use crate::sys::signals::{Signal, SignalFd};
 use crate::timefmt;
@@ -129,11 +129,10 @@ pub fn build_snapshot(
 pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let cfg = load_config(&opts)?;
     let mut state = RunState::new(SystemTime::now());
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    let start_ms = timefmt::unix_millis(SystemTime::now());
+    let mut collector = Collector::for_config(&cfg);
     let start = Instant::now();
     collector.prime(start);
-    let mut cap = crate::live::Capture::new(&cfg, start);
+    let mut cap = crate::monitor::Monitor::new(&cfg, start);
     // Capture for the window: the same poll as `run`, until the window ends.
     let end = start + window;
     let mut ready = [Ready::default(); 1];
@@ -161,15 +160,17 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         cap.wake(Instant::now(), ready[0].error);
     }
     let sample = collector.sample(Instant::now());
-    let (capture, devices) = cap.end_cycle(Instant::now(), SystemTime::now());
-    let end_ms = timefmt::unix_millis(SystemTime::now());
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let (capture, devices) = cap.end_cycle(now, wall);
+    let end_ms = timefmt::unix_millis(wall);
+    let window_ms = now.saturating_duration_since(start).as_millis() as u64;
     let snap = build_snapshot(
         &cfg,
         &mut state,
         sample,
         capture,
         devices,
-        (start_ms, end_ms),
+        (end_ms.saturating_sub(window_ms), end_ms),
     );
     let text = crate::snapshot::to_pretty_json(&snap)
         .map_err(|e| Error::Other(format!("serialising snapshot: {e}")))?;
@@ -187,10 +188,20 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
     crate::log::set_target(cfg.log_target);
     // Shared with the shipping waits (below), which drain the ring while a platform is slow;
     // never borrowed across a shipping call.
-    let cap = Rc::new(RefCell::new(crate::live::Capture::new(
+    let cap = Rc::new(RefCell::new(crate::monitor::Monitor::new(
         &cfg,
         Instant::now(),
     )));
+    // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
+    let mut metrics = match cfg.metrics_listen {
+        Some(addr) => {
+            let server = crate::metrics::server::MetricsServer::bind(addr, 64 * 1024)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            info!("serving Prometheus metrics on http://{addr}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
     // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
     // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
     if let Some(user) = &cfg.run_as_user {
@@ -208,7 +219,8 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             Err(_) => crate::ship::wait::alone(fd, write, timeout),
         })
     });
-    let mut state = RunState::new(SystemTime::now());
+    let started = SystemTime::now();
+    let mut state = RunState::new(started);
     // A key issued at start that could not be written yet: kept, and the write retried.
     let mut key_pending = None;
     let mut registered_key = None;
@@ -224,7 +236,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
         false => None,
     };
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     let now = Instant::now();
     collector.prime(now);
     let mut sched = Scheduler::new(now, cfg.cycle);
@@ -240,19 +252,23 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             cfg.cycle,
         );
     }
-    let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
+    // The window a snapshot covers is measured on the monotonic clock; its start label is the
+    // end label minus that, so a wall-clock step moves both labels, never the duration.
+    let mut window_start = Instant::now();
+    let mut wall_watch = crate::clock::StepWatch::new(Instant::now(), SystemTime::now());
+    let mut status = cfg.status_file.clone().map(StatusFile::new);
     info!(
         "started: interface {}, cycle {} s, output {}",
         cfg.interface.as_deref().unwrap_or("(none)"),
         cfg.cycle.as_secs(),
-        if cfg.has_platform() {
-            "platform"
-        } else {
-            "stdout"
+        match (cfg.has_platform(), &status) {
+            (true, _) => "platform".to_owned(),
+            (false, Some(f)) => format!("status file {} only", f.path().display()),
+            (false, None) => "stdout".to_owned(),
         }
     );
 
-    let mut ready = [Ready::default(); 3];
+    let mut ready = [Ready::default(); 3 + 1 + crate::metrics::server::MAX_CONNECTIONS];
     loop {
         let mut deadline = sched.deadline();
         if let Some(d) = cap.borrow().deadline() {
@@ -261,17 +277,22 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
             deadline = deadline.min(d);
         }
+        if let Some(d) = metrics.as_ref().and_then(|m| m.deadline()) {
+            deadline = deadline.min(d);
+        }
         let timeout = deadline.saturating_duration_since(Instant::now());
         // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
-        // connected); the slots say where each one landed in `ready`.
-        let (cap_slot, ship_slot) = {
+        // connected) and the metrics listener and its connections (METRICS_LISTEN); the slots
+        // say where each one landed in `ready`.
+        let (cap_slot, ship_slot, metrics_slots) = {
             let cap = cap.borrow();
             let sig = || Interest {
                 fd: signals.as_fd(),
                 read: true,
                 write: false,
             };
-            let mut interests = [sig(), sig(), sig()];
+            let mut interests: [Interest; 3 + 1 + crate::metrics::server::MAX_CONNECTIONS] =
+                std::array::from_fn(|_| sig());
             let mut n = 1;
             let mut cap_slot = None;
             if let Some(fd) = cap.fd() {
@@ -293,17 +314,39 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 ship_slot = Some(n);
                 n += 1;
             }
+            let metrics_from = n;
+            for (fd, read, write) in metrics.iter().flat_map(|m| m.interests()) {
+                interests[n] = Interest { fd, read, write };
+                n += 1;
+            }
             poll(&interests[..n], timeout, &mut ready).map_err(|e| Error::Sys {
                 what: "poll",
                 source: e,
             })?;
-            (cap_slot, ship_slot)
+            (cap_slot, ship_slot, metrics_from..n)
         };
         cap.borrow_mut()
             .wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
         if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
             let r = ready[i];
             s.on_ready(r.readable, r.writable, r.error, Instant::now());
+        }
+        if let Some(m) = metrics.as_mut() {
+            let now = Instant::now();
+            let any = ready[metrics_slots]
+                .iter()
+                .any(|r| r.readable || r.writable || r.error);
+            if any || m.deadline().is_some_and(|d| now >= d) {
+                let mon = cap.borrow();
+                let ship = crate::metrics::Shipping {
+                    backlog: shipper.as_ref().map_or(0, |s| s.counters().0),
+                    lost: shipper.as_ref().map_or(0, |s| s.counters().1),
+                    last_delivery: shipper.as_ref().and_then(|s| s.last_delivery()),
+                };
+                m.step(now, &mut |out: &mut Vec<u8>| {
+                    crate::metrics::page(out, &mon, ship, started, now)
+                });
+            }
         }
         if ready[0].readable {
             while let Some(sig) = signals.read().map_err(|e| Error::Sys {
@@ -313,6 +356,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 match sig {
                     Signal::Terminate => {
                         info!("stopping on signal");
+                        if let Some(f) = &status {
+                            f.remove();
+                        }
                         return Ok(());
                     }
                     Signal::Reload => match load_config(&opts) {
@@ -328,6 +374,15 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                             if new.device_table_size != cfg.device_table_size {
                                 warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
                             }
+                            if new.metrics_listen != cfg.metrics_listen {
+                                warn!("METRICS_LISTEN changes take effect at the next start");
+                            }
+                            if new.status_file != cfg.status_file {
+                                if let Some(f) = status.take() {
+                                    f.remove();
+                                }
+                                status = new.status_file.clone().map(StatusFile::new);
+                            }
                             cfg = new;
                             if shipper.is_some() || cfg.has_platform() {
                                 shipper = Shipper::reload(
@@ -337,9 +392,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                                     Instant::now(),
                                 );
                             }
-                            collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+                            collector = Collector::for_config(&cfg);
                             collector.prime(Instant::now());
-                            window_start_ms = timefmt::unix_millis(SystemTime::now());
+                            window_start = Instant::now();
                             info!("config reloaded");
                         }
                         Err(e) => error!("config reload failed, keeping the old config: {e}"),
@@ -353,21 +408,33 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 key_pending = None;
             }
             let sample = collector.sample(now);
-            let (capture, devices) = cap.borrow_mut().end_cycle(now, SystemTime::now());
-            let end_ms = timefmt::unix_millis(SystemTime::now());
+            let wall = SystemTime::now();
+            if let Some(step) = wall_watch.check(now, wall) {
+                info!(
+                    "wall clock stepped by {}; counters, devices and rates are not affected (they run on the monotonic clock)",
+                    crate::clock::describe_step(step)
+                );
+            }
+            let (capture, devices) = cap.borrow_mut().end_cycle(now, wall);
+            let end_ms = timefmt::unix_millis(wall);
+            let window_ms = now.saturating_duration_since(window_start).as_millis() as u64;
             let mut snap = build_snapshot(
                 &cfg,
                 &mut state,
                 sample,
                 capture,
                 devices,
-                (window_start_ms, end_ms),
+                (end_ms.saturating_sub(window_ms), end_ms),
             );
-            window_start_ms = end_ms;
+            window_start = now;
             if let Some(s) = shipper.as_mut() {
                 (snap.agent.backlog, snap.agent.lost) = s.counters();
                 s.submit(&snap, now);
-            } else if !emit_stdout(&snap) {
+            }
+            if let Some(f) = status.as_mut() {
+                let state = status_state(&cfg, shipper.as_ref(), now, end_ms);
+                f.publish(&state, &snap, &timefmt::format_millis(end_ms));
+            } else if shipper.is_none() && !emit_stdout(&snap) {
                 info!("stdout closed, stopping");
                 return Ok(());
             }
@@ -375,6 +442,22 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         if let Some(s) = shipper.as_mut() {
             s.run_due(Instant::now());
         }
+    }
+}
+
+/// The agent's state for the status file (STATUS_FILE).
+fn status_state(cfg: &Config, shipper: Option<&Shipper>, now: Instant, now_ms: u64) -> State {
+    State {
+        output: match cfg.has_platform() {
+            true => Output::Platform,
+            false => Output::Local,
+        },
+        cycle_seconds: cfg.cycle.as_secs(),
+        rest: cfg.platform_api_url.is_some(),
+        websocket: cfg.platform_ws_url.is_some(),
+        api_key_set: cfg.api_key.is_some(),
+        key_registration: cfg.generate_key_url.is_some(),
+        delivery: shipper.map_or_else(Delivery::default, |s| s.delivery(now, now_ms)),
     }
 }
 
@@ -405,107 +488,6 @@ fn emit_stdout(snap: &Snapshot) -> bool {
     out.write_all(line.as_bytes())
         .and_then(|()| out.flush())
         .is_ok()
-}
-
-/// `netmon-agent check`: validate and describe, never showing the key.
-/// With `offline`, the endpoints are described but not contacted.
-pub fn check(opts: LoadOptions, offline: bool) -> Result<ExitCode, Error> {
-    let cfg = load_config(&opts)?;
-    let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
-    line(
-        "config file",
-        cfg.source
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "none (built-in defaults)".into()),
-    );
-    line("server id", cfg.server_id.clone());
-    line(
-        "server ip",
-        cfg.server_ip
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    );
-    let iface = match cfg.interface.as_deref() {
-        Some(name) => {
-            let exists = cfg.sys_root.join("class/net").join(name).exists();
-            format!(
-                "{name}{}",
-                if exists { "" } else { " (does not exist now)" }
-            )
-        }
-        None => "none found".into(),
-    };
-    line("interface", iface);
-    line(
-        "network range",
-        cfg.network_range
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    );
-    line("cycle", format!("{} s", cfg.cycle.as_secs()));
-    line(
-        "REST",
-        cfg.platform_api_url
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "not set".into()),
-    );
-    line(
-        "WebSocket",
-        cfg.platform_ws_url
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "not set".into()),
-    );
-    if !cfg.has_platform() {
-        line(
-            "output",
-            "no platform configured: `run` prints one JSON snapshot per line to stdout".into(),
-        );
-    }
-    line(
-        "api key",
-        match &cfg.api_key {
-            Some(k) => format!("set {k}"),
-            None => "not set".into(),
-        },
-    );
-    for (k, v) in crate::live::check_lines(&cfg) {
-        line(k, v);
-    }
-    print!("{out}");
-    if !cfg.has_platform() || offline {
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Each endpoint once, with a real snapshot (no measuring window).
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    collector.prime(Instant::now());
-    let ms = timefmt::unix_millis(SystemTime::now());
-    let mut state = RunState::new(SystemTime::now());
-    let sample = collector.sample(Instant::now());
-    let snap = build_snapshot(
-        &cfg,
-        &mut state,
-        sample,
-        CaptureInfo::off(
-            cfg.interface.clone(),
-            "sent by `check`: no capture while checking",
-            cfg.device_table_size,
-        ),
-        Vec::new(),
-        (ms, ms),
-    );
-    let (lines, ok) = crate::ship::check(&cfg, &snap);
-    for l in lines {
-        println!("{l}");
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 #[cfg(test)]

@@ -10,10 +10,21 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::addr::Ipv4Cidr;
 use crate::log::Level;
-use crate::net::Ipv4Cidr;
+pub use crate::ship::url::Url;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
+
+/// The most read of a config file: a real one is a few hundred bytes; 1 MiB leaves room for
+/// any amount of comments and still refuses `--config /dev/zero` or a runaway file at once.
+pub const FILE_LIMIT: usize = 1 << 20;
+
+/// The longest value accepted: longer than any URL, path (PATH_MAX) or key worth having.
+pub const VALUE_LIMIT: usize = 4096;
+
+/// Unknown keys named one by one per source (file or environment); the rest are counted.
+const UNKNOWN_KEYS_SHOWN: usize = 10;
 
 /// Every key the agent knows, with its one-line description (used by `check` and the README).
 pub const KEYS: &[(&str, &str)] = &[
@@ -78,6 +89,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("RING_KB", "capture ring size in KiB (default 1024)"),
     (
+        "METRICS_LISTEN",
+        "address:port serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9101 (default: off)",
+    ),
+    (
         "SCAN_INTERVAL",
         "seconds between ARP scans, 0 = never (default 60)",
     ),
@@ -89,6 +104,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "SCAN_FORCE",
         "1 to allow scanning ranges larger than /16 (default 0)",
+    ),
+    (
+        "DISK_REMOTE",
+        "1 to report network and FUSE file systems (nfs, cifs, sshfs, fuse.*, ...) in the disk metrics; their statfs can hang the agent (default 0)",
     ),
     (
         "HTTP_TIMEOUT",
@@ -105,6 +124,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "CA_FILE",
         "PEM bundle of trusted CAs (default: the system bundle)",
+    ),
+    (
+        "STATUS_FILE",
+        "write the latest snapshot and the agent's state here every cycle, for a local page (LuCI)",
     ),
     (
         "LEASE_FILE",
@@ -185,11 +208,15 @@ pub enum ConfigError {
         line: usize,
         reason: String,
     },
-    /// The config file named with --config cannot be read.
+    /// The config file named with --config cannot be read (or is not a regular file, or is
+    /// larger than FILE_LIMIT).
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::sys::fs::ReadError,
     },
+    /// An environment variable whose name starts with NETMON_ but is not UTF-8 (`var` is its
+    /// name with the bad bytes replaced).
+    EnvName { var: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -206,6 +233,10 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, source } => {
                 write!(f, "{}: cannot read config: {source}", path.display())
             }
+            ConfigError::EnvName { var } => write!(
+                f,
+                "environment {var}: the variable's name is not valid UTF-8"
+            ),
         }
     }
 }
@@ -221,12 +252,16 @@ pub struct Setting {
 }
 
 /// Parses config-file text. Pure: returns the settings in file order and the warnings
-/// (unknown keys, with their line). Blank lines and `#` comments are skipped; `export KEY=V`
-/// is accepted (shell-sourced configs); values may be quoted with `"` or `'`; an unquoted value
-/// ends at ` #` (a comment), so URLs keep their `#fragment`.
+/// (unknown keys, with their line; after the first ten, one line with the count). A UTF-8
+/// byte-order mark at the start is skipped. Blank lines and `#` comments are skipped;
+/// `export KEY=V` is accepted (shell-sourced configs); values may be quoted with `"` or `'`;
+/// an unquoted value ends at a `#` that follows whitespace (a comment, as in the shell), so
+/// `KEY= # note` is an empty value while URLs keep their `#fragment`.
 pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>), ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut settings = Vec::new();
     let mut warnings = Vec::new();
+    let mut unknown = 0usize;
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx + 1;
         let line = raw.trim();
@@ -241,7 +276,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>)
             return Err(ConfigError::Syntax {
                 path: path.to_owned(),
                 line: line_no,
-                reason: format!("expected KEY=VALUE, found '{}'", truncate(line, 40)),
+                reason: format!("expected KEY=VALUE, found '{}'", shown(line)),
             });
         };
         let key = key.trim();
@@ -249,7 +284,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>)
             return Err(ConfigError::Syntax {
                 path: path.to_owned(),
                 line: line_no,
-                reason: format!("'{}' is not a key name", truncate(key, 40)),
+                reason: format!("'{}' is not a key name", shown(key)),
             });
         }
         let key = key.to_ascii_uppercase();
@@ -257,35 +292,71 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>)
             path: path.to_owned(),
             line: line_no,
         };
-        let value = unquote(value.trim()).map_err(|reason| ConfigError::Value {
+        let value = unquote(value).map_err(|reason| ConfigError::Value {
             origin: origin.clone(),
             key: key.clone(),
             reason,
         })?;
         if !is_known(&key) {
             if !SEED_IGNORED.contains(&key.as_str()) {
-                warnings.push(format!(
-                    "{}:{}: unknown key {key} ignored",
-                    path.display(),
-                    line_no
-                ));
+                unknown += 1;
+                if unknown <= UNKNOWN_KEYS_SHOWN {
+                    warnings.push(format!(
+                        "{}:{}: unknown key {} ignored",
+                        path.display(),
+                        line_no,
+                        shown(&key)
+                    ));
+                }
             }
             continue;
         }
         settings.push(Setting { key, value, origin });
     }
+    if unknown > UNKNOWN_KEYS_SHOWN {
+        warnings.push(format!(
+            "{}: {} more unknown keys ignored ({unknown} in all)",
+            path.display(),
+            unknown - UNKNOWN_KEYS_SHOWN
+        ));
+    }
     Ok((settings, warnings))
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
+/// Config-file bytes as text: a file that is not UTF-8 is an error naming the line.
+pub fn file_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            line: good.iter().filter(|&&b| b == b'\n').count() + 1,
+            reason: format!(
+                "not valid UTF-8 (byte {} of the line)",
+                good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1
+            ),
+        }
+    })
+}
+
+/// A value or name as it may appear in a message: at most 40 characters, control characters
+/// replaced, and the full length said when cut.
+pub fn shown(s: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    if s.chars().count() <= 40 {
+        clean(s)
     } else {
-        s.chars().take(n).collect::<String>() + "..."
+        let head: String = s.chars().take(40).collect();
+        format!("{}... ({} bytes)", clean(&head), s.len())
     }
 }
 
-fn unquote(v: &str) -> Result<String, String> {
+/// The value part of a line (everything after the first `=`), unquoted, its comment removed.
+fn unquote(raw: &str) -> Result<String, String> {
+    let v = raw.trim();
     for q in ['"', '\''] {
         if let Some(rest) = v.strip_prefix(q) {
             let Some(end) = rest.find(q) else {
@@ -298,26 +369,59 @@ fn unquote(v: &str) -> Result<String, String> {
             return Ok(rest[..end].to_owned());
         }
     }
-    // Unquoted: a comment starts at whitespace followed by '#'.
-    let mut end = v.len();
-    let bytes = v.as_bytes();
-    for i in 1..bytes.len() {
-        if bytes[i] == b'#' && bytes[i - 1].is_ascii_whitespace() {
-            end = i;
-            break;
-        }
-    }
-    Ok(v[..end].trim_end().to_owned())
+    // Unquoted: a comment starts at a '#' that follows whitespace, the whitespace after the
+    // '=' included (`KEY= # note` is empty; `KEY=#x` is "#x", as in the shell).
+    let bytes = raw.as_bytes();
+    let end = (1..bytes.len())
+        .find(|&i| bytes[i] == b'#' && bytes[i - 1].is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    Ok(raw[..end].trim().to_owned())
 }
 
 pub fn is_known(key: &str) -> bool {
     KEYS.iter().any(|(k, _)| *k == key)
 }
 
-/// Settings from the environment: every `NETMON_<KEY>` with a known KEY (unknown ones warn).
+/// The environment's `NETMON_*` variables as text. Other variables are not looked at (a
+/// non-UTF-8 one is none of our business); a `NETMON_*` name or value that is not UTF-8 is an
+/// error naming the variable. NETMON_CONFIG, a path, is returned apart and may be any bytes.
+pub fn env_vars(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<(Vec<(String, String)>, Option<PathBuf>), ConfigError> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    let mut config = None;
+    for (name, value) in vars {
+        if !name.as_bytes().starts_with(b"NETMON_") {
+            continue;
+        }
+        let Some(name) = name.to_str() else {
+            return Err(ConfigError::EnvName {
+                var: shown(&name.to_string_lossy()),
+            });
+        };
+        if name == "NETMON_CONFIG" {
+            config = Some(PathBuf::from(value));
+            continue;
+        }
+        let Some(value) = value.to_str() else {
+            return Err(ConfigError::Value {
+                origin: Origin::Env(shown(name)),
+                key: shown(&name["NETMON_".len()..]),
+                reason: "the value is not valid UTF-8".into(),
+            });
+        };
+        out.push((name.to_owned(), value.to_owned()));
+    }
+    Ok((out, config))
+}
+
+/// Settings from the environment: every `NETMON_<KEY>` with a known KEY (unknown ones warn,
+/// the first ten by name, the rest counted).
 pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Setting>, Vec<String>) {
     let mut settings = Vec::new();
     let mut warnings = Vec::new();
+    let mut unknown = 0usize;
     for (var, value) in vars {
         let Some(key) = var.strip_prefix("NETMON_") else {
             continue;
@@ -326,7 +430,14 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
             continue; // the config path itself, handled by the caller
         }
         if !is_known(key) {
-            warnings.push(format!("environment {var}: unknown key {key} ignored"));
+            unknown += 1;
+            if unknown <= UNKNOWN_KEYS_SHOWN {
+                warnings.push(format!(
+                    "environment {}: unknown key {} ignored",
+                    shown(&var),
+                    shown(key)
+                ));
+            }
             continue;
         }
         settings.push(Setting {
@@ -335,99 +446,13 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
             origin: Origin::Env(var.clone()),
         });
     }
+    if unknown > UNKNOWN_KEYS_SHOWN {
+        warnings.push(format!(
+            "environment: {} more unknown NETMON_ keys ignored ({unknown} in all)",
+            unknown - UNKNOWN_KEYS_SHOWN
+        ));
+    }
     (settings, warnings)
-}
-
-/// A URL, checked enough to fail early on typos; the text is kept as given for the HTTP clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub text: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl Url {
-    pub fn parse(s: &str, schemes: &[&str]) -> Result<Url, String> {
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(format!(
-                "'{s}' is not a URL (expected {}://host/...)",
-                schemes[0]
-            ));
-        };
-        let scheme = scheme.to_ascii_lowercase();
-        if !schemes.contains(&scheme.as_str()) {
-            return Err(format!(
-                "scheme '{scheme}' is not one of {}",
-                schemes.join(", ")
-            ));
-        }
-        let (authority, path) = match rest.find(['/', '?', '#']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err("credentials in the URL are not supported: use API_KEY".into());
-        }
-        let default_port = match scheme.as_str() {
-            "https" | "wss" => 443,
-            _ => 80,
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((h, after)) = v6.split_once(']') else {
-                return Err(format!("unclosed '[' in host of '{s}'"));
-            };
-            let port = match after.strip_prefix(':') {
-                Some(p) => parse_port(p)?,
-                None if after.is_empty() => default_port,
-                None => return Err(format!("unexpected '{after}' after the host")),
-            };
-            (h.to_owned(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), parse_port(p)?),
-                None => (authority.to_owned(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("'{s}' has no host"));
-        }
-        if host
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err("the host contains spaces or control characters".into());
-        }
-        Ok(Url {
-            text: s.to_owned(),
-            scheme,
-            host,
-            port,
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.to_owned()
-            },
-        })
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.scheme == "https" || self.scheme == "wss"
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("'{p}' is not a port (1-65535)")),
-        Ok(n) => Ok(n),
-    }
-}
-
-impl fmt::Display for Url {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
 }
 
 /// The validated configuration the whole program runs on.
@@ -453,6 +478,8 @@ pub struct Config {
     pub device_timeout_cycles: u32,
     pub promisc: bool,
     pub ring_kb: u32,
+    /// METRICS_LISTEN: where `/metrics` is served (None: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub scan_interval: Duration,
     pub scan_rate_bps: u64,
     pub scan_retries: u32,
@@ -460,9 +487,12 @@ pub struct Config {
     pub http_timeout: Duration,
     pub backlog_kb: u32,
     pub backlog_dir: Option<PathBuf>,
+    /// DISK_REMOTE: network and FUSE file systems in metrics.disk.
+    pub disk_remote: bool,
     pub ca_file: Option<PathBuf>,
     pub run_as_user: Option<String>,
     pub lease_file: Option<PathBuf>,
+    pub status_file: Option<PathBuf>,
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
     /// Warnings found while loading (unknown keys, detection that failed), printed once.
@@ -488,10 +518,22 @@ impl<'a> Layers<'a> {
     ) -> Result<T, ConfigError> {
         match self.get(key) {
             Some(s) if !s.value.trim().is_empty() => {
-                parse(s.value.trim()).map_err(|reason| ConfigError::Value {
+                let v = s.value.trim();
+                let err = |reason| ConfigError::Value {
                     origin: s.origin.clone(),
                     key: key.to_owned(),
                     reason,
+                };
+                if v.len() > VALUE_LIMIT {
+                    return Err(err(format!(
+                        "the value is {} bytes long, more than {VALUE_LIMIT}",
+                        v.len()
+                    )));
+                }
+                // A long value is shown cut, with its length, wherever a reason quotes it.
+                parse(v).map_err(|reason| match v.chars().count() > 40 {
+                    true => err(reason.replace(v, &shown(v))),
+                    false => err(reason),
                 })
             }
             _ => Ok(default),
@@ -537,6 +579,41 @@ fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String>
     move |v| Url::parse(v, schemes)
 }
 
+/// A Linux interface name as the kernel's dev_valid_name() accepts it: 1..15 bytes, not "."
+/// or "..", no '/', ':' or whitespace; control characters are refused too.
+pub fn interface_name(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 15
+        && v != "."
+        && v != ".."
+        && !v
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "'{v}' is not an interface name (1 to 15 bytes, not '.' or '..', no '/', ':' or \
+             spaces)"
+        ))
+    }
+}
+
+/// A user name as useradd and busybox adduser accept it: 1..32 characters, no '/', ':',
+/// whitespace or control characters, not starting with '-'.
+fn user_name(v: &str) -> Result<String, String> {
+    let ok = v.len() <= 32
+        && !v.starts_with('-')
+        && !v
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!("'{v}' is not a user name"))
+    }
+}
+
 const HTTP: &[&str] = &["http", "https"];
 const WS: &[&str] = &["ws", "wss"];
 
@@ -558,18 +635,24 @@ impl Config {
                 Ok(v.to_owned())
             }
         };
-        let ifname = |v: &str| -> Result<String, String> {
-            if v.len() > 15 || v.contains('/') || v.chars().any(|c| c.is_whitespace()) {
-                Err(format!(
-                    "'{v}' is not an interface name (at most 15 characters, no '/' or spaces)"
-                ))
+        let path = |v: &str| -> Result<PathBuf, String> {
+            if v.chars().any(|c| c.is_control()) {
+                Err("the path contains control characters".into())
             } else {
-                Ok(v.to_owned())
+                Ok(PathBuf::from(v))
             }
         };
-        let path = |v: &str| -> Result<PathBuf, String> { Ok(PathBuf::from(v)) };
+        // Paths the running agent opens: relative ones would depend on the working directory
+        // of a daemon.
+        let abs_path = |v: &str| -> Result<PathBuf, String> {
+            let p = path(v)?;
+            if !p.is_absolute() {
+                return Err(format!("'{v}' is not an absolute path"));
+            }
+            Ok(p)
+        };
 
-        let interface = l.opt("INTERFACE", ifname)?;
+        let interface = l.opt("INTERFACE", interface_name)?;
         let network_range = l.opt("NETWORK_RANGE", Ipv4Cidr::parse)?;
         let server_ip = l.opt("SERVER_IP", |v| {
             v.parse::<Ipv4Addr>()
@@ -612,21 +695,28 @@ impl Config {
             device_expire: l.parse(
                 "DEVICE_EXPIRE",
                 Duration::from_secs(3600),
-                seconds(1, 31_536_000),
+                seconds(0, 31_536_000),
             )?,
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
             ring_kb: l.parse("RING_KB", 1024, number(64, 1_048_576))?,
+            metrics_listen: l.opt("METRICS_LISTEN", |v| {
+                v.parse::<std::net::SocketAddr>().map_err(|_| {
+                    format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)")
+                })
+            })?,
             scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
             scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
             scan_force: l.parse("SCAN_FORCE", false, boolean)?,
             http_timeout: l.parse("HTTP_TIMEOUT", Duration::from_secs(5), seconds(1, 300))?,
             backlog_kb: l.parse("BACKLOG_KB", 1024, number(0, 1_048_576))?,
-            backlog_dir: l.opt("BACKLOG_DIR", path)?,
-            ca_file: l.opt("CA_FILE", path)?,
-            run_as_user: l.opt("RUN_AS_USER", ident)?,
-            lease_file: l.opt("LEASE_FILE", path)?,
+            backlog_dir: l.opt("BACKLOG_DIR", abs_path)?,
+            disk_remote: l.parse("DISK_REMOTE", false, boolean)?,
+            ca_file: l.opt("CA_FILE", abs_path)?,
+            run_as_user: l.opt("RUN_AS_USER", user_name)?,
+            lease_file: l.opt("LEASE_FILE", abs_path)?,
+            status_file: l.opt("STATUS_FILE", abs_path)?,
             proc_root: l.parse("PROC_ROOT", PathBuf::from("/proc"), path)?,
             sys_root: l.parse("SYS_ROOT", PathBuf::from("/sys"), path)?,
             warnings: Vec::new(),
@@ -732,13 +822,25 @@ pub struct LoadOptions {
     pub flags: Vec<Setting>,
 }
 
+/// Reads the config file: a regular file of at most FILE_LIMIT bytes (symbolic links are
+/// followed: /etc is root's), or /dev/null, which is an empty config. Anything else (a FIFO,
+/// /dev/zero, a directory) is refused after a stat, without being opened.
+fn read_file(path: &Path, out: &mut Vec<u8>) -> Result<(), crate::sys::fs::ReadError> {
+    use crate::sys::fs::{is_null_device, kind_of, read_regular, ReadError};
+    let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
+    if is_null_device(&meta) {
+        out.clear();
+        return Ok(());
+    }
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind_of(&meta)));
+    }
+    read_regular(path, true, FILE_LIMIT, out)
+}
+
 /// Loads the config the way every subcommand does: defaults, file, environment, flags.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let env_path = env
-        .iter()
-        .find(|(k, _)| k == "NETMON_CONFIG")
-        .map(|(_, v)| PathBuf::from(v));
+    let (env, env_path) = env_vars(std::env::vars_os())?;
     let (path, explicit) = match (&opts.explicit_path, env_path) {
         (Some(p), _) => (p.clone(), true),
         (None, Some(p)) => (p, true),
@@ -746,14 +848,15 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     };
     let mut settings = Vec::new();
     let mut warnings = Vec::new();
-    let source = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let (s, w) = parse_file(&text, &path)?;
+    let mut bytes = Vec::new();
+    let source = match read_file(&path, &mut bytes) {
+        Ok(()) => {
+            let (s, w) = parse_file(file_text(&bytes, &path)?, &path)?;
             settings.extend(s);
             warnings.extend(w);
             Some(path)
         }
-        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if !explicit && e.is_not_found() => None,
         Err(e) => return Err(ConfigError::Read { path, source: e }),
     };
     let (s, w) = env_settings(env.into_iter());
@@ -895,21 +998,6 @@ mod tests {
     }
 
     #[test]
-    fn urls() {
-        let u = Url::parse("https://[::1]:8443/api", HTTP).unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("::1", 8443, "/api")
-        );
-        let u = Url::parse("ws://example.org", WS).unwrap();
-        assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!(Url::parse("example.org/api", HTTP).is_err());
-        assert!(Url::parse("http://:80/", HTTP).is_err());
-        assert!(Url::parse("http://h:99999/", HTTP).is_err());
-        assert!(Url::parse("http://user:pw@h/", HTTP).is_err());
-    }
-
-    #[test]
     fn default_route() {
         let route =
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
@@ -918,5 +1006,133 @@ mod tests {
             eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
         assert_eq!(default_route_interface(route).as_deref(), Some("eth0"));
         assert_eq!(default_route_interface(""), None);
+    }
+
+    #[test]
+    fn comment_after_the_equals_sign_is_an_empty_value() {
+        let c = load_text("BACKLOG_DIR= # none\nSERVER_ID=#1 box\nLEASE_FILE=\t# tab\n").unwrap();
+        assert_eq!(c.backlog_dir, None);
+        assert_eq!(c.lease_file, None);
+        // Without whitespace before it, '#' is part of the value (as in the shell).
+        assert_eq!(c.server_id, "#1 box");
+    }
+
+    #[test]
+    fn bom_and_non_utf8_files() {
+        let c = load_text("\u{feff}CYCLE_TIME=9\n").unwrap();
+        assert_eq!(c.cycle, Duration::from_secs(9));
+        let e = file_text(
+            b"CYCLE_TIME=9\nSERVER_ID=caf\xe9\n",
+            Path::new("/etc/t.conf"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "/etc/t.conf:2: not valid UTF-8 (byte 14 of the line)");
+    }
+
+    #[test]
+    fn long_values_are_refused_and_never_echoed_whole() {
+        let long = "9".repeat(10 << 20);
+        let e = load_text(&format!("CYCLE_TIME={long}\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/t.conf:1: CYCLE_TIME: the value is 10485760 bytes long, more than 4096"
+        );
+        let e = load_text(&format!("CYCLE_TIME={}\n", "x".repeat(4000)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 200, "{e}");
+        assert!(e.contains("... (4000 bytes)' is not a number"), "{e}");
+        // A long key name, a long line without '='.
+        let (_, w) = parse_file(&format!("{}=1\n", "K".repeat(5000)), Path::new("c")).unwrap();
+        assert!(w[0].len() < 200, "{w:?}");
+        let e = load_text(&"y".repeat(5000)).unwrap_err().to_string();
+        assert!(e.len() < 200, "{e}");
+    }
+
+    #[test]
+    fn many_unknown_keys_give_a_bounded_number_of_warnings() {
+        let text: String = (0..100_000).map(|i| format!("K{i}=1\n")).collect();
+        let (_, w) = parse_file(&text, Path::new("c")).unwrap();
+        assert_eq!(w.len(), 11);
+        assert_eq!(w[0], "c:1: unknown key K0 ignored");
+        assert_eq!(w[10], "c: 99990 more unknown keys ignored (100000 in all)");
+        let (_, w) = env_settings((0..5000).map(|i| (format!("NETMON_X{i}"), "1".to_string())));
+        assert_eq!(w.len(), 11);
+        assert!(w[10].contains("4990 more"), "{w:?}");
+    }
+
+    #[test]
+    fn non_utf8_environment() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let os = |b: &[u8]| OsString::from_vec(b.to_vec());
+        // Someone else's variable with bad bytes: ignored.
+        let (v, p) = env_vars(
+            vec![
+                (os(b"LANG"), os(b"\xff")),
+                (os(b"\xffX"), os(b"y")),
+                (os(b"NETMON_CONFIG"), os(b"/etc/n\xe9.conf")),
+                (os(b"NETMON_CYCLE_TIME"), os(b"3")),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(v, vec![("NETMON_CYCLE_TIME".into(), "3".into())]);
+        assert_eq!(p, Some(PathBuf::from(os(b"/etc/n\xe9.conf"))));
+        // Ours: an error naming the variable.
+        let e = env_vars(vec![(os(b"NETMON_SERVER_ID"), os(b"a\xffb"))].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "environment NETMON_SERVER_ID: SERVER_ID: the value is not valid UTF-8"
+        );
+        let e = env_vars(vec![(os(b"NETMON_\xff"), os(b"1"))].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "environment NETMON_\u{fffd}: the variable's name is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn interface_and_path_names() {
+        for bad in [
+            ".",
+            "..",
+            "a/b",
+            "eth0:1",
+            "a b",
+            "sixteen-chars-xx",
+            "tab\t",
+            "x\u{1}",
+        ] {
+            let e = interface_name(bad).unwrap_err();
+            assert!(e.contains("is not an interface name"), "{bad}: {e}");
+        }
+        for good in ["br-lan", "eth0.100", "wlan0-1", "fifteen-chars-x", "..."] {
+            assert_eq!(interface_name(good).unwrap(), good);
+        }
+        let e = load_text("INTERFACE=..").unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/t.conf:1: INTERFACE: '..' is not"),
+            "{e}"
+        );
+        let e = load_text("BACKLOG_DIR=spool").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/etc/t.conf:1: BACKLOG_DIR: 'spool' is not an absolute path"
+        );
+        let e = load_text("LEASE_FILE=/tmp/a\u{7}b")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("control characters"), "{e}");
+        let e = load_text("RUN_AS_USER=a:b").unwrap_err().to_string();
+        assert!(e.contains("is not a user name"), "{e}");
+        assert!(load_text("RUN_AS_USER=nobody").is_ok());
     }
 }

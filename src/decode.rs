@@ -30,7 +30,7 @@ use smoltcp::wire::{
     IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr,
 };
 
-use crate::capture::{Frame, LinkType};
+use crate::frame::{Frame, LinkType};
 use crate::wire::{dhcp, sll, vlan};
 
 pub type Mac = [u8; 6];
@@ -70,6 +70,12 @@ pub struct Observation<'a> {
     pub arp: Option<ArpBinding>,
     pub ipv4_src: Option<Ipv4Addr>,
     pub ipv6_src: Option<Ipv6Addr>,
+    /// Destination of the first IP header (set together with the source).
+    pub ipv4_dst: Option<Ipv4Addr>,
+    pub ipv6_dst: Option<Ipv6Addr>,
+    /// The EtherType after the VLAN tags and LLC/SNAP (0 when the frame ends before it or
+    /// carries none, e.g. 802.3 without SNAP).
+    pub ethertype: u16,
     pub ndp: Option<NdpBinding>,
     pub dhcp: Option<DhcpName<'a>>,
 }
@@ -80,9 +86,9 @@ pub fn is_unicast(mac: &Mac) -> bool {
     mac[0] & 1 == 0
 }
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 const MAX_TAGS: usize = 8;
 
 #[inline]
@@ -168,6 +174,7 @@ fn network<'a>(obs: &mut Observation<'a>, mut ethertype: u16, mut rest: &'a [u8]
             return;
         }
     }
+    obs.ethertype = ethertype;
     match ethertype {
         ETHERTYPE_ARP => arp(obs, rest),
         ETHERTYPE_IPV4 => ipv4(obs, rest),
@@ -228,6 +235,7 @@ fn ipv4<'a>(obs: &mut Observation<'a>, rest: &'a [u8]) {
         return;
     }
     obs.ipv4_src = Some(p.src_addr());
+    obs.ipv4_dst = Some(p.dst_addr());
     if p.next_header() != IpProtocol::Udp || p.frag_offset() != 0 || rest.len() < ihl + 8 {
         return;
     }
@@ -255,6 +263,7 @@ fn ipv6(obs: &mut Observation, rest: &[u8]) {
     }
     let src = p.src_addr();
     obs.ipv6_src = Some(src);
+    obs.ipv6_dst = Some(p.dst_addr());
     if p.next_header() != IpProtocol::Icmpv6 {
         return;
     }
@@ -307,7 +316,7 @@ fn ipv6(obs: &mut Observation, rest: &[u8]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::capture::Direction;
+    use crate::frame::Direction;
 
     pub const A: Mac = [0x00, 0x1b, 0x21, 0x0a, 0x0b, 0x0c];
     pub const B: Mac = [0x3c, 0x22, 0xfb, 0x12, 0x34, 0x56];
@@ -562,8 +571,8 @@ pub(crate) mod tests {
     /// each distinct shape (link type, EtherType, protocol byte), at most 12 per file, cut to
     /// 256 bytes.
     pub fn real_frames() -> Vec<(LinkType, u32, Vec<u8>)> {
-        use crate::capture::file::FileSource;
-        use crate::capture::FrameSource;
+        use crate::pcap::file::FileSource;
+        use crate::pcap::FrameSource;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return Vec::new();

@@ -58,8 +58,12 @@ pub struct CaptureInfo {
     pub devices_tracked: u64,
     pub device_table_capacity: u64,
     pub device_table_full: u64,
+    /// Devices removed before their time to make room for a newcomer, cumulative.
+    pub devices_evicted: u64,
     /// Frames that could not be decoded far enough to attribute them (too short, bad headers).
     pub malformed: u64,
+    /// Frames between a device and the router without a readable IP header (counted local).
+    pub unclassified: u64,
     /// Flow offloading detected on this host (forwarded traffic bypasses the capture); null = unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offload: Option<OffloadInfo>,
@@ -85,7 +89,9 @@ impl CaptureInfo {
             devices_tracked: 0,
             device_table_capacity: capacity as u64,
             device_table_full: 0,
+            devices_evicted: 0,
             malformed: 0,
+            unclassified: 0,
             offload: None,
         }
     }
@@ -203,6 +209,13 @@ pub struct Bandwidth {
     pub rx_rate_bps: u64,
     pub tx_rate_bps: u64,
     pub utilization_percent: Option<f64>,
+    /// The part exchanged with the internet (README, accounting rules: "Internet and local").
+    pub internet_rx_bytes_total: u64,
+    pub internet_tx_bytes_total: u64,
+    pub internet_rx_packets_total: u64,
+    pub internet_tx_packets_total: u64,
+    pub internet_rx_rate_bps: u64,
+    pub internet_tx_rate_bps: u64,
 }
 
 /// Rounds a percentage to two decimals and clamps it into 0..=100 (the schema's bounds), so a

@@ -128,9 +128,16 @@ fn ipk_unpacks_as_opkg_reads_it() {
     let ctrl = listing(&x.join("control.tar.gz"));
     assert_eq!(
         ctrl.keys().filter(|k| *k != "./").collect::<Vec<_>>(),
-        ["./conffiles", "./control", "./postinst", "./prerm"]
+        [
+            "./conffiles",
+            "./control",
+            "./postinst",
+            "./postinst-pkg",
+            "./prerm"
+        ]
     );
     assert_eq!(ctrl["./postinst"].0, "-rwxr-xr-x");
+    assert_eq!(ctrl["./postinst-pkg"].0, "-rwxr-xr-x");
     assert_eq!(ctrl["./prerm"].0, "-rwxr-xr-x");
     let cx = dir.join("c");
     std::fs::create_dir_all(&cx).unwrap();

@@ -1,13 +1,10 @@
 //! The pcap/pcapng reader over arbitrary file contents: every frame it returns is fed through
 //! decode + account; errors are fine, panics and hangs are not.
 #![no_main]
-#![allow(dead_code)]
 
-include!("packet_path.rs");
-
-use capture::file::FileSource;
-use capture::FrameSource;
-use devices::{DeviceTable, TableConfig};
+use netmon_agent::devices::{DeviceTable, TableConfig};
+use netmon_agent::pcap::file::FileSource;
+use netmon_agent::pcap::FrameSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

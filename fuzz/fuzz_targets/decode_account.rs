@@ -2,12 +2,10 @@
 //! `[link selector][flags][orig_len: u16][data len: u8][data...]`; every 64 frames the cycle
 //! ends and the snapshot's device list is built, as the agent does.
 #![no_main]
-#![allow(dead_code)]
 
-include!("packet_path.rs");
-
-use capture::{Direction, Frame, LinkType};
-use devices::{DeviceTable, TableConfig};
+use netmon_agent::devices::{DeviceTable, TableConfig};
+use netmon_agent::frame::{Direction, Frame, LinkType};
+use netmon_agent::{addr, decode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
@@ -16,7 +14,8 @@ fuzz_target!(|input: &[u8]| {
         cycle_ns: 1_000,
         timeout_cycles: 2,
         expire_ns: 5_000,
-        range: net::Ipv4Cidr::parse("10.0.0.0/8").ok(),
+        range: addr::Ipv4Cidr::parse("10.0.0.0/8").ok(),
+        ..TableConfig::default()
     });
     let mut rest = input;
     let mut ts = 0u64;
@@ -46,14 +45,14 @@ fuzz_target!(|input: &[u8]| {
             obs.src.is_some() || obs.malformed || link != LinkType::Ethernet || data.len() >= 12
         );
         let before = table.counters();
-        table.account(&obs);
+        table.account(&obs, ts);
         let after = table.counters();
         assert!(after.packets_seen == before.packets_seen + 1);
         assert!(table.len() <= table.capacity());
         n += 1;
         if n % 64 == 0 {
             table.end_cycle(ts);
-            let _ = table.devices(ts);
+            let _ = table.devices(ts, ts);
         }
     }
     for e in table.iter() {

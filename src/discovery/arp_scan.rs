@@ -13,7 +13,7 @@ use smoltcp::wire::{
     EthernetRepr,
 };
 
-use crate::net::Ipv4Cidr;
+use crate::addr::Ipv4Cidr;
 
 /// Length of a who-has frame as we send it (Ethernet header + ARP); the kernel/NIC pads it.
 pub const PROBE_LEN: usize = 42;

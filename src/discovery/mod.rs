@@ -21,7 +21,7 @@ pub fn parse_proc_net_arp(text: &str, iface: &str) -> Vec<(Ipv4Addr, [u8; 6])> {
             if flags & 0x2 == 0 {
                 return None;
             }
-            Some((f[0].parse().ok()?, crate::net::parse_mac(f[3])?))
+            Some((f[0].parse().ok()?, crate::addr::parse_mac(f[3])?))
         })
         .collect()
 }

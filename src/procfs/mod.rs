@@ -7,7 +7,8 @@
 //! - cpu.percent: /proc/stat, busy share of all CPUs between two samples; cores: its cpuN lines
 //! - cpu.loadAverage: /proc/loadavg
 //! - memory: /proc/meminfo (MemTotal, MemAvailable or MemFree + Buffers + Cached)
-//! - disk: /proc/self/mountinfo (/proc/mounts) filtered like `df`, sizes from statvfs(3)
+//! - disk: /proc/self/mountinfo (/proc/mounts) filtered like `df -l` (network and FUSE file
+//!   systems only with DISK_REMOTE=1), sizes from statvfs(3)
 //! - uptimeSeconds: /proc/uptime
 //! - interfaces: /proc/net/dev, /sys/class/net/NAME/{operstate,speed,address,mtu,ifindex},
 //!   addresses from getifaddrs(3)
@@ -129,6 +130,8 @@ pub struct Collector {
     scratch: String,
     device: String,
     slots: Vec<mounts::Slot>,
+    /// DISK_REMOTE: also report (and statvfs) network and FUSE file systems.
+    remote_disks: bool,
     cpu: Option<stat::CpuTimes>,
     cores: u32,
     net: Vec<IfState>,
@@ -148,6 +151,7 @@ impl Collector {
             scratch: String::with_capacity(128),
             device: String::with_capacity(128),
             slots: Vec::with_capacity(32),
+            remote_disks: false,
             cpu: None,
             cores: 1,
             net: Vec::with_capacity(16),
@@ -155,6 +159,13 @@ impl Collector {
             net_at: None,
             failing: 0,
         }
+    }
+
+    /// A collector for the configuration: its roots and DISK_REMOTE.
+    pub fn for_config(cfg: &crate::config::Config) -> Collector {
+        let mut c = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+        c.remote_disks = cfg.disk_remote;
+        c
     }
 
     /// Takes the baseline sample that the first `sample` computes CPU and rates against.
@@ -274,7 +285,14 @@ impl Collector {
         self.failing &= !MOUNTS;
         let text = std::mem::take(&mut self.buf);
         let stat_dev = |p: &str| std::fs::metadata(p).ok().map(|m| m.dev());
-        let bad = mounts::select(&text, format, stat_dev, &mut self.scratch, &mut self.slots);
+        let bad = mounts::select(
+            &text,
+            format,
+            self.remote_disks,
+            stat_dev,
+            &mut self.scratch,
+            &mut self.slots,
+        );
         match bad {
             Some(e) => {
                 self.fail(MOUNTS_LINE, (), &e);
@@ -286,7 +304,7 @@ impl Collector {
             let Some(m) = slot.mount(&text, format) else {
                 continue;
             };
-            if m.is_dummy() {
+            if m.is_dummy() || slot.network {
                 continue;
             }
             self.scratch.clear();

@@ -36,7 +36,6 @@ pub fn entries(text: &str) -> impl Iterator<Item = Result<DevStats<'_>, ParseErr
 }
 
 /// All interfaces, or the first bad line.
-#[allow(dead_code)] // the Collector streams `entries`; tests use the whole-file form
 pub fn parse(text: &str) -> Result<Vec<DevStats<'_>>, ParseError> {
     if text.trim().is_empty() {
         return Err(ParseError::Empty { file: FILE });

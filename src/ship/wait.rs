@@ -2,7 +2,7 @@
 //! WebSocket handshakes that run over them) goes through `wait`, so the one thread can keep
 //! doing the loop's other work while a platform is slow: the agent registers a service that
 //! polls the platform socket together with the capture ring and drains the ring whenever the
-//! kernel hands over a block (`live::Capture::wait_beside`). Without a service (tests, `check`,
+//! kernel hands over a block (`monitor::Monitor::wait_beside`). Without a service (tests, `check`,
 //! `register`), `wait` polls the socket alone.
 //!
 //! A service is a closure `(socket, want write, timeout) -> socket ready?`: it must return when

@@ -42,8 +42,8 @@ pub fn count() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::count;
-    use crate::capture::LinkType;
     use crate::decode::tests::{fixtures, frame, real_frames};
+    use crate::frame::LinkType;
 
     #[test]
     fn per_frame_path_allocates_nothing() {

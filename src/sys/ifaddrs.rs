@@ -48,7 +48,7 @@ pub fn all() -> Vec<(String, Addresses)> {
                 } else {
                     // SAFETY: as above, the netmask of an AF_INET address is a sockaddr_in.
                     let m = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in) };
-                    crate::net::netmask_prefix(Ipv4Addr::from(u32::from_be(m.sin_addr.s_addr)))
+                    crate::addr::netmask_prefix(Ipv4Addr::from(u32::from_be(m.sin_addr.s_addr)))
                         .unwrap_or(32)
                 };
                 entry.ipv4.push((ip, prefix));

@@ -349,7 +349,6 @@ fn verify(user: &User) -> Result<(), PrivError> {
 /// and lowers it again afterwards. Without the permitted bit (or when the effective set has
 /// it anyway, as for root that did not drop) `f` just runs. Opening an AF_PACKET socket is the
 /// use: the socket keeps working after the capability is lowered.
-#[allow(dead_code)] // for the live capture's socket reopen
 pub fn with_net_raw<T>(f: impl FnOnce() -> T) -> T {
     let raised = match caps_get() {
         Ok(c) if c.permitted & bit(CAP_NET_RAW) != 0 && c.effective & bit(CAP_NET_RAW) == 0 => {

@@ -7,8 +7,6 @@
 //! - [`dhcp`]: a DHCPv4/BOOTP request view and a scan for option 12 (host name)
 //!
 //! Everything else (Ethernet, ARP, IPv4, IPv6, ICMPv6/NDP) comes from `smoltcp::wire`.
-// Parts of this API serve the live capture, discovery and the `capture` command (issues 4+).
-#![allow(dead_code)]
 
 pub mod dhcp;
 pub mod sll;

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use pcap_file::pcap::{PcapHeader, PcapParser};
 use pcap_file::{Endianness, PcapError, TsResolution};
 
-use super::{CaptureError, Direction, Frame, FrameSource, LinkType};
+use super::{CaptureError, FrameSource};
+use crate::frame::{Direction, Frame, LinkType};
 
 /// Records larger than this are taken as corruption (libpcap's own limit is 256 KiB).
 pub const MAX_RECORD: usize = 16 << 20;
@@ -582,7 +583,7 @@ fn describe(e: &PcapError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::writer::{PcapWriter, WriterOptions};
+    use crate::pcap::writer::{PcapWriter, WriterOptions};
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("netmon-file-{}-{name}", std::process::id()));

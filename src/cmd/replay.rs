@@ -12,32 +12,115 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 use crate::agent::{self, RunState};
-use crate::capture::file::FileSource;
-use crate::capture::{linktype_name, FrameSource};
+use crate::cli::{Common, ReplayArgs};
 use crate::config::{Config, LoadOptions};
 use crate::devices::{DeviceTable, TableConfig};
 use crate::error::Error;
+use crate::frame::linktype_name;
+use crate::pcap::file::FileSource;
+use crate::pcap::FrameSource;
 use crate::procfs::Collector;
 use crate::snapshot::{CaptureMode, Device};
 use crate::timefmt;
 
-// Here rather than in capture/: capture, wire, decode and devices stay free of the program's
-// error and config types, so the fuzzer and the benchmark can compile them on their own.
-impl From<crate::capture::CaptureError> for Error {
-    fn from(e: crate::capture::CaptureError) -> Self {
+// Here rather than in pcap/: pcap, frame, wire, decode and devices stay free of the program's
+// error and config types.
+impl From<crate::pcap::CaptureError> for Error {
+    fn from(e: crate::pcap::CaptureError) -> Self {
         Error::Other(e.to_string())
     }
 }
 
+/// Checks the arguments and replays the file.
+pub fn command(common: &Common, args: &ReplayArgs) -> Result<ExitCode, Error> {
+    let mut common = common.clone();
+    if let Some(n) = &args.table_size {
+        common.set.push(format!("DEVICE_TABLE_SIZE={n}"));
+    }
+    let opts = common.load_options()?;
+    let Some(file) = args.file.clone() else {
+        return Err(Error::Usage("replay: no capture file given".into()));
+    };
+    if args.every_cycle && !args.json {
+        return Err(Error::Usage("replay: --every-cycle needs --json".into()));
+    }
+    let range = match common.range.as_deref() {
+        Some(r) => Some(
+            crate::addr::Ipv4Cidr::parse(r).map_err(|e| Error::Usage(format!("--range: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut gateways = Vec::new();
+    for g in &args.gateway {
+        let mac = crate::addr::parse_mac(g)
+            .filter(crate::decode::is_unicast)
+            .ok_or_else(|| Error::Usage(format!("--gateway {g}: not a unicast MAC address")))?;
+        gateways.push(mac);
+    }
+    if gateways.len() > crate::devices::MAX_EXCLUDED {
+        return Err(Error::Usage(format!(
+            "--gateway: at most {} MACs",
+            crate::devices::MAX_EXCLUDED
+        )));
+    }
+    let mut local = crate::locality::LocalNets::new();
+    if let Some(r) = range {
+        local.add_v4(r);
+    }
+    for l in &args.local {
+        if !add_local(&mut local, l) {
+            return Err(Error::Usage(format!(
+                "--local {l}: expected an IPv4 or IPv6 range (a.b.c.d/n or x:y::/n), at most {}",
+                crate::locality::MAX_NETS
+            )));
+        }
+    }
+    if !gateways.is_empty() && range.is_none() && args.local.is_empty() {
+        return Err(Error::Usage(
+            "replay: --gateway needs the local ranges (--range and/or --local): without them every address would be the internet".into(),
+        ));
+    }
+    let ro = ReplayOptions {
+        file,
+        range,
+        json: args.json,
+        every_cycle: args.every_cycle,
+        gateways,
+        local,
+    };
+    run(opts, ro).map(|()| ExitCode::SUCCESS)
+}
+
+/// What to replay and how to print it.
 pub struct ReplayOptions {
     pub file: PathBuf,
     /// `--range` only: the range auto-detected on this machine says nothing about the capture.
-    pub range: Option<crate::net::Ipv4Cidr>,
+    pub range: Option<crate::addr::Ipv4Cidr>,
     pub json: bool,
     pub every_cycle: bool,
+    /// `--gateway`: the router's MACs (the internet/local split needs them).
+    pub gateways: Vec<crate::decode::Mac>,
+    /// `--range` and `--local`.
+    pub local: crate::locality::LocalNets,
+}
+
+/// Adds `a.b.c.d/n` or `x:y::/n` to `nets`; false when it is neither or there is no room.
+fn add_local(nets: &mut crate::locality::LocalNets, text: &str) -> bool {
+    if let Ok(c) = crate::addr::Ipv4Cidr::parse(text) {
+        return nets.add_v4(c);
+    }
+    let (addr, prefix) = text.split_once('/').unwrap_or((text, "128"));
+    match (
+        addr.trim().parse::<std::net::Ipv6Addr>(),
+        prefix.trim().parse::<u8>(),
+    ) {
+        (Ok(a), Ok(p)) if p <= 128 => nets.add_v6(a, p),
+        _ => false,
+    }
 }
 
 /// The table's settings from the config.
@@ -48,6 +131,7 @@ pub fn table_config(cfg: &Config) -> TableConfig {
         timeout_cycles: cfg.device_timeout_cycles,
         expire_ns: cfg.device_expire.as_nanos() as u64,
         range: cfg.network_range,
+        seed: [crate::sys::random::u64(), crate::sys::random::u64()],
     }
 }
 
@@ -61,7 +145,7 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn snapshot(&mut self, table: &DeviceTable, now: u64, last: bool) -> Result<(), Error> {
-        let mut devices = table.devices(now);
+        let mut devices = table.devices(now, now);
         sort_devices(&mut devices);
         let io = |e| Error::Sys {
             what: "writing to stdout",
@@ -112,14 +196,14 @@ fn sort_devices(d: &mut [Device]) {
 fn print_table(out: &mut impl Write, devices: &[Device]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<17}  {:<15}  {:<20}  {:>4}  {:>12}  {:>12}  {:>9}  {:>9}  STATUS",
-        "MAC", "IP", "NAME", "VLAN", "RX BYTES", "TX BYTES", "RX PKTS", "TX PKTS"
+        "{:<17}  {:<15}  {:<20}  {:>4}  {:>12}  {:>12}  {:>9}  {:>9}  {:>12}  STATUS",
+        "MAC", "IP", "NAME", "VLAN", "RX BYTES", "TX BYTES", "RX PKTS", "TX PKTS", "INTERNET"
     )?;
     for d in devices {
         let b = &d.bandwidth;
         writeln!(
             out,
-            "{:<17}  {:<15}  {:<20}  {:>4}  {:>12}  {:>12}  {:>9}  {:>9}  {}",
+            "{:<17}  {:<15}  {:<20}  {:>4}  {:>12}  {:>12}  {:>9}  {:>9}  {:>12}  {}",
             d.mac,
             d.ip.as_deref().unwrap_or("-"),
             d.device_name.as_deref().unwrap_or("-"),
@@ -128,6 +212,7 @@ fn print_table(out: &mut impl Write, devices: &[Device]) -> std::io::Result<()> 
             b.tx_bytes_total,
             b.rx_packets_total,
             b.tx_packets_total,
+            b.internet_rx_bytes_total + b.internet_tx_bytes_total,
             match d.status {
                 crate::snapshot::DeviceStatus::Active => "active",
                 crate::snapshot::DeviceStatus::Inactive => "inactive",
@@ -142,9 +227,11 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     let mut tc = table_config(&cfg);
     tc.range = opts.range;
     let mut table = DeviceTable::new(tc);
+    table.set_excluded(&opts.gateways);
+    table.set_local_nets(opts.local.clone());
     let mut src = FileSource::open(&opts.file)?;
     let cycle = table.config().cycle_ns;
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     collector.prime(Instant::now());
     let mut printer = Printer {
         cfg: &cfg,
@@ -190,7 +277,7 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     }
     // A pcapng whose interfaces all have unsupported link types is found out at its end:
     // nothing was counted, so there is nothing to print but the error.
-    if let Some(e @ crate::capture::CaptureError::Unsupported { .. }) = failure {
+    if let Some(e @ crate::pcap::CaptureError::Unsupported { .. }) = failure {
         return Err(e.into());
     }
     warn_skipped(&src);
@@ -199,12 +286,19 @@ pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     }
     printer.snapshot(&table, now, true)?;
     let c = table.counters();
+    let expiry = if c.expired > 0 {
+        " (no sign of life for DEVICE_EXPIRE of capture time; DEVICE_EXPIRE=0 keeps every device)"
+    } else {
+        ""
+    };
     info!(
-        "{}: {} frames, {} bytes, {} devices, {} malformed, {} not tracked (table full)",
+        "{}: {} frames, {} bytes, {} devices, {} expired during the capture{expiry}, {} evicted, {} malformed, {} not tracked (table full)",
         opts.file.display(),
         c.packets_seen,
         c.bytes_seen,
         table.len(),
+        c.expired,
+        c.evicted,
         c.malformed,
         c.table_full
     );
