@@ -6,6 +6,7 @@
 //! the fuzz targets, the examples and the benchmarks use the same code. `docs/architecture.md`
 //! maps the modules and says which file fills each snapshot field.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 #[macro_use]
 pub mod log;
