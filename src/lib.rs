@@ -12,6 +12,8 @@
 pub mod log;
 
 pub mod addr;
+// Not documented item by item yet: the loop and shipping are being reshaped.
+#[allow(missing_docs)]
 pub mod agent;
 pub mod capture;
 pub mod cli;
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod pcap;
 pub mod procfs;
+#[allow(missing_docs)]
 pub mod ship;
 pub mod snapshot;
 pub mod status;

@@ -322,12 +322,17 @@ pub struct Bandwidth {
     pub tx_rate_bps: u64,
     /// Always null: a device's link speed is not known (the field is kept for the payload format).
     pub utilization_percent: Option<f64>,
-    /// The part exchanged with the internet (README, accounting rules: "Internet and local").
+    /// The internet part of `rx_bytes_total` (docs/accounting.md, "Internet and local").
     pub internet_rx_bytes_total: u64,
+    /// The internet part of `tx_bytes_total`.
     pub internet_tx_bytes_total: u64,
+    /// The internet part of `rx_packets_total`.
     pub internet_rx_packets_total: u64,
+    /// The internet part of `tx_packets_total`.
     pub internet_tx_packets_total: u64,
+    /// The internet part of `rx_rate_bps`.
     pub internet_rx_rate_bps: u64,
+    /// The internet part of `tx_rate_bps`.
     pub internet_tx_rate_bps: u64,
 }
 
