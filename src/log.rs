@@ -11,15 +11,21 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
+/// How much is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Errors only.
     Error = 0,
+    /// Errors and warnings.
     Warn = 1,
+    /// State changes too (the default).
     Info = 2,
+    /// Everything, including each delivery.
     Debug = 3,
 }
 
 impl Level {
+    /// From `error`, `warn`/`warning`, `info`, `debug`/`trace` (any case).
     pub fn parse(s: &str) -> Option<Level> {
         match s.to_ascii_lowercase().as_str() {
             "error" => Some(Level::Error),
@@ -29,6 +35,7 @@ impl Level {
             _ => None,
         }
     }
+    /// The name written in each line.
     pub fn name(self) -> &'static str {
         match self {
             Level::Error => "ERROR",
@@ -51,11 +58,14 @@ impl Level {
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// `netmon-agent: LEVEL: message` lines on stderr.
     Stderr,
+    /// Datagrams to /dev/log with the line's priority (facility daemon).
     Syslog,
 }
 
 impl Target {
+    /// `stderr` or `syslog` (any case).
     pub fn parse(s: &str) -> Option<Target> {
         match s.to_ascii_lowercase().as_str() {
             "stderr" => Some(Target::Stderr),
@@ -67,6 +77,7 @@ impl Target {
 
 /// LOG_DAEMON from <syslog.h> (facility 3, shifted).
 const FACILITY_DAEMON: u8 = 3 << 3;
+/// The local syslog socket.
 pub const SYSLOG_PATH: &str = "/dev/log";
 const TAG: &str = "netmon-agent";
 
@@ -74,10 +85,12 @@ static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 /// The connected /dev/log socket when the target is syslog.
 static SYSLOG: Mutex<Option<UnixDatagram>> = Mutex::new(None);
 
+/// Sets the level for the whole process.
 pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+/// True when lines of `level` are written.
 pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
@@ -166,12 +179,16 @@ pub fn write(level: Level, args: std::fmt::Arguments) {
     write_stderr(level, args);
 }
 
+/// Logs a line at error level, `format!`-style.
 #[macro_export]
 macro_rules! error { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Error) { $crate::log::write($crate::log::Level::Error, format_args!($($t)*)) } } }
+/// Logs a line at warn level, `format!`-style.
 #[macro_export]
 macro_rules! warn { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Warn) { $crate::log::write($crate::log::Level::Warn, format_args!($($t)*)) } } }
+/// Logs a line at info level, `format!`-style.
 #[macro_export]
 macro_rules! info { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Info) { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) } } }
+/// Logs a line at debug level, `format!`-style.
 #[macro_export]
 macro_rules! debug { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Debug) { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) } } }
 

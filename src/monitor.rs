@@ -30,7 +30,9 @@ fn wall_ns(t: SystemTime) -> u64 {
 /// Everything live the loop drives: the capture, the device table it feeds, the ARP scanner
 /// sending through the same socket, names and the offload check.
 pub struct Monitor {
+    /// The capture ring.
     pub capture: Capture,
+    /// The device table the ring feeds.
     pub table: DeviceTable,
     scanner: Option<Scanner>,
     /// The scan to run (None: SCAN_INTERVAL=0); the scanner is made once the range is known.

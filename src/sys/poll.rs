@@ -7,15 +7,21 @@ use std::time::Duration;
 /// Readiness of one polled fd.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ready {
+    /// Data to read (or a peer that closed).
     pub readable: bool,
+    /// Room to write.
     pub writable: bool,
     /// Error or hang-up on the fd.
     pub error: bool,
 }
 
+/// One fd to poll and what for.
 pub struct Interest<'a> {
+    /// The fd.
     pub fd: BorrowedFd<'a>,
+    /// Wake when readable.
     pub read: bool,
+    /// Wake when writable.
     pub write: bool,
 }
 
