@@ -26,7 +26,7 @@ pub const VALUE_LIMIT: usize = 4096;
 /// Unknown keys named one by one per source (file or environment); the rest are counted.
 const UNKNOWN_KEYS_SHOWN: usize = 10;
 
-/// Every key the agent knows, with its one-line description (used by `check` and the README).
+/// Every key the agent knows, with its one-line description (used by `check`; docs/configuration.md lists them too).
 pub const KEYS: &[(&str, &str)] = &[
     (
         "SERVER_ID",
