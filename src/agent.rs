@@ -298,12 +298,8 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 n += 1;
             }
             let mut ship_slot = None;
-            if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write,
-                };
+            if let Some((fd, read, write)) = shipper.as_ref().and_then(|s| s.interest()) {
+                interests[n] = Interest { fd, read, write };
                 ship_slot = Some(n);
                 n += 1;
             }
