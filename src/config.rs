@@ -374,12 +374,15 @@ pub fn is_known(key: &str) -> bool {
     KEYS.iter().any(|(k, _)| *k == key)
 }
 
+/// `NETMON_*` variables as (name, value) text, and NETMON_CONFIG.
+pub type EnvVars = (Vec<(String, String)>, Option<PathBuf>);
+
 /// The environment's `NETMON_*` variables as text. Other variables are not looked at (a
 /// non-UTF-8 one is none of our business); a `NETMON_*` name or value that is not UTF-8 is an
 /// error naming the variable. NETMON_CONFIG, a path, is returned apart and may be any bytes.
 pub fn env_vars(
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
-) -> Result<(Vec<(String, String)>, Option<PathBuf>), ConfigError> {
+) -> Result<EnvVars, ConfigError> {
     use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     let mut config = None;

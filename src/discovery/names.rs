@@ -330,7 +330,7 @@ garbage line
             .status()
             .unwrap()
             .success());
-        let mut n = Names::new(&[lf.clone()], ef.clone(), hf.clone());
+        let mut n = Names::new(std::slice::from_ref(&lf), ef.clone(), hf.clone());
         let t = std::time::Instant::now();
         n.refresh();
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
