@@ -50,8 +50,8 @@ pub struct CaptureSample<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AgentSample<'a> {
     pub version: &'a str,
-    /// Unix seconds.
-    pub start_time: f64,
+    /// Milliseconds since the Unix epoch.
+    pub start_time_ms: u64,
     pub devices_tracked: u64,
     pub device_table_capacity: u64,
     /// Frames whose new device found the table full.
@@ -65,7 +65,7 @@ pub struct AgentSample<'a> {
     /// Snapshots dropped because the backlog was full.
     pub lost: u64,
     /// Unix seconds of the last snapshot a platform accepted; None: none yet (no sample).
-    pub last_delivery: Option<f64>,
+    pub last_delivery_ms: Option<u64>,
 }
 
 /// Fixed part of a page (agent families, headers), upper bound.
@@ -225,12 +225,10 @@ fn value_u64(out: &mut Vec<u8>, v: u64) {
     let _ = write!(out, " {v}\n");
 }
 
-fn value_f64(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
-        let _ = write!(out, " {v}\n");
-    } else {
-        out.extend_from_slice(b" NaN\n");
-    }
+/// Milliseconds as seconds with three decimals (integer formatting only: float formatting
+/// costs ~20 kB of code on a router).
+fn value_millis(out: &mut Vec<u8>, ms: u64) {
+    let _ = write!(out, " {}.{:03}\n", ms / 1000, ms % 1000);
 }
 
 fn device_labels(out: &mut Vec<u8>, name: &str, d: &DeviceSample) {
@@ -285,7 +283,7 @@ pub fn render<'a, I, D>(
         ),
     );
     out.extend_from_slice(b"netmon_agent_start_time_seconds");
-    value_f64(out, agent.start_time);
+    value_millis(out, agent.start_time_ms);
     simple(
         out,
         &family!(
@@ -357,9 +355,9 @@ pub fn render<'a, I, D>(
             "When a platform last accepted a snapshot, in seconds since the Unix epoch (no sample before the first)."
         ),
     );
-    if let Some(t) = agent.last_delivery {
+    if let Some(t) = agent.last_delivery_ms {
         out.extend_from_slice(b"netmon_last_delivery_timestamp_seconds");
-        value_f64(out, t);
+        value_millis(out, t);
     }
 
     for (k, f) in CAPTURE_FAMILIES.iter().enumerate() {
@@ -408,7 +406,7 @@ mod tests {
     fn agent() -> AgentSample<'static> {
         AgentSample {
             version: "0.1.0",
-            start_time: 1_790_000_000.25,
+            start_time_ms: 1_790_000_000_250,
             devices_tracked: 2,
             device_table_capacity: 256,
             device_table_full: 7,
@@ -416,7 +414,7 @@ mod tests {
             devices_expired: 4,
             backlog: 1,
             lost: 0,
-            last_delivery: Some(1_790_000_100.5),
+            last_delivery_ms: Some(1_790_000_100_005),
         }
     }
 
@@ -471,7 +469,8 @@ mod tests {
         assert!(p.contains("netmon_device_internet_receive_packets_total{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 6\n"));
         assert!(p.contains("netmon_device_active{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 1\n"));
         assert!(p.contains("netmon_capture_unclassified_packets_total{interface=\"br-lan\"} 2\n"));
-        assert!(p.contains("netmon_last_delivery_timestamp_seconds 1790000100.5\n"));
+        assert!(p.contains("netmon_last_delivery_timestamp_seconds 1790000100.005\n"));
+        assert!(p.contains("netmon_agent_start_time_seconds 1790000000.250\n"));
         assert!(p.contains("netmon_agent_info{version=\"0.1.0\"} 1\n"));
     }
 
@@ -513,7 +512,7 @@ mod tests {
         d.ip = None;
         let mut out = Vec::new();
         let a = AgentSample {
-            last_delivery: None,
+            last_delivery_ms: None,
             ..agent()
         };
         render(&mut out, &a, std::iter::empty, || std::iter::once(d));

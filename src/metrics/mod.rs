@@ -19,9 +19,9 @@ pub struct Shipping {
     pub last_delivery: Option<SystemTime>,
 }
 
-fn unix_secs(t: SystemTime) -> f64 {
+fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Renders the page from the live state at `now` (the active status is on the table's clock).
@@ -31,7 +31,7 @@ pub fn page(out: &mut Vec<u8>, mon: &Monitor, ship: Shipping, started: SystemTim
     let interface = mon.capture.interface().unwrap_or("");
     let agent = AgentSample {
         version: crate::VERSION,
-        start_time: unix_secs(started),
+        start_time_ms: unix_millis(started),
         devices_tracked: table.len() as u64,
         device_table_capacity: table.capacity() as u64,
         device_table_full: counters.table_full,
@@ -39,7 +39,7 @@ pub fn page(out: &mut Vec<u8>, mon: &Monitor, ship: Shipping, started: SystemTim
         devices_expired: counters.expired,
         backlog: ship.backlog,
         lost: ship.lost,
-        last_delivery: ship.last_delivery.map(unix_secs),
+        last_delivery_ms: ship.last_delivery.map(unix_millis),
     };
     let capture = CaptureSample {
         interface,
