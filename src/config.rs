@@ -997,7 +997,10 @@ mod tests {
         let c = load_text("").unwrap();
         assert_eq!(c.interfaces, ["eth9"]);
         for (text, want) in [
-            ("INTERFACE=a b a\n", "/etc/t.conf:1: INTERFACE: a is listed twice"),
+            (
+                "INTERFACE=a b a\n",
+                "/etc/t.conf:1: INTERFACE: a is listed twice",
+            ),
             (
                 "INTERFACE=a b\nNETWORK_RANGE=c=10.0.0.0/8\n",
                 "/etc/t.conf:2: NETWORK_RANGE: c= names an interface that is not in INTERFACE",
@@ -1006,8 +1009,14 @@ mod tests {
                 "NETWORK_RANGE=10.0.0.0/8 10.1.0.0/16\n",
                 "/etc/t.conf:1: NETWORK_RANGE: more than one range without IFACE=",
             ),
-            ("NETWORK_RANGE=b=10.0.0.0/40\n", "/etc/t.conf:1: NETWORK_RANGE: b=10.0.0.0/40"),
-            ("INTERFACE=a b c d e f g h i\n", "9 interfaces listed, at most 8"),
+            (
+                "NETWORK_RANGE=b=10.0.0.0/40\n",
+                "/etc/t.conf:1: NETWORK_RANGE: b=10.0.0.0/40",
+            ),
+            (
+                "INTERFACE=a b c d e f g h i\n",
+                "9 interfaces listed, at most 8",
+            ),
         ] {
             let e = load_text(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");

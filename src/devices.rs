@@ -789,6 +789,7 @@ impl DeviceTable {
         self.entries
             .iter()
             .map(|e| snapshot::Device {
+                interface: None,
                 ip: e.ipv4().map(|ip| ip.to_string()),
                 ipv6: e.ipv6.iter().map(|ip| ip.to_string()).collect(),
                 mac: format_mac(&e.mac),
@@ -835,6 +836,7 @@ impl DeviceTable {
             devices_evicted: self.counters.evicted,
             malformed: self.counters.malformed,
             unclassified: self.counters.unclassified,
+            interfaces: Vec::new(),
             offload: None,
         }
     }

@@ -64,9 +64,25 @@ pub struct CaptureInfo {
     pub malformed: u64,
     /// Frames between a device and the router without a readable IP header (counted local).
     pub unclassified: u64,
+    /// Every capture interface (INTERFACE's list, in order; live only). The fields above
+    /// `packetsSeen` describe the first one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceCapture>,
     /// Flow offloading detected on this host (forwarded traffic bypasses the capture); null = unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offload: Option<OffloadInfo>,
+}
+
+/// One capture interface's state and counters.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterfaceCapture {
+    pub interface: String,
+    pub mode: CaptureMode,
+    pub off_reason: Option<String>,
+    pub packets_seen: u64,
+    pub bytes_seen: u64,
+    pub packets_dropped: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +108,7 @@ impl CaptureInfo {
             devices_evicted: 0,
             malformed: 0,
             unclassified: 0,
+            interfaces: Vec::new(),
             offload: None,
         }
     }
@@ -190,6 +207,9 @@ pub enum DeviceStatus {
 pub struct Device {
     pub ip: Option<String>,
     pub ipv6: Vec<String>,
+    /// The capture interface it was seen on (live; absent in replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     pub mac: String,
     pub device_name: Option<String>,
     pub vlan: Option<u16>,

@@ -41,9 +41,6 @@ pub struct CaptureSample<'a> {
     pub bytes_seen: u64,
     /// The kernel's PACKET_STATISTICS drops.
     pub packets_dropped: u64,
-    pub malformed: u64,
-    /// Frames between a device and the router that carried no readable IP header.
-    pub unclassified: u64,
 }
 
 /// The agent's own numbers.
@@ -60,6 +57,10 @@ pub struct AgentSample<'a> {
     pub devices_evicted: u64,
     /// Devices removed because they expired.
     pub devices_expired: u64,
+    /// Frames too short or impossible to decode (all interfaces).
+    pub malformed: u64,
+    /// Frames between a device and the router without a readable IP header (all interfaces).
+    pub unclassified: u64,
     /// Snapshots waiting for the REST endpoint.
     pub backlog: u64,
     /// Snapshots dropped because the backlog was full.
@@ -140,7 +141,7 @@ const DEVICE_FAMILIES: [Family; 9] = [
     ),
 ];
 
-const CAPTURE_FAMILIES: [Family; 6] = [
+const CAPTURE_FAMILIES: [Family; 4] = [
     family!(
         "netmon_capture_up",
         "gauge",
@@ -160,16 +161,6 @@ const CAPTURE_FAMILIES: [Family; 6] = [
         "netmon_capture_dropped_packets_total",
         "counter",
         "Frames the kernel dropped because the capture ring was full."
-    ),
-    family!(
-        "netmon_capture_malformed_packets_total",
-        "counter",
-        "Frames too short or impossible to decode."
-    ),
-    family!(
-        "netmon_capture_unclassified_packets_total",
-        "counter",
-        "Frames between a device and the router without a readable IP header (counted as local)."
     ),
 ];
 
@@ -332,6 +323,24 @@ pub fn render<'a, I, D>(
     simple(
         out,
         &family!(
+            "netmon_malformed_packets_total",
+            "counter",
+            "Frames too short or impossible to decode, on every interface."
+        ),
+        agent.malformed,
+    );
+    simple(
+        out,
+        &family!(
+            "netmon_unclassified_packets_total",
+            "counter",
+            "Frames between a device and the router without a readable IP header (counted as local)."
+        ),
+        agent.unclassified,
+    );
+    simple(
+        out,
+        &family!(
             "netmon_backlog_snapshots",
             "gauge",
             "Snapshots waiting for the REST endpoint."
@@ -371,9 +380,7 @@ pub fn render<'a, I, D>(
                 0 => c.up as u64,
                 1 => c.packets_seen,
                 2 => c.bytes_seen,
-                3 => c.packets_dropped,
-                4 => c.malformed,
-                _ => c.unclassified,
+                _ => c.packets_dropped,
             };
             value_u64(out, v);
         }
@@ -412,6 +419,8 @@ mod tests {
             device_table_full: 7,
             devices_evicted: 3,
             devices_expired: 4,
+            malformed: 1,
+            unclassified: 2,
             backlog: 1,
             lost: 0,
             last_delivery_ms: Some(1_790_000_100_005),
@@ -443,8 +452,6 @@ mod tests {
             packets_seen: 30,
             bytes_seen: 3000,
             packets_dropped: 0,
-            malformed: 1,
-            unclassified: 2,
         }
     }
 
@@ -468,7 +475,8 @@ mod tests {
         assert!(p.contains("netmon_device_internet_transmit_bytes_total{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 700\n"));
         assert!(p.contains("netmon_device_internet_receive_packets_total{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 6\n"));
         assert!(p.contains("netmon_device_active{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 1\n"));
-        assert!(p.contains("netmon_capture_unclassified_packets_total{interface=\"br-lan\"} 2\n"));
+        assert!(p.contains("netmon_unclassified_packets_total 2\n"));
+        assert!(p.contains("netmon_capture_bytes_total{interface=\"br-lan\"} 3000\n"));
         assert!(p.contains("netmon_last_delivery_timestamp_seconds 1790000100.005\n"));
         assert!(p.contains("netmon_agent_start_time_seconds 1790000000.250\n"));
         assert!(p.contains("netmon_agent_info{version=\"0.1.0\"} 1\n"));
@@ -490,7 +498,7 @@ mod tests {
                 assert_eq!(name, current, "sample of {name} outside its family");
             }
         }
-        assert_eq!(seen.len(), 10 + 6 + 9);
+        assert_eq!(seen.len(), 12 + 4 + 9);
     }
 
     #[test]
