@@ -228,11 +228,11 @@ impl Capture {
         let mut n = 0;
         while let Some(mut block) = sock.next_block() {
             let at = Instant::now();
-            for f in block.by_ref() {
+            while let Some(f) = block.next_frame() {
                 each(&f, at);
                 n += 1;
             }
-            if block.malformed {
+            if block.malformed() {
                 self.bad_blocks += 1;
             }
         }

@@ -20,27 +20,27 @@ use crate::error::Error;
 /// The options every subcommand accepts, before or after the subcommand name.
 #[derive(FromArgs, ArgsInfo, Debug, Default, Clone, PartialEq)]
 pub struct Common {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
     /// config file (default /etc/netmon-agent.conf)
     #[argh(option)]
     pub config: Option<PathBuf>,
     /// interface to watch (INTERFACE)
-    #[argh(option, short = 'i')]
+    #[argh(option, short = 'i', arg_name = "IFACE")]
     pub interface: Option<String>,
     /// LAN range in CIDR (NETWORK_RANGE)
-    #[argh(option, short = 'r')]
+    #[argh(option, short = 'r', arg_name = "CIDR")]
     pub range: Option<String>,
     /// seconds per cycle (CYCLE_TIME)
     #[argh(option)]
     pub cycle: Option<String>,
     /// error, warn, info or debug (LOG_LEVEL)
-    #[argh(option)]
+    #[argh(option, arg_name = "LEVEL")]
     pub log_level: Option<String>,
     /// set any config KEY=VALUE (repeatable; not API_KEY), e.g. PROMISC=0, SCAN_INTERVAL=0
-    #[argh(option)]
+    #[argh(option, arg_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// print the version and exit
-    #[argh(switch)]
-    pub version: bool,
 }
 
 #[derive(FromArgs, ArgsInfo, Debug, PartialEq)]
@@ -140,6 +140,7 @@ pub struct ReplayArgs {
     #[argh(option, arg_name = "MAC")]
     pub gateway: Vec<String>,
     /// a local IPv4 or IPv6 range besides --range (repeatable), for the internet/local split
+    /// (the router's own addresses are not known in a capture)
     #[argh(option, arg_name = "CIDR")]
     pub local: Vec<String>,
     /// the capture file (pcap or pcapng)

@@ -26,7 +26,7 @@ pub const VALUE_LIMIT: usize = 4096;
 /// Unknown keys named one by one per source (file or environment); the rest are counted.
 const UNKNOWN_KEYS_SHOWN: usize = 10;
 
-/// Every key the agent knows, with its one-line description (used by `check` and the README).
+/// Every key the agent knows, with its one-line description (used by `check`; docs/configuration.md lists them too).
 pub const KEYS: &[(&str, &str)] = &[
     (
         "SERVER_ID",
@@ -374,12 +374,15 @@ pub fn is_known(key: &str) -> bool {
     KEYS.iter().any(|(k, _)| *k == key)
 }
 
+/// `NETMON_*` variables as (name, value) text, and NETMON_CONFIG.
+pub type EnvVars = (Vec<(String, String)>, Option<PathBuf>);
+
 /// The environment's `NETMON_*` variables as text. Other variables are not looked at (a
 /// non-UTF-8 one is none of our business); a `NETMON_*` name or value that is not UTF-8 is an
 /// error naming the variable. NETMON_CONFIG, a path, is returned apart and may be any bytes.
 pub fn env_vars(
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
-) -> Result<(Vec<(String, String)>, Option<PathBuf>), ConfigError> {
+) -> Result<EnvVars, ConfigError> {
     use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     let mut config = None;

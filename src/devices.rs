@@ -21,7 +21,7 @@
 //! labels with the wall time the caller gives for `now`, so a step of the wall clock changes
 //! labels only.
 //!
-//! Accounting rules (also in the user documentation, "Accounting rules"):
+//! Accounting rules (also in docs/accounting.md):
 //! - Bytes are the frame's original length (`Observation::len`), never the captured length.
 //! - A device is a unicast MAC (I/G bit clear) seen as the source or destination of the
 //!   outermost Ethernet header, except the excluded (own) MACs.

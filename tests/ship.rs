@@ -1157,6 +1157,7 @@ fn hostile_spool_contents_are_skipped_and_a_shared_spool_refused() {
     }
     let api = rest(&dir, "rest", port, "ok");
     let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
     cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
     cfg.push(format!("BACKLOG_DIR={}", spool.display()));
     let conf = write_config(&dir, &cfg);
@@ -1231,6 +1232,7 @@ fn a_full_spool_warns_once() {
     let spool = dir.join("spool");
     fs::create_dir_all(&spool).unwrap();
     let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
     // Nobody listens: every snapshot waits, and is spooled until the 24 KiB tmpfs is full.
     cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
     cfg.push(format!("BACKLOG_DIR={}", spool.display()));

@@ -231,6 +231,9 @@ impl Names {
                 _ => self.hosts = parse_hosts(&text),
             }
         }
+        // A big file read once does not keep its buffer for ever.
+        self.buf.clear();
+        self.buf.shrink_to(64 << 10);
         changed.iter().any(|c| *c)
     }
 
@@ -327,7 +330,7 @@ garbage line
             .status()
             .unwrap()
             .success());
-        let mut n = Names::new(&[lf.clone()], ef.clone(), hf.clone());
+        let mut n = Names::new(std::slice::from_ref(&lf), ef.clone(), hf.clone());
         let t = std::time::Instant::now();
         n.refresh();
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
@@ -347,11 +350,9 @@ garbage line
         let t = std::time::Instant::now();
         assert!(n.refresh());
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
-        assert!(
-            n.buf.capacity() <= 2 * READ_LIMIT + 64,
-            "{}",
-            n.buf.capacity()
-        );
+        // The buffer is not kept at its peak (the peak itself is bounded by READ_LIMIT: see
+        // tests/config.rs, which measures the agent's VmHWM with such a file).
+        assert!(n.buf.capacity() <= 64 << 10, "{}", n.buf.capacity());
         assert_eq!(n.lookup(&[2, 0, 0, 0, 0, 2], None), Some("first"));
         // /etc/hosts larger than the bound (an ad-block list): its first MiB is used, the
         // line cut at the bound is not.
