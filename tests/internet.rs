@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{agent as agent_cmd, *};
-use crate::lab::{in_ns, ns, sinks, skip_unless_root, wait_for, Agent, Lab};
+use crate::lab::{in_ns, ns, quiet, sinks, skip_unless_root, wait_for, Agent, Lab};
 
 const WAN4: &str = "203.0.113.7";
 const WAN6: &str = "2001:db8:ffff::7";
@@ -559,7 +559,7 @@ fn lab_two_interfaces_one_table() {
     let (c0, c1) = (&lab.clients[0], &lab.clients[1]);
     // The guest bridge and its client, with c0's MAC.
     let guest = format!("{}g", r.trim_end_matches('r'));
-    let _ = Command::new("ip").args(["netns", "del", &guest]).status();
+    quiet(Command::new("ip").args(["netns", "del", &guest]));
     sh_ok(&["ip", "netns", "add", &guest]);
     let _guest_ns = NsGuard(guest.clone());
     ns(&r, &["ip", "link", "add", "br-guest", "type", "bridge"]);
