@@ -22,8 +22,11 @@ pub const BLOCK_TIMEOUT_MS: u32 = 50;
 /// What the agent knows of the capture interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// ifindex.
     pub index: i32,
+    /// Hardware address, when it has one.
     pub mac: Option<[u8; 6]>,
+    /// IFF_UP.
     pub up: bool,
 }
 
@@ -82,6 +85,7 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// The capture as configured, not opened yet (`open` opens it).
     pub fn new(cfg: &Config) -> Capture {
         Capture::on(cfg, cfg.interface.clone())
     }
@@ -104,6 +108,7 @@ impl Capture {
         }
     }
 
+    /// The capture interface, when there is one.
     pub fn interface(&self) -> Option<&str> {
         self.interface.as_deref()
     }

@@ -14,6 +14,7 @@ use crate::addr::Ipv4Cidr;
 use crate::log::Level;
 pub use crate::ship::url::Url;
 
+/// The config file read when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 
 /// The most read of a config file: a real one is a few hundred bytes; 1 MiB leaves room for
@@ -147,6 +148,7 @@ const SEED_IGNORED: &[&str] = &[];
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a key.
     pub fn new(s: String) -> Secret {
         Secret(s)
     }
@@ -171,8 +173,16 @@ impl fmt::Debug for Secret {
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    File { path: PathBuf, line: usize },
+    /// A line of a config file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+    },
+    /// An environment variable (its name).
     Env(String),
+    /// A command-line flag (as typed).
     Flag(String),
 }
 
@@ -186,29 +196,41 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Why the configuration cannot be loaded (exit code 2).
 #[derive(Debug)]
 pub enum ConfigError {
     /// A value that does not parse or is out of range.
     Value {
+        /// Where the value came from.
         origin: Origin,
+        /// The key.
         key: String,
+        /// What is wrong with the value (never the value of API_KEY).
         reason: String,
     },
     /// A line of the config file that is not `KEY=VALUE`.
     Syntax {
+        /// The file.
         path: PathBuf,
+        /// Line number, from 1.
         line: usize,
+        /// What is wrong with the line.
         reason: String,
     },
     /// The config file named with --config cannot be read (or is not a regular file, or is
     /// larger than FILE_LIMIT).
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read.
         source: crate::sys::fs::ReadError,
     },
     /// An environment variable whose name starts with NETMON_ but is not UTF-8 (`var` is its
     /// name with the bad bytes replaced).
-    EnvName { var: String },
+    EnvName {
+        /// The variable's name, bad bytes replaced.
+        var: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -238,8 +260,11 @@ impl std::error::Error for ConfigError {}
 /// One `KEY=VALUE` setting and where it came from.
 #[derive(Debug, Clone)]
 pub struct Setting {
+    /// The key, upper case.
     pub key: String,
+    /// The value, unquoted.
     pub value: String,
+    /// Where it came from.
     pub origin: Origin,
 }
 
@@ -370,6 +395,7 @@ fn unquote(raw: &str) -> Result<String, String> {
     Ok(raw[..end].trim().to_owned())
 }
 
+/// True for a key of [`KEYS`].
 pub fn is_known(key: &str) -> bool {
     KEYS.iter().any(|(k, _)| *k == key)
 }
@@ -455,7 +481,9 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
 pub struct Config {
     /// The config file that was read (None when the default one does not exist).
     pub source: Option<PathBuf>,
+    /// SERVER_ID.
     pub server_id: String,
+    /// SERVER_IP.
     pub server_ip: Option<Ipv4Addr>,
     /// The first of `interfaces` (the one `capture.interface` and `serverIp` refer to).
     pub interface: Option<String>,
@@ -466,34 +494,59 @@ pub struct Config {
     /// NETWORK_RANGE's IFACE=CIDR entries for the other interfaces (theirs default to their
     /// subnet).
     pub network_ranges: Vec<(String, Ipv4Cidr)>,
+    /// CYCLE_TIME.
     pub cycle: Duration,
+    /// PLATFORM_API_URL.
     pub platform_api_url: Option<Url>,
+    /// PLATFORM_WS_URL.
     pub platform_ws_url: Option<Url>,
+    /// DEBUG_API_URL.
     pub debug_api_url: Option<Url>,
+    /// GENERATE_KEY_URL.
     pub generate_key_url: Option<Url>,
+    /// API_KEY.
     pub api_key: Option<Secret>,
+    /// LOG_LEVEL.
     pub log_level: Level,
+    /// DEVICE_TABLE_SIZE.
     pub device_table_size: usize,
+    /// DEVICE_EXPIRE (zero: never).
     pub device_expire: Duration,
+    /// DEVICE_TIMEOUT, in cycles.
     pub device_timeout_cycles: u32,
+    /// PROMISC.
     pub promisc: bool,
+    /// RING_KB.
     pub ring_kb: u32,
     /// METRICS_LISTEN: where `/metrics` is served (None: off).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// SCAN_INTERVAL (zero: no scanning).
     pub scan_interval: Duration,
+    /// SCAN_RATE, bits/s.
     pub scan_rate_bps: u64,
+    /// SCAN_RETRIES.
     pub scan_retries: u32,
+    /// SCAN_FORCE.
     pub scan_force: bool,
+    /// HTTP_TIMEOUT.
     pub http_timeout: Duration,
+    /// BACKLOG_KB.
     pub backlog_kb: u32,
+    /// BACKLOG_DIR.
     pub backlog_dir: Option<PathBuf>,
     /// DISK_REMOTE: network and FUSE file systems in metrics.disk.
     pub disk_remote: bool,
+    /// CA_FILE.
     pub ca_file: Option<PathBuf>,
+    /// RUN_AS_USER.
     pub run_as_user: Option<String>,
+    /// LEASE_FILE.
     pub lease_file: Option<PathBuf>,
+    /// STATUS_FILE.
     pub status_file: Option<PathBuf>,
+    /// PROC_ROOT.
     pub proc_root: PathBuf,
+    /// SYS_ROOT.
     pub sys_root: PathBuf,
     /// Warnings found while loading (unknown keys, detection that failed), printed once.
     pub warnings: Vec<String>,
@@ -830,7 +883,9 @@ impl Config {
 
 /// The parts of the defaults that depend on the machine.
 pub trait Detect {
+    /// The host name (the default SERVER_ID).
     fn hostname(&self) -> Option<String>;
+    /// The interface to watch when INTERFACE is not set.
     fn default_interface(&self) -> Option<String>;
     /// The interface's first IPv4 address and prefix length.
     fn interface_ipv4(&self, ifname: &str) -> Option<(Ipv4Addr, u8)>;
@@ -838,7 +893,9 @@ pub trait Detect {
 
 /// Detection on the running system, rooted at the configured /proc and /sys.
 pub struct SystemDetect {
+    /// Where /proc is read.
     pub proc_root: PathBuf,
+    /// Where /sys is read.
     pub sys_root: PathBuf,
 }
 

@@ -136,19 +136,26 @@ const NIL: u32 = u32::MAX;
 /// (Counters first: the per-frame path touches the first cache line only.)
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// Bytes of unicast frames addressed to it.
     pub rx_bytes: u64,
+    /// Bytes of frames it sent.
     pub tx_bytes: u64,
+    /// Unicast frames addressed to it.
     pub rx_packets: u64,
+    /// Frames it sent.
     pub tx_packets: u64,
     /// The last sign of life (for an addressed-only MAC: when it was first addressed).
     pub last_seen: u64,
+    /// When the table first saw it.
     pub first_seen: u64,
     /// Neighbours in its class's list (entry indices, NIL at the ends).
     prev: u32,
     next: u32,
+    /// The key.
     pub mac: Mac,
     /// The capture interface it was seen on (see [`DeviceTable::select_port`]).
     pub port: u8,
+    /// Addressed, newcomer or established (admission and eviction).
     pub class: Class,
     /// The name came from discovery (leases, hosts) and is not replaced by DHCP sniffing.
     pub name_fixed: bool,
@@ -161,8 +168,11 @@ pub struct Entry {
     cycle_tx_bytes: u64,
     /// Bits per second over the last finished cycle.
     pub rx_rate_bps: u64,
+    /// Bits per second sent over the last finished cycle.
     pub tx_rate_bps: u64,
+    /// IPv6 addresses, oldest replaced.
     pub ipv6: heapless::Vec<Ipv6Addr, MAX_IPV6, u8>,
+    /// Its name (empty when none).
     pub name: heapless::String<NAME_MAX, u8>,
     /// The part of the traffic exchanged with the internet (see `crate::locality`).
     pub internet: Internet,
@@ -322,24 +332,31 @@ impl DeviceTable {
         }
     }
 
+    /// The settings the table was made with.
     pub fn config(&self) -> &TableConfig {
         &self.cfg
     }
+    /// Devices it can hold.
     pub fn capacity(&self) -> usize {
         self.cfg.capacity
     }
+    /// Devices it holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+    /// True when it holds no device.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    /// The table-wide counters.
     pub fn counters(&self) -> Counters {
         self.counters
     }
+    /// Every tracked device.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
     }
+    /// The device with this MAC.
     pub fn get(&self, mac: &Mac) -> Option<&Entry> {
         self.find(key(mac)).map(|i| &self.entries[i])
     }
@@ -358,6 +375,7 @@ impl DeviceTable {
         self.local = nets;
     }
 
+    /// The local ranges of the internet/local split.
     pub fn local_nets(&self) -> &LocalNets {
         &self.local
     }

@@ -30,6 +30,7 @@ fn wall_ns(t: SystemTime) -> u64 {
 /// One capture interface: its ring, its ARP scanner and range. Its index in
 /// [`Monitor::ports`] is its port in the device table.
 pub struct Port {
+    /// The capture ring of this interface.
     pub capture: Capture,
     scanner: Option<Scanner>,
     /// The scan to run (None: SCAN_INTERVAL=0); the scanner is made once the range is known.
@@ -51,6 +52,7 @@ pub struct Port {
 /// offload check.
 pub struct Monitor {
     ports: Vec<Port>,
+    /// The device table the rings feed.
     pub table: DeviceTable,
     names: Names,
     proc_root: PathBuf,

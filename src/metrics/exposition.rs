@@ -15,29 +15,44 @@ use std::net::Ipv4Addr;
 /// One device's numbers, as the table holds them.
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceSample<'a> {
+    /// The capture interface.
     pub interface: &'a str,
+    /// The device's MAC.
     pub mac: [u8; 6],
+    /// Its IPv4 address.
     pub ip: Option<Ipv4Addr>,
     /// Empty when the device has no name.
     pub name: &'a str,
+    /// Status `active`.
     pub active: bool,
+    /// Bytes received.
     pub rx_bytes: u64,
+    /// Bytes sent.
     pub tx_bytes: u64,
+    /// Frames received.
     pub rx_packets: u64,
+    /// Frames sent.
     pub tx_packets: u64,
+    /// Bytes received from the internet.
     pub internet_rx_bytes: u64,
+    /// Bytes sent to the internet.
     pub internet_tx_bytes: u64,
+    /// Frames received from the internet.
     pub internet_rx_packets: u64,
+    /// Frames sent to the internet.
     pub internet_tx_packets: u64,
 }
 
 /// One capture interface's numbers.
 #[derive(Debug, Clone, Copy)]
 pub struct CaptureSample<'a> {
+    /// The capture interface.
     pub interface: &'a str,
     /// The ring is open and capturing.
     pub up: bool,
+    /// Frames captured.
     pub packets_seen: u64,
+    /// Bytes captured (lengths on the wire).
     pub bytes_seen: u64,
     /// The kernel's PACKET_STATISTICS drops.
     pub packets_dropped: u64,
@@ -46,10 +61,13 @@ pub struct CaptureSample<'a> {
 /// The agent's own numbers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AgentSample<'a> {
+    /// The agent's version.
     pub version: &'a str,
     /// Milliseconds since the Unix epoch.
     pub start_time_ms: u64,
+    /// Devices in the table.
     pub devices_tracked: u64,
+    /// DEVICE_TABLE_SIZE.
     pub device_table_capacity: u64,
     /// Frames whose new device found the table full.
     pub device_table_full: u64,

@@ -14,8 +14,11 @@ use crate::monitor::Monitor;
 /// What shipping contributes to the page.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Shipping {
+    /// Snapshots waiting for REST.
     pub backlog: u64,
+    /// Snapshots dropped because the backlog was full.
     pub lost: u64,
+    /// When a platform last accepted a snapshot.
     pub last_delivery: Option<SystemTime>,
 }
 

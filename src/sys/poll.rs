@@ -7,24 +7,30 @@ use std::time::Duration;
 /// Readiness of one polled fd.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ready {
+    /// Data to read (or a peer that closed).
     pub readable: bool,
+    /// Room to write.
     pub writable: bool,
     /// Error or hang-up on the fd.
     pub error: bool,
 }
 
+/// One fd to poll and what for.
 pub struct Interest<'a> {
+    /// The fd.
     pub fd: BorrowedFd<'a>,
+    /// Wake when readable.
     pub read: bool,
+    /// Wake when writable.
     pub write: bool,
 }
+
+/// Fds one poll takes at most.
+pub const MAX_FDS: usize = 16;
 
 /// Waits until one of `fds` is ready or `timeout` passes (rounded up to whole milliseconds, so
 /// a deadline is never woken for early). EINTR is a normal return with nothing ready.
 /// At most [`MAX_FDS`] fds (the rings, the signalfd, the platform and metrics sockets).
-/// Fds one poll takes at most.
-pub const MAX_FDS: usize = 16;
-
 pub fn poll(fds: &[Interest<'_>], timeout: Duration, out: &mut [Ready]) -> io::Result<usize> {
     let mut pfds = [libc::pollfd {
         fd: -1,
