@@ -78,8 +78,9 @@ impl Scheduler {
 }
 
 pub fn load_config(opts: &LoadOptions) -> Result<Config, Error> {
-    let cfg = config::load(opts)?;
+    let mut cfg = config::load(opts)?;
     crate::log::set_level(cfg.log_level);
+    crate::ship::register::load_key_file(&mut cfg).map_err(|e| Error::Usage(e.to_string()))?;
     for w in &cfg.warnings {
         warn!("{w}");
     }
@@ -134,7 +135,6 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let mut cap = crate::monitor::Monitor::new(&cfg, start);
     // Capture for the window: the same poll as `run`, until the window ends.
     let end = start + window;
-    let mut ready = [Ready::default(); 1];
     while let Some(left) = end
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -142,21 +142,32 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         let timeout = cap.deadline().map_or(left, |d| {
             d.saturating_duration_since(Instant::now()).min(left)
         });
-        match cap.fd() {
-            Some(fd) => {
-                let i = [Interest {
+        let mut ports = [usize::MAX; crate::devices::MAX_PORTS];
+        let interests: Vec<Interest> = cap
+            .fds()
+            .zip(ports.iter_mut())
+            .map(|((port, fd), slot)| {
+                *slot = port;
+                Interest {
                     fd,
                     read: true,
                     write: false,
-                }];
-                poll(&i, timeout, &mut ready).map_err(|e| Error::Sys {
-                    what: "poll",
-                    source: e,
-                })?;
-            }
-            None => std::thread::sleep(timeout),
+                }
+            })
+            .collect();
+        let mut ready = [Ready::default(); crate::devices::MAX_PORTS];
+        if interests.is_empty() {
+            std::thread::sleep(timeout);
+        } else {
+            poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+                what: "poll",
+                source: e,
+            })?;
         }
-        cap.wake(Instant::now(), ready[0].error);
+        drop(interests);
+        cap.wake(Instant::now(), |port| {
+            ports.iter().zip(&ready).any(|(&p, r)| p == port && r.error)
+        });
     }
     let sample = collector.sample(Instant::now());
     let (now, wall) = (Instant::now(), SystemTime::now());
@@ -184,12 +195,23 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
 /// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
 pub fn run(opts: LoadOptions) -> Result<(), Error> {
     let mut cfg = load_config(&opts)?;
+    crate::log::set_target(cfg.log_target);
     // Shared with the shipping waits (below), which drain the ring while a platform is slow;
     // never borrowed across a shipping call.
     let cap = Rc::new(RefCell::new(crate::monitor::Monitor::new(
         &cfg,
         Instant::now(),
     )));
+    // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
+    let mut metrics = match cfg.metrics_listen {
+        Some(addr) => {
+            let server = crate::metrics::server::MetricsServer::bind(addr, 64 * 1024)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            info!("serving Prometheus metrics on http://{addr}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
     // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
     // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
     if let Some(user) = &cfg.run_as_user {
@@ -207,12 +229,18 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             Err(_) => crate::ship::wait::alone(fd, write, timeout),
         })
     });
-    let mut state = RunState::new(SystemTime::now());
+    let started = SystemTime::now();
+    let mut state = RunState::new(started);
+    // A key issued at start that could not be written yet: kept, and the write retried.
+    let mut key_pending = None;
+    let mut registered_key = None;
     if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
         let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
-        if !crate::ship::register::at_start(&mut cfg, &mut wait) {
-            return Ok(());
+        match crate::ship::register::at_start(&mut cfg, &mut wait) {
+            crate::ship::register::Started::Stopped => return Ok(()),
+            crate::ship::register::Started::Registered(p) => key_pending = p,
         }
+        registered_key = cfg.api_key.clone();
     }
     let mut shipper = match cfg.has_platform() {
         true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
@@ -250,7 +278,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
     );
 
-    let mut ready = [Ready::default(); 3];
+    let mut ready = [Ready::default(); crate::sys::poll::MAX_FDS];
     loop {
         let mut deadline = sched.deadline();
         if let Some(d) = cap.borrow().deadline() {
@@ -259,49 +287,74 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
             deadline = deadline.min(d);
         }
+        if let Some(d) = metrics.as_ref().and_then(|m| m.deadline()) {
+            deadline = deadline.min(d);
+        }
         let timeout = deadline.saturating_duration_since(Instant::now());
         // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
-        // connected); the slots say where each one landed in `ready`.
-        let (cap_slot, ship_slot) = {
+        // connected) and the metrics listener and its connections (METRICS_LISTEN); the slots
+        // say where each one landed in `ready`.
+        let (cap_slot, ship_slot, metrics_slots) = {
             let cap = cap.borrow();
             let sig = || Interest {
                 fd: signals.as_fd(),
                 read: true,
                 write: false,
             };
-            let mut interests = [sig(), sig(), sig()];
+            let mut interests: [Interest; crate::sys::poll::MAX_FDS] =
+                std::array::from_fn(|_| sig());
             let mut n = 1;
-            let mut cap_slot = None;
-            if let Some(fd) = cap.fd() {
+            // The rings: slot 1 + k holds port cap_ports[k].
+            let mut cap_ports = [usize::MAX; crate::devices::MAX_PORTS];
+            for ((port, fd), slot) in cap.fds().zip(cap_ports.iter_mut()) {
                 interests[n] = Interest {
                     fd,
                     read: true,
                     write: false,
                 };
-                cap_slot = Some(n);
+                *slot = port;
                 n += 1;
             }
             let mut ship_slot = None;
-            if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write,
-                };
+            if let Some((fd, read, write)) = shipper.as_ref().and_then(|s| s.interest()) {
+                interests[n] = Interest { fd, read, write };
                 ship_slot = Some(n);
+                n += 1;
+            }
+            let metrics_from = n;
+            for (fd, read, write) in metrics.iter().flat_map(|m| m.interests()) {
+                interests[n] = Interest { fd, read, write };
                 n += 1;
             }
             poll(&interests[..n], timeout, &mut ready).map_err(|e| Error::Sys {
                 what: "poll",
                 source: e,
             })?;
-            (cap_slot, ship_slot)
+            (cap_ports, ship_slot, metrics_from..n)
         };
-        cap.borrow_mut()
-            .wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
+        cap.borrow_mut().wake(Instant::now(), |port| {
+            (0..crate::devices::MAX_PORTS).any(|k| cap_slot[k] == port && ready[1 + k].error)
+        });
         if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
             let r = ready[i];
             s.on_ready(r.readable, r.writable, r.error, Instant::now());
+        }
+        if let Some(m) = metrics.as_mut() {
+            let now = Instant::now();
+            let any = ready[metrics_slots]
+                .iter()
+                .any(|r| r.readable || r.writable || r.error);
+            if any || m.deadline().is_some_and(|d| now >= d) {
+                let mon = cap.borrow();
+                let ship = crate::metrics::Shipping {
+                    backlog: shipper.as_ref().map_or(0, |s| s.counters().0),
+                    lost: shipper.as_ref().map_or(0, |s| s.counters().1),
+                    last_delivery: shipper.as_ref().and_then(|s| s.last_delivery()),
+                };
+                m.step(now, &mut |out: &mut Vec<u8>| {
+                    crate::metrics::page(out, &mon, ship, started, now)
+                });
+            }
         }
         if ready[0].readable {
             while let Some(sig) = signals.read().map_err(|e| Error::Sys {
@@ -317,12 +370,20 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                         return Ok(());
                     }
                     Signal::Reload => match load_config(&opts) {
-                        Ok(new) => {
+                        Ok(mut new) => {
+                            // The key issued at start stays this run's key (never a second
+                            // registration), stored or not yet.
+                            if new.api_key.is_none() {
+                                new.api_key = registered_key.clone();
+                            }
                             if new.cycle != cfg.cycle {
                                 sched.reset(Instant::now(), new.cycle);
                             }
                             if new.device_table_size != cfg.device_table_size {
                                 warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
+                            }
+                            if new.metrics_listen != cfg.metrics_listen {
+                                warn!("METRICS_LISTEN changes take effect at the next start");
                             }
                             if new.status_file != cfg.status_file {
                                 if let Some(f) = status.take() {
@@ -351,6 +412,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
         let now = Instant::now();
         if sched.take_due(now) {
+            if key_pending.as_mut().is_some_and(|p| p.retry_due(now)) {
+                key_pending = None;
+            }
             let sample = collector.sample(now);
             let wall = SystemTime::now();
             if let Some(step) = wall_watch.check(now, wall) {

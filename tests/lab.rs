@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const LAN4: &str = "10.99.0";
-const LAN6: &str = "fd99::";
+pub(crate) const LAN4: &str = "10.99.0";
+pub(crate) const LAN6: &str = "fd99::";
 
-fn skip_unless_root(test: &str) -> bool {
+pub(crate) fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         return false;
     }
@@ -29,7 +29,7 @@ fn skip_unless_root(test: &str) -> bool {
 }
 
 /// Runs a command and returns its stdout; panics with stderr when it fails.
-fn sh(args: &[&str]) -> String {
+pub(crate) fn sh(args: &[&str]) -> String {
     let o = Command::new(args[0])
         .args(&args[1..])
         .output()
@@ -42,7 +42,7 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn ns(ns: &str, args: &[&str]) -> String {
+pub(crate) fn ns(ns: &str, args: &[&str]) -> String {
     let mut v = vec!["ip", "netns", "exec", ns];
     v.extend_from_slice(args);
     sh(&v)
@@ -59,12 +59,12 @@ fn signal(pid: u32, name: &str) {
 }
 
 /// Runs a command whose failure does not matter, without its output.
-fn quiet(cmd: &mut Command) {
+pub(crate) fn quiet(cmd: &mut Command) {
     let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
 /// Polls `cond` every 100 ms until it returns Some or `timeout` passes.
-fn wait_for<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + timeout;
     loop {
         if let Some(v) = cond() {
@@ -310,7 +310,7 @@ impl Lab {
 }
 
 /// Runs `f` on a thread that has entered network namespace `name`.
-fn in_ns<T: Send + 'static>(
+pub(crate) fn in_ns<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::thread::JoinHandle<T> {
@@ -325,7 +325,7 @@ fn in_ns<T: Send + 'static>(
 }
 
 /// TCP and UDP sinks on port 7000 (IPv4 and IPv6) in a namespace, until `stop`.
-fn sinks(name: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+pub(crate) fn sinks(name: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     in_ns(name, move || {
         let tcp = TcpListener::bind("[::]:7000").unwrap();
         tcp.set_nonblocking(true).unwrap();

@@ -22,12 +22,12 @@ use crate::common::*;
 
 // ---------- helpers ----------
 
-fn servers_dir() -> PathBuf {
+pub(crate) fn servers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/servers")
 }
 
 /// Whether python3 with `websockets` and `jsonschema` is here; in CI their absence fails.
-fn python_ready() -> bool {
+pub(crate) fn python_ready() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import websockets, jsonschema"])
         .stderr(Stdio::null())
@@ -44,7 +44,7 @@ fn python_ready() -> bool {
     ok
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -53,22 +53,22 @@ fn free_port() -> u16 {
 }
 
 /// A child process killed (and reaped) when dropped.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
 }
 
 impl Proc {
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY (test code): kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.pid(), sig);
         }
     }
     /// SIGTERM and wait up to 10 s.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.signal(libc::SIGTERM);
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
@@ -79,12 +79,12 @@ impl Proc {
         }
         panic!("pid {} did not stop on SIGTERM", self.pid());
     }
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
     /// Resident memory in KiB.
-    fn rss_kb(&self) -> u64 {
+    pub(crate) fn rss_kb(&self) -> u64 {
         let s = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         s.lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -102,14 +102,14 @@ impl Drop for Proc {
 }
 
 /// A python test server; waits for its READY line.
-struct Server {
+pub(crate) struct Server {
     proc: Proc,
-    port: u16,
-    log: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) log: PathBuf,
     mode_file: PathBuf,
 }
 
-fn server(
+pub(crate) fn server(
     script: &str,
     dir: &Path,
     name: &str,
@@ -154,24 +154,24 @@ fn server(
     }
 }
 
-fn rest(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
+pub(crate) fn rest(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
     server("rest_server.py", dir, name, port, mode, None)
 }
 
-fn wss(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
+pub(crate) fn wss(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
     server("ws_server.py", dir, name, port, mode, None)
 }
 
 impl Server {
-    fn set_mode(&self, mode: &str) {
+    pub(crate) fn set_mode(&self, mode: &str) {
         fs::write(&self.mode_file, mode).unwrap();
     }
-    fn records(&self) -> Vec<Value> {
+    pub(crate) fn records(&self) -> Vec<Value> {
         records(&self.log)
     }
 }
 
-fn records(log: &Path) -> Vec<Value> {
+pub(crate) fn records(log: &Path) -> Vec<Value> {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -180,7 +180,7 @@ fn records(log: &Path) -> Vec<Value> {
 }
 
 /// The snapshots a REST log received, in arrival order.
-fn posted(log: &Path) -> Vec<Value> {
+pub(crate) fn posted(log: &Path) -> Vec<Value> {
     records(log)
         .iter()
         .filter_map(|r| serde_json::from_str(r["body"].as_str()?).ok())
@@ -188,7 +188,7 @@ fn posted(log: &Path) -> Vec<Value> {
 }
 
 /// The snapshots a WebSocket log received, in arrival order.
-fn ws_messages(log: &Path) -> Vec<Value> {
+pub(crate) fn ws_messages(log: &Path) -> Vec<Value> {
     records(log)
         .iter()
         .filter(|r| r["event"] == "message")
@@ -196,7 +196,7 @@ fn ws_messages(log: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn seq(s: &Value) -> u64 {
+pub(crate) fn seq(s: &Value) -> u64 {
     s["agent"]["seq"].as_u64().unwrap()
 }
 
@@ -226,28 +226,28 @@ fn validate_schema(snaps: &[Value]) {
     validate_snapshots(&lines.join("\n"));
 }
 
-fn key() -> String {
+pub(crate) fn key() -> String {
     format!(
         "sk-test-{:x}-SECRET",
         std::process::id() as u64 * 7919 + rand_u16() as u64
     )
 }
 
-fn rand_u16() -> u16 {
+pub(crate) fn rand_u16() -> u16 {
     let mut b = [0u8; 2];
     let _ =
         fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
     u16::from_ne_bytes(b)
 }
 
-fn write_config(dir: &Path, lines: &[String]) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, lines: &[String]) -> PathBuf {
     let p = dir.join("agent.conf");
     fs::write(&p, lines.join("\n") + "\n").unwrap();
     p
 }
 
 /// `netmon-agent run --config conf`, stderr to a file.
-fn start_agent(dir: &Path, conf: &Path, tag: &str) -> (Proc, PathBuf) {
+pub(crate) fn start_agent(dir: &Path, conf: &Path, tag: &str) -> (Proc, PathBuf) {
     let errf = dir.join(format!("agent-{tag}.stderr"));
     let child = agent()
         .arg("run")
@@ -260,7 +260,7 @@ fn start_agent(dir: &Path, conf: &Path, tag: &str) -> (Proc, PathBuf) {
     (Proc { child }, errf)
 }
 
-fn stderr_of(path: &Path, key: &str) -> String {
+pub(crate) fn stderr_of(path: &Path, key: &str) -> String {
     let s = fs::read_to_string(path).unwrap_or_default();
     assert!(
         !s.contains(key),
@@ -270,7 +270,7 @@ fn stderr_of(path: &Path, key: &str) -> String {
     s
 }
 
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
     while !f() {
         assert!(Instant::now() < end, "timed out waiting for {what}");
@@ -278,7 +278,7 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn base_config(key: &str, cycle: u32, timeout: u32) -> Vec<String> {
+pub(crate) fn base_config(key: &str, cycle: u32, timeout: u32) -> Vec<String> {
     vec![
         "# test agent".into(),
         "SERVER_ID=ship-test".into(),
@@ -289,7 +289,7 @@ fn base_config(key: &str, cycle: u32, timeout: u32) -> Vec<String> {
     ]
 }
 
-fn millis(t: &Value) -> i64 {
+pub(crate) fn millis(t: &Value) -> i64 {
     // YYYY-MM-DDTHH:MM:SS.mmmZ -> ms within the day is enough for intervals under a day.
     let s = t.as_str().unwrap();
     let h: i64 = s[11..13].parse().unwrap();
@@ -459,7 +459,7 @@ fn outage_keeps_and_delivers_every_snapshot_in_order() {
         .any(|e| e["event"] == "deliveryRecovered" && e["failedAttempts"].as_u64() > Some(0)));
 }
 
-fn posted_events(log: &Path) -> Vec<Value> {
+pub(crate) fn posted_events(log: &Path) -> Vec<Value> {
     records(log)
         .iter()
         .filter_map(|r| serde_json::from_str(r["body"].as_str()?).ok())
@@ -993,8 +993,9 @@ fn register_writes_the_key_in_place_and_bad_replies_change_nothing() {
     assert!(stdout(&o).contains("API key written to"), "{}", stdout(&o));
     let expect = text.replace("API_KEY=\n", &format!("API_KEY={new_key}\n"));
     assert_eq!(fs::read_to_string(&conf).unwrap(), expect);
+    // The file keeps its mode (tests/register.rs covers owner and mode in detail).
     let mode = fs::metadata(&conf).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    assert_eq!(mode, 0o644);
     let req: Value =
         serde_json::from_str(srv.records().last().unwrap()["body"].as_str().unwrap()).unwrap();
     assert_eq!(req["serverId"], "router-7");
@@ -1066,7 +1067,7 @@ fn check_tries_both_endpoints_and_reports() {
     api.set_mode("status:401");
     let o = run(agent().arg("check").arg("--config").arg(&conf));
     assert!(
-        stdout(&o).contains("REST check     FAILED: API key rejected (HTTP 401)"),
+        stdout(&o).contains("REST check     FAILED: API key rejected (HTTP 401"),
         "{}",
         stdout(&o)
     );
@@ -1157,6 +1158,7 @@ fn hostile_spool_contents_are_skipped_and_a_shared_spool_refused() {
     }
     let api = rest(&dir, "rest", port, "ok");
     let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
     cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
     cfg.push(format!("BACKLOG_DIR={}", spool.display()));
     let conf = write_config(&dir, &cfg);
@@ -1231,6 +1233,7 @@ fn a_full_spool_warns_once() {
     let spool = dir.join("spool");
     fs::create_dir_all(&spool).unwrap();
     let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
     // Nobody listens: every snapshot waits, and is spooled until the 24 KiB tmpfs is full.
     cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
     cfg.push(format!("BACKLOG_DIR={}", spool.display()));

@@ -3,11 +3,14 @@
 mod cli;
 mod common;
 mod config;
+mod hostile_net;
 mod install;
+mod internet;
 mod lab;
 mod openwrt;
 mod privdrop;
 mod procfs;
+mod register;
 mod replay;
 mod run;
 mod ship;

@@ -24,15 +24,21 @@ use crate::sys::fs::{open_regular, read_at_most, ReadError};
 /// ad-block list) is used up to there.
 pub const READ_LIMIT: usize = 1 << 20;
 
+/// Where dnsmasq keeps its leases (OpenWrt, Debian).
 pub const DEFAULT_LEASE_FILES: &[&str] = &["/tmp/dhcp.leases", "/var/lib/misc/dnsmasq.leases"];
+/// MAC to name (or address) bindings.
 pub const ETHERS: &str = "/etc/ethers";
+/// Address to name bindings.
 pub const HOSTS: &str = "/etc/hosts";
 
 /// One name binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The MAC.
     pub mac: [u8; 6],
+    /// The address.
     pub ip: IpAddr,
+    /// The name, when the line has one.
     pub name: Option<String>,
 }
 
@@ -231,6 +237,9 @@ impl Names {
                 _ => self.hosts = parse_hosts(&text),
             }
         }
+        // A big file read once does not keep its buffer for ever.
+        self.buf.clear();
+        self.buf.shrink_to(64 << 10);
         changed.iter().any(|c| *c)
     }
 
@@ -327,7 +336,7 @@ garbage line
             .status()
             .unwrap()
             .success());
-        let mut n = Names::new(&[lf.clone()], ef.clone(), hf.clone());
+        let mut n = Names::new(std::slice::from_ref(&lf), ef.clone(), hf.clone());
         let t = std::time::Instant::now();
         n.refresh();
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
@@ -347,11 +356,9 @@ garbage line
         let t = std::time::Instant::now();
         assert!(n.refresh());
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
-        assert!(
-            n.buf.capacity() <= 2 * READ_LIMIT + 64,
-            "{}",
-            n.buf.capacity()
-        );
+        // The buffer is not kept at its peak (the peak itself is bounded by READ_LIMIT: see
+        // tests/config.rs, which measures the agent's VmHWM with such a file).
+        assert!(n.buf.capacity() <= 64 << 10, "{}", n.buf.capacity());
         assert_eq!(n.lookup(&[2, 0, 0, 0, 0, 2], None), Some("first"));
         // /etc/hosts larger than the bound (an ad-block list): its first MiB is used, the
         // line cut at the bound is not.

@@ -159,6 +159,10 @@ impl Backlog {
     pub fn lost(&self) -> u64 {
         self.lost
     }
+    /// Bytes that can still be added before the oldest entry is dropped.
+    pub fn room(&self) -> usize {
+        self.cap.saturating_sub(self.bytes)
+    }
     pub fn front(&self) -> Option<&Entry> {
         self.queue.front()
     }
@@ -297,16 +301,21 @@ impl Spool {
 
         let mut numbers = Vec::new();
         let mut foreign = Odd::default();
-        for name in dir.names().map_err(io("listing"))? {
+        let mut stale = Vec::new();
+        dir.each_name(|name| {
             let bytes = name.as_bytes();
             if bytes.starts_with(b".tmp-") {
-                // A write cut short by a crash: it was never renamed, so never counted.
-                let _ = dir.remove(&name);
+                stale.push(name.to_owned());
             } else if let Some(n) = spool_number(bytes) {
                 numbers.push(n);
             } else if !bytes.ends_with(b".snap.bad") {
-                foreign.add(|| shown_name(&name));
+                foreign.add(|| shown_name(name));
             }
+        })
+        .map_err(io("listing"))?;
+        // Writes cut short by a crash: never renamed, so never counted.
+        for name in stale {
+            let _ = dir.remove(&name);
         }
         if let Some(first) = foreign.first {
             warnings.push(format!(

@@ -8,7 +8,7 @@ use std::fmt;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -52,10 +52,16 @@ pub enum ReadError {
     /// Not a regular file (`what` says what it is: "a FIFO", "a character device", ...).
     NotRegular(&'static str),
     /// Larger than the bound (`size` is what fstat said, or `limit + 1` for a file that grew).
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The size found.
+        size: u64,
+        /// The bound.
+        limit: u64,
+    },
 }
 
 impl ReadError {
+    /// True when the file does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound)
     }
@@ -286,6 +292,14 @@ impl Dir {
 
     /// The names of the directory's entries (without "." and ".."), read from the fd.
     pub fn names(&self) -> io::Result<Vec<OsString>> {
+        let mut names = Vec::new();
+        self.each_name(|n| names.push(n.to_owned()))?;
+        Ok(names)
+    }
+
+    /// Calls `f` with the name of each entry (without "." and ".."), read from the fd; nothing
+    /// is collected, so a directory of a million files costs no memory here.
+    pub fn each_name(&self, mut f: impl FnMut(&OsStr)) -> io::Result<()> {
         // fdopendir takes ownership of the fd it is given (closedir closes it): give it a
         // duplicate, positioned at the start.
         let dup = self.fd.try_clone()?;
@@ -302,7 +316,6 @@ impl Dir {
         // SAFETY: `stream.0` is a valid DIR stream; the duplicate shares the file offset with
         // `self.fd`, so rewind it (another listing may have moved it).
         unsafe { libc::rewinddir(stream.0) };
-        let mut names = Vec::new();
         loop {
             // readdir returns NULL both at the end and on error; errno tells them apart.
             // SAFETY: errno is thread-local; writing 0 to it is always allowed.
@@ -314,13 +327,13 @@ impl Dir {
                 if e.raw_os_error().unwrap_or(0) != 0 {
                     return Err(e);
                 }
-                return Ok(names);
+                return Ok(());
             }
             // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated; it stays
-            // valid until the next readdir on this stream, and we copy it out before that.
+            // valid until the next readdir on this stream, and `f` only borrows it before that.
             let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
             if name != b"." && name != b".." {
-                names.push(OsString::from_vec(name.to_vec()));
+                f(OsStr::from_bytes(name));
             }
         }
     }

@@ -14,12 +14,20 @@ connection, so a test can switch it while running) or --mode:
   huge          200 with a 100 MB body
   garbage       random bytes instead of HTTP, then close
   close         read the request, close the connection without an answer
+  chunkbomb     500, chunked, then 64 KiB of "fffffffffffffffe" size lines, then silence
+  continue      "100 Continue" heads, as fast as the client reads, forever; when the client
+                hangs up, logs {"ended": "continue", "sent": bytes written before}
+  echo302       302 whose Location (and body) echo the request's Authorization header
+  echo:S:N      status S; reason phrase and body are "invalid token: <Authorization>" cut at N
+  retry:S:T     status S with Retry-After: T
+  pingflood     a WebSocket upgrade (101), then ping frames as fast as they go, never reading
 With --cert/--key it speaks TLS. Prints READY once listening.
 """
-import argparse, json, os, socket, ssl, sys, threading, time
+import argparse, base64, hashlib, json, os, socket, ssl, sys, threading, time, urllib.parse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
+ap.add_argument("--host", default="127.0.0.1", help="address to listen on (tests: loopback or a namespace's)")
 ap.add_argument("--log", required=True)
 ap.add_argument("--mode", default="ok")
 ap.add_argument("--mode-file")
@@ -127,6 +135,43 @@ def handle(conn):
             while sent < size:
                 conn.sendall(block)
                 sent += len(block)
+        elif m == "chunkbomb":
+            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + b"fffffffffffffffe\r\n" * (65536 // 18))
+            wait_for_close(conn)
+        elif m == "continue":
+            block = b"HTTP/1.1 100 Continue\r\n\r\n" * 2000
+            sent = 0
+            try:
+                while True:
+                    conn.sendall(block)
+                    sent += len(block)
+            finally:
+                with lock, open(args.log, "a") as f:
+                    f.write(json.dumps({"t": time.time(), "ended": m, "sent": sent}) + "\n")
+        elif m == "echo302":
+            auth = urllib.parse.quote(headers.get("authorization", ""))
+            body = f"moved to /login?h={auth}".encode()
+            conn.sendall(f"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1/login?h={auth}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        elif m.startswith("echo:"):
+            _, status, n = m.split(":")
+            text = ("invalid token: " + headers.get("authorization", ""))[: int(n)]
+            body = text.encode()
+            conn.sendall(f"HTTP/1.1 {status} {text}\r\nContent-Length: {len(body)}\r\n"
+                         f"Connection: close\r\n\r\n".encode() + body)
+        elif m.startswith("retry:"):
+            _, status, t = m.split(":")
+            answer(conn, int(status), b'{"error":"later"}', f"Retry-After: {t}\r\n")
+        elif m == "pingflood":
+            accept = base64.b64encode(hashlib.sha1(
+                (headers.get("sec-websocket-key", "") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
+            ).digest()).decode()
+            conn.sendall(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n".encode())
+            ping = b"\x89\x7d" + b"p" * 125
+            while True:
+                conn.sendall(ping * 64)
         elif m == "garbage":
             conn.sendall(os.urandom(3000))
         elif m == "close":
@@ -142,7 +187,7 @@ def handle(conn):
 
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", args.port))
+srv.bind((args.host, args.port))
 srv.listen(64)
 print("READY", flush=True)
 while True:
