@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::metrics::server::MetricsServer;
 use crate::monitor::Monitor;
 use crate::procfs::{Collector, Sample};
-use crate::ship::register::AtStart;
+use crate::ship::register::{AtStart, PendingKey};
 use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
 use crate::status::{Delivery, Output, State, StatusFile};
@@ -79,8 +79,9 @@ impl Scheduler {
 }
 
 pub fn load_config(opts: &LoadOptions) -> Result<Config, Error> {
-    let cfg = config::load(opts)?;
+    let mut cfg = config::load(opts)?;
     crate::log::set_level(cfg.log_level);
+    crate::ship::register::load_key_file(&mut cfg).map_err(|e| Error::Usage(e.to_string()))?;
     for w in &cfg.warnings {
         warn!("{w}");
     }
@@ -135,7 +136,6 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let mut cap = crate::monitor::Monitor::new(&cfg, start);
     // Capture for the window: the same poll as `run`, until the window ends.
     let end = start + window;
-    let mut ready = [Ready::default(); 1];
     while let Some(left) = end
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -143,21 +143,32 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         let timeout = cap.deadline().map_or(left, |d| {
             d.saturating_duration_since(Instant::now()).min(left)
         });
-        match cap.fd() {
-            Some(fd) => {
-                let i = [Interest {
+        let mut ports = [usize::MAX; crate::devices::MAX_PORTS];
+        let interests: Vec<Interest> = cap
+            .fds()
+            .zip(ports.iter_mut())
+            .map(|((port, fd), slot)| {
+                *slot = port;
+                Interest {
                     fd,
                     read: true,
                     write: false,
-                }];
-                poll(&i, timeout, &mut ready).map_err(|e| Error::Sys {
-                    what: "poll",
-                    source: e,
-                })?;
-            }
-            None => std::thread::sleep(timeout),
+                }
+            })
+            .collect();
+        let mut ready = [Ready::default(); crate::devices::MAX_PORTS];
+        if interests.is_empty() {
+            std::thread::sleep(timeout);
+        } else {
+            poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+                what: "poll",
+                source: e,
+            })?;
         }
-        cap.wake(Instant::now(), ready[0].error);
+        drop(interests);
+        cap.wake(Instant::now(), |port| {
+            ports.iter().zip(&ready).any(|(&p, r)| p == port && r.error)
+        });
     }
     let sample = collector.sample(Instant::now());
     let (now, wall) = (Instant::now(), SystemTime::now());
@@ -184,9 +195,10 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
 
 /// Poll-set tokens of the agent's own fds (the shipping components use 2..=4).
 const SIGNALS: Token = Token(0);
-const CAPTURE: Token = Token(1);
 const REGISTRATION: Token = Token(5);
 const METRICS: Token = Token(6);
+/// The capture ring of port k (one per INTERFACE) is `Token(CAPTURE + k)`.
+const CAPTURE: u16 = 100;
 /// The longest the loop sleeps when nothing at all is due.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
@@ -228,6 +240,10 @@ pub struct Agent {
     /// is the end label minus the window, so a wall-clock step never changes a duration).
     window_start: Instant,
     wall_watch: crate::clock::StepWatch,
+    /// A key registered at start: it stays this run's key across reloads (never a second
+    /// registration), and, while its write failed, the write is retried once a cycle.
+    registered_key: Option<crate::config::Secret>,
+    key_pending: Option<PendingKey>,
     set: PollSet,
 }
 
@@ -236,6 +252,7 @@ impl Agent {
     /// already blocks SIGHUP/SIGINT/SIGTERM, so a signal during start-up waits for the loop.
     pub fn start(opts: LoadOptions, signals: SignalFd) -> Result<Agent, Error> {
         let cfg = load_config(&opts)?;
+        crate::log::set_target(cfg.log_target);
         let monitor = Monitor::new(&cfg, Instant::now());
         // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
         let metrics = match cfg.metrics_listen {
@@ -282,6 +299,8 @@ impl Agent {
             started,
             window_start: now,
             wall_watch: crate::clock::StepWatch::new(now, SystemTime::now()),
+            registered_key: None,
+            key_pending: None,
             set: PollSet::new(),
         };
         agent.start_cycles(now);
@@ -322,8 +341,8 @@ impl Agent {
         let set = &mut self.set;
         set.clear();
         set.register(SIGNALS, self.signals.as_fd(), Want::READ);
-        if let Some(fd) = self.monitor.fd() {
-            set.register(CAPTURE, fd, Want::READ);
+        for (port, fd) in self.monitor.fds() {
+            set.register(Token(CAPTURE + port as u16), fd, Want::READ);
         }
         set.wake_at_opt(self.monitor.deadline());
         if let Some(m) = &self.metrics {
@@ -348,13 +367,16 @@ impl Agent {
 
         let now = Instant::now();
         // The ring first (drained on every turn, whoever woke the loop), then shipping.
-        self.monitor.wake(now, self.set.ready(CAPTURE).error);
+        let set = &self.set;
+        self.monitor
+            .wake(now, |port| set.ready(Token(CAPTURE + port as u16)).error);
         match &mut self.output {
             Destination::Stdout => {}
             Destination::Platform(s) => s.advance(&self.set, now),
             Destination::Registering(r) => {
                 if let Some(key) = r.advance(self.set.ready(REGISTRATION), now) {
-                    crate::ship::register::store_at_start(&mut self.cfg, key);
+                    self.key_pending = crate::ship::register::store_at_start(&mut self.cfg, key);
+                    self.registered_key = self.cfg.api_key.clone();
                     self.output = Destination::Platform(Box::new(Shipper::new(
                         &self.cfg,
                         &self.state.run_id,
@@ -430,10 +452,22 @@ impl Agent {
     /// its shipping (backlog included) and says why. What did not change keeps running as it
     /// is: a WebSocket whose settings are the same stays connected.
     pub fn reload(&mut self, now: Instant) {
-        let new = match config::load(&self.opts) {
+        let loaded = config::load(&self.opts)
+            .map_err(Error::from)
+            .and_then(|mut c| {
+                crate::ship::register::load_key_file(&mut c)
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+                Ok(c)
+            });
+        let mut new = match loaded {
             Ok(c) => c,
             Err(e) => return error!("config reload failed, keeping the old config: {e}"),
         };
+        // The key issued at start stays this run's key (never a second registration), stored or
+        // not yet.
+        if new.api_key.is_none() {
+            new.api_key = self.registered_key.clone();
+        }
         let wants_key =
             new.api_key.is_none() && new.generate_key_url.is_some() && new.has_platform();
         let to_output = |s: Option<Shipper>| match s {
@@ -471,6 +505,7 @@ impl Agent {
             }
         };
         crate::log::set_level(new.log_level);
+        crate::log::set_target(new.log_target);
         for w in &new.warnings {
             warn!("{w}");
         }
@@ -504,6 +539,9 @@ impl Agent {
 
     /// The cycle's end: sample, build the snapshot, hand it to the output (and the status file).
     pub fn end_cycle(&mut self, now: Instant) -> Flow {
+        if self.key_pending.as_mut().is_some_and(|p| p.retry_due(now)) {
+            self.key_pending = None;
+        }
         let sample = self.collector.sample(now);
         let wall = SystemTime::now();
         if let Some(step) = self.wall_watch.check(now, wall) {

@@ -47,6 +47,7 @@ pub struct Common {
 /// netmon-agent: system metrics, interface statistics, LAN devices and per-device bandwidth,
 /// shipped as JSON snapshots to a platform (or printed).
 pub struct Cli {
+    /// the subcommand (none given is a usage error, reported by `cmd::dispatch`)
     #[argh(subcommand)]
     pub command: Option<Command>,
 }

@@ -26,6 +26,7 @@ pub struct StepWatch {
 }
 
 impl StepWatch {
+    /// Starts watching from a pair of readings taken together.
     pub fn new(mono: Instant, wall: SystemTime) -> StepWatch {
         StepWatch {
             origin: mono,

@@ -14,6 +14,7 @@ use crate::addr::Ipv4Cidr;
 use crate::log::Level;
 pub use crate::ship::url::Url;
 
+/// The config file read when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 
 /// The most read of a config file: a real one is a few hundred bytes; 1 MiB leaves room for
@@ -38,11 +39,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "INTERFACE",
-        "LAN interface to watch (default: br-lan if present, else the default route's)",
+        "LAN interface(s) to watch, a space- or comma-separated list (default: br-lan if present, else the default route's)",
     ),
     (
         "NETWORK_RANGE",
-        "IPv4 range of the LAN in CIDR (default: the interface's subnet)",
+        "IPv4 range of the LAN in CIDR, or IFACE=CIDR per interface (default: each interface's subnet)",
     ),
     ("CYCLE_TIME", "seconds between snapshots (default 5)"),
     (
@@ -62,7 +63,15 @@ pub const KEYS: &[(&str, &str)] = &[
         "endpoint (http/https) that issues an API key (`register`)",
     ),
     ("API_KEY", "bearer key for the platform (never logged)"),
+    (
+        "API_KEY_FILE",
+        "file holding the API key; registration stores the issued key there (default: none, the key goes into the config file)",
+    ),
     ("LOG_LEVEL", "error, warn, info or debug (default info)"),
+    (
+        "LOG_TARGET",
+        "stderr, or syslog (/dev/log, facility daemon; default stderr)",
+    ),
     (
         "DEVICE_TABLE_SIZE",
         "devices tracked at most, fixed at start (default 256, 1..65536)",
@@ -151,6 +160,7 @@ const SEED_IGNORED: &[&str] = &[];
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a key.
     pub fn new(s: String) -> Secret {
         Secret(s)
     }
@@ -175,8 +185,16 @@ impl fmt::Debug for Secret {
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    File { path: PathBuf, line: usize },
+    /// A line of a config file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+    },
+    /// An environment variable (its name).
     Env(String),
+    /// A command-line flag (as typed).
     Flag(String),
 }
 
@@ -190,29 +208,41 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Why the configuration cannot be loaded (exit code 2).
 #[derive(Debug)]
 pub enum ConfigError {
     /// A value that does not parse or is out of range.
     Value {
+        /// Where the value came from.
         origin: Origin,
+        /// The key.
         key: String,
+        /// What is wrong with the value (never the value of API_KEY).
         reason: String,
     },
     /// A line of the config file that is not `KEY=VALUE`.
     Syntax {
+        /// The file.
         path: PathBuf,
+        /// Line number, from 1.
         line: usize,
+        /// What is wrong with the line.
         reason: String,
     },
     /// The config file named with --config cannot be read (or is not a regular file, or is
     /// larger than FILE_LIMIT).
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read.
         source: crate::sys::fs::ReadError,
     },
     /// An environment variable whose name starts with NETMON_ but is not UTF-8 (`var` is its
     /// name with the bad bytes replaced).
-    EnvName { var: String },
+    EnvName {
+        /// The variable's name, bad bytes replaced.
+        var: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -242,8 +272,11 @@ impl std::error::Error for ConfigError {}
 /// One `KEY=VALUE` setting and where it came from.
 #[derive(Debug, Clone)]
 pub struct Setting {
+    /// The key, upper case.
     pub key: String,
+    /// The value, unquoted.
     pub value: String,
+    /// Where it came from.
     pub origin: Origin,
 }
 
@@ -334,13 +367,25 @@ pub fn file_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigErro
     })
 }
 
-/// A value or name as it may appear in a message: at most 40 characters, control characters
-/// replaced, and the full length said when cut.
+/// A value or name as it may appear in a message: at most 40 characters, control and invisible
+/// characters (a byte-order mark, zero-width spaces, direction marks) written as `\u{feff}`, and
+/// the full length said when cut.
 pub fn shown(s: &str) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    };
     let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if invisible(c) {
+                out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        out
     };
     if s.chars().count() <= 40 {
         clean(s)
@@ -374,16 +419,20 @@ fn unquote(raw: &str) -> Result<String, String> {
     Ok(raw[..end].trim().to_owned())
 }
 
+/// True for a key of [`KEYS`].
 pub fn is_known(key: &str) -> bool {
     KEYS.iter().any(|(k, _)| *k == key)
 }
+
+/// `NETMON_*` variables as (name, value) text, and NETMON_CONFIG.
+pub type EnvVars = (Vec<(String, String)>, Option<PathBuf>);
 
 /// The environment's `NETMON_*` variables as text. Other variables are not looked at (a
 /// non-UTF-8 one is none of our business); a `NETMON_*` name or value that is not UTF-8 is an
 /// error naming the variable. NETMON_CONFIG, a path, is returned apart and may be any bytes.
 pub fn env_vars(
     vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
-) -> Result<(Vec<(String, String)>, Option<PathBuf>), ConfigError> {
+) -> Result<EnvVars, ConfigError> {
     use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     let mut config = None;
@@ -456,40 +505,78 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
 pub struct Config {
     /// The config file that was read (None when the default one does not exist).
     pub source: Option<PathBuf>,
+    /// SERVER_ID.
     pub server_id: String,
+    /// SERVER_IP.
     pub server_ip: Option<Ipv4Addr>,
+    /// The first of `interfaces` (the one `capture.interface` and `serverIp` refer to).
     pub interface: Option<String>,
+    /// INTERFACE: every interface captured (empty: detected, then only `interface`).
+    pub interfaces: Vec<String>,
+    /// The range of the first interface.
     pub network_range: Option<Ipv4Cidr>,
+    /// NETWORK_RANGE's IFACE=CIDR entries for the other interfaces (theirs default to their
+    /// subnet).
+    pub network_ranges: Vec<(String, Ipv4Cidr)>,
+    /// CYCLE_TIME.
     pub cycle: Duration,
+    /// PLATFORM_API_URL.
     pub platform_api_url: Option<Url>,
+    /// PLATFORM_WS_URL.
     pub platform_ws_url: Option<Url>,
+    /// DEBUG_API_URL.
     pub debug_api_url: Option<Url>,
+    /// GENERATE_KEY_URL.
     pub generate_key_url: Option<Url>,
+    /// API_KEY.
     pub api_key: Option<Secret>,
+    /// LOG_LEVEL.
     pub log_level: Level,
+    /// LOG_TARGET.
+    pub log_target: crate::log::Target,
+    /// API_KEY_FILE.
+    pub api_key_file: Option<PathBuf>,
+    /// DEVICE_TABLE_SIZE.
     pub device_table_size: usize,
+    /// DEVICE_EXPIRE (zero: never).
     pub device_expire: Duration,
+    /// DEVICE_TIMEOUT, in cycles.
     pub device_timeout_cycles: u32,
+    /// PROMISC.
     pub promisc: bool,
+    /// RING_KB.
     pub ring_kb: u32,
     /// METRICS_LISTEN: where `/metrics` is served (None: off).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// SCAN_INTERVAL (zero: no scanning).
     pub scan_interval: Duration,
+    /// SCAN_RATE, bits/s.
     pub scan_rate_bps: u64,
+    /// SCAN_RETRIES.
     pub scan_retries: u32,
+    /// SCAN_FORCE.
     pub scan_force: bool,
+    /// HTTP_TIMEOUT.
     pub http_timeout: Duration,
-    /// Keep the REST connection (and its TLS session) open between POSTs.
+    /// HTTP_KEEPALIVE: keep the REST connection (and its TLS session) open between POSTs.
     pub http_keep_alive: bool,
+    /// BACKLOG_KB.
     pub backlog_kb: u32,
+    /// BACKLOG_DIR.
     pub backlog_dir: Option<PathBuf>,
     /// DISK_REMOTE: network and FUSE file systems in metrics.disk.
     pub disk_remote: bool,
+    /// CA_FILE.
     pub ca_file: Option<PathBuf>,
+    /// RUN_AS_USER.
     pub run_as_user: Option<String>,
+    /// LEASE_FILE.
     pub lease_file: Option<PathBuf>,
+    /// STATUS_FILE.
     pub status_file: Option<PathBuf>,
+    /// PROC_ROOT.
     pub proc_root: PathBuf,
+    /// SYS_ROOT.
     pub sys_root: PathBuf,
     /// Warnings found while loading (unknown keys, detection that failed), printed once.
     pub warnings: Vec<String>,
@@ -503,6 +590,16 @@ struct Layers<'a> {
 impl<'a> Layers<'a> {
     fn get(&self, key: &str) -> Option<&'a Setting> {
         self.settings.iter().rev().find(|s| s.key == key)
+    }
+
+    /// An error about the value of `key` (which is set), naming where it came from.
+    fn value_error(&self, key: &str, reason: String) -> ConfigError {
+        let s = self.get(key);
+        ConfigError::Value {
+            origin: s.map_or(Origin::Flag(key.to_owned()), |s| s.origin.clone()),
+            key: key.to_owned(),
+            reason,
+        }
     }
 
     /// Parses the key with `parse`, or returns `default` when it is unset or empty.
@@ -526,10 +623,14 @@ impl<'a> Layers<'a> {
                         v.len()
                     )));
                 }
-                // A long value is shown cut, with its length, wherever a reason quotes it.
-                parse(v).map_err(|reason| match v.chars().count() > 40 {
-                    true => err(reason.replace(v, &shown(v))),
-                    false => err(reason),
+                // A long value is shown cut, with its length, and invisible characters escaped,
+                // wherever a reason quotes it.
+                parse(v).map_err(|reason| {
+                    let visible = shown(v);
+                    match visible != v {
+                        true => err(reason.replace(v, &visible)),
+                        false => err(reason),
+                    }
                 })
             }
             _ => Ok(default),
@@ -573,6 +674,48 @@ fn boolean(v: &str) -> Result<bool, String> {
 
 fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String> {
     move |v| Url::parse(v, schemes)
+}
+
+/// Interfaces captured at most (INTERFACE's list).
+pub const MAX_INTERFACES: usize = crate::devices::MAX_PORTS;
+
+/// INTERFACE: names separated by spaces or commas, at most [`MAX_INTERFACES`], no repeats.
+pub fn interface_list(v: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in v.split([' ', ',', '\t']).filter(|n| !n.is_empty()) {
+        let name = interface_name(name)?;
+        if out.contains(&name) {
+            return Err(format!("{name} is listed twice"));
+        }
+        out.push(name);
+    }
+    if out.len() > MAX_INTERFACES {
+        return Err(format!(
+            "{} interfaces listed, at most {MAX_INTERFACES}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// NETWORK_RANGE: `CIDR` (the first interface's) and/or `IFACE=CIDR` entries, separated by
+/// spaces or commas.
+pub fn range_list(v: &str) -> Result<Vec<(Option<String>, Ipv4Cidr)>, String> {
+    let mut out: Vec<(Option<String>, Ipv4Cidr)> = Vec::new();
+    for item in v.split([' ', ',', '\t']).filter(|n| !n.is_empty()) {
+        match item.split_once('=') {
+            Some((name, cidr)) => {
+                let name = interface_name(name)?;
+                let r = Ipv4Cidr::parse(cidr).map_err(|e| format!("{name}={cidr}: {e}"))?;
+                if out.iter().any(|(n, _)| n.as_ref() == Some(&name)) {
+                    return Err(format!("{name}= is given twice"));
+                }
+                out.push((Some(name), r));
+            }
+            None => out.push((None, Ipv4Cidr::parse(item)?)),
+        }
+    }
+    Ok(out)
 }
 
 /// A Linux interface name as the kernel's dev_valid_name() accepts it: 1..15 bytes, not "."
@@ -648,8 +791,30 @@ impl Config {
             Ok(p)
         };
 
-        let interface = l.opt("INTERFACE", interface_name)?;
-        let network_range = l.opt("NETWORK_RANGE", Ipv4Cidr::parse)?;
+        let interfaces = l.parse("INTERFACE", Vec::new(), interface_list)?;
+        let interface = interfaces.first().cloned();
+        let ranges = l.parse("NETWORK_RANGE", Vec::new(), range_list)?;
+        let mut network_range = None;
+        let mut network_ranges = Vec::new();
+        for (name, r) in ranges {
+            match name {
+                None if network_range.is_none() => network_range = Some(r),
+                None => {
+                    return Err(l.value_error(
+                        "NETWORK_RANGE",
+                        "more than one range without IFACE= (one for the first interface; IFACE=CIDR for the others)".into(),
+                    ))
+                }
+                Some(n) if !interfaces.is_empty() && !interfaces.contains(&n) => {
+                    return Err(l.value_error(
+                        "NETWORK_RANGE",
+                        format!("{n}= names an interface that is not in INTERFACE"),
+                    ))
+                }
+                Some(n) if interface.as_deref() == Some(n.as_str()) => network_range = Some(r),
+                Some(n) => network_ranges.push((n, r)),
+            }
+        }
         let server_ip = l.opt("SERVER_IP", |v| {
             v.parse::<Ipv4Addr>()
                 .map_err(|_| format!("'{v}' is not an IPv4 address"))
@@ -660,7 +825,9 @@ impl Config {
             server_id: server_id.unwrap_or_default(),
             server_ip,
             interface,
+            interfaces,
             network_range,
+            network_ranges,
             cycle: l.parse("CYCLE_TIME", Duration::from_secs(5), |v| {
                 if v.trim() == "0" {
                     return Err("must be at least 1 second".into());
@@ -682,6 +849,11 @@ impl Config {
                 Level::parse(v)
                     .ok_or_else(|| format!("'{v}' is not one of error, warn, info, debug"))
             })?,
+            log_target: l.parse("LOG_TARGET", crate::log::Target::Stderr, |v| {
+                crate::log::Target::parse(v)
+                    .ok_or_else(|| format!("'{v}' is not one of stderr, syslog"))
+            })?,
+            api_key_file: l.opt("API_KEY_FILE", path)?,
             device_table_size: l.parse("DEVICE_TABLE_SIZE", 256, number(1, 65_536))?,
             device_expire: l.parse(
                 "DEVICE_EXPIRE",
@@ -721,6 +893,7 @@ impl Config {
         }
         if cfg.interface.is_none() {
             cfg.interface = detect.default_interface();
+            cfg.interfaces = cfg.interface.iter().cloned().collect();
             if cfg.interface.is_none() {
                 warnings.push(
                     "INTERFACE: not set, and neither br-lan nor a default route was found".into(),
@@ -750,7 +923,9 @@ impl Config {
 
 /// The parts of the defaults that depend on the machine.
 pub trait Detect {
+    /// The host name (the default SERVER_ID).
     fn hostname(&self) -> Option<String>;
+    /// The interface to watch when INTERFACE is not set.
     fn default_interface(&self) -> Option<String>;
     /// The interface's first IPv4 address and prefix length.
     fn interface_ipv4(&self, ifname: &str) -> Option<(Ipv4Addr, u8)>;
@@ -758,7 +933,9 @@ pub trait Detect {
 
 /// Detection on the running system, rooted at the configured /proc and /sys.
 pub struct SystemDetect {
+    /// Where /proc is read.
     pub proc_root: PathBuf,
+    /// Where /sys is read.
     pub sys_root: PathBuf,
 }
 
@@ -905,6 +1082,48 @@ mod tests {
     }
 
     #[test]
+    fn interface_lists_and_ranges_per_interface() {
+        let c = load_text(
+            "INTERFACE=\"br-lan br-guest,br-lan.20\"\nNETWORK_RANGE=192.168.1.0/24 br-guest=192.168.2.0/24\n",
+        )
+        .unwrap();
+        assert_eq!(c.interfaces, ["br-lan", "br-guest", "br-lan.20"]);
+        assert_eq!(c.interface.as_deref(), Some("br-lan"));
+        assert_eq!(c.network_range.unwrap().to_string(), "192.168.1.0/24");
+        assert_eq!(c.network_ranges.len(), 1);
+        assert_eq!(c.network_ranges[0].0, "br-guest");
+        let c = load_text("INTERFACE=a b\nNETWORK_RANGE=a=10.0.0.0/8\n").unwrap();
+        assert_eq!(c.network_range.unwrap().to_string(), "10.0.0.0/8");
+        let c = load_text("").unwrap();
+        assert_eq!(c.interfaces, ["eth9"]);
+        for (text, want) in [
+            (
+                "INTERFACE=a b a\n",
+                "/etc/t.conf:1: INTERFACE: a is listed twice",
+            ),
+            (
+                "INTERFACE=a b\nNETWORK_RANGE=c=10.0.0.0/8\n",
+                "/etc/t.conf:2: NETWORK_RANGE: c= names an interface that is not in INTERFACE",
+            ),
+            (
+                "NETWORK_RANGE=10.0.0.0/8 10.1.0.0/16\n",
+                "/etc/t.conf:1: NETWORK_RANGE: more than one range without IFACE=",
+            ),
+            (
+                "NETWORK_RANGE=b=10.0.0.0/40\n",
+                "/etc/t.conf:1: NETWORK_RANGE: b=10.0.0.0/40",
+            ),
+            (
+                "INTERFACE=a b c d e f g h i\n",
+                "9 interfaces listed, at most 8",
+            ),
+        ] {
+            let e = load_text(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
     fn quoting_comments_and_export() {
         let c = load_text(
             "# comment\n\n  export SERVER_ID = \"my box\"  # trailing\nINTERFACE='br-lan'\nPLATFORM_API_URL=http://h/api#frag\nCYCLE_TIME=7 # seconds\n",
@@ -1013,6 +1232,18 @@ mod tests {
     fn bom_and_non_utf8_files() {
         let c = load_text("\u{feff}CYCLE_TIME=9\n").unwrap();
         assert_eq!(c.cycle, Duration::from_secs(9));
+        // Anywhere else a BOM is shown, not left invisible in the message.
+        let e = load_text("CYCLE_TIME=9\n\u{feff}SERVER_ID=x\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "/etc/t.conf:2: '\\u{feff}SERVER_ID' is not a key name");
+        let e = load_text("INTERFACE=et\u{200b}h0\u{7}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'et\\u{200b}h0\\u{0007}' is not an interface name"),
+            "{e}"
+        );
         let e = file_text(
             b"CYCLE_TIME=9\nSERVER_ID=caf\xe9\n",
             Path::new("/etc/t.conf"),

@@ -15,7 +15,8 @@
 //! Layers: Ethernet II (and 802.3 LLC/SNAP), any number (up to 8) of stacked 802.1Q/802.1ad
 //! tags, ARP (smoltcp's strict `ArpRepr`), IPv4 (header fields only, so snaplen-truncated
 //! packets still give their source), UDP 68->67 DHCP, IPv6 and ICMPv6 NDP (smoltcp's
-//! `NdiscRepr`). Tunnels are not followed: only the outermost Ethernet header is a device.
+//! `NdiscRepr`). Tunnels are not followed: only the outermost Ethernet header is a device (Cisco FabricPath,
+//! whose outer header is switch addressing in front of the host's frame, counts the inner one).
 //!
 //! `malformed` is set when the frame cannot be attributed (shorter than two MAC addresses, a
 //! cooked header cut short) or a header that was captured in full is impossible (IP with a
@@ -33,12 +34,15 @@ use smoltcp::wire::{
 use crate::frame::{Frame, LinkType};
 use crate::wire::{dhcp, sll, vlan};
 
+/// A MAC address.
 pub type Mac = [u8; 6];
 
 /// An ARP sender binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpBinding {
+    /// The sender's MAC.
     pub mac: Mac,
+    /// The sender's IPv4 address.
     pub ip: Ipv4Addr,
     /// An ARP reply (a sign of life that also counts for the active status).
     pub reply: bool,
@@ -47,36 +51,52 @@ pub struct ArpBinding {
 /// An NDP link-layer address option binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NdpBinding {
+    /// The MAC in the option.
     pub mac: Mac,
+    /// The IPv6 address it belongs to (source for RS/RA/NS, target for NA).
     pub ip: Ipv6Addr,
 }
 
 /// A host name announced in a DHCP client message (option 12), as raw bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DhcpName<'a> {
+    /// The client's MAC (chaddr).
     pub mac: Mac,
+    /// The name as sent.
     pub name: &'a [u8],
 }
 
 /// What one frame tells. See the module doc.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Observation<'a> {
+    /// Capture time, nanoseconds since the Unix epoch.
     pub ts: u64,
+    /// Length on the wire: the bytes that count.
     pub len: u32,
+    /// Source MAC of the outermost Ethernet header (or the cooked header's sender).
     pub src: Option<Mac>,
+    /// Destination MAC (None for cooked captures).
     pub dst: Option<Mac>,
+    /// The frame's VLAN (out-of-band tag first, else the first 802.1Q, else 802.1ad).
     pub vlan: Option<u16>,
+    /// Too short for both MACs, or a header that is impossible.
     pub malformed: bool,
+    /// An ARP sender binding.
     pub arp: Option<ArpBinding>,
+    /// Source of the first IPv4 header.
     pub ipv4_src: Option<Ipv4Addr>,
+    /// Source of the first IPv6 header.
     pub ipv6_src: Option<Ipv6Addr>,
     /// Destination of the first IP header (set together with the source).
     pub ipv4_dst: Option<Ipv4Addr>,
+    /// Destination of the first IPv6 header (set together with the source).
     pub ipv6_dst: Option<Ipv6Addr>,
     /// The EtherType after the VLAN tags and LLC/SNAP (0 when the frame ends before it or
     /// carries none, e.g. 802.3 without SNAP).
     pub ethertype: u16,
+    /// An NDP link-layer address binding.
     pub ndp: Option<NdpBinding>,
+    /// A host name from a DHCP client message.
     pub dhcp: Option<DhcpName<'a>>,
 }
 
@@ -86,9 +106,14 @@ pub fn is_unicast(mac: &Mac) -> bool {
     mac[0] & 1 == 0
 }
 
+/// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType of IPv6.
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// EtherType of Cisco FabricPath.
+pub const ETHERTYPE_FABRICPATH: u16 = 0x8903;
 const MAX_TAGS: usize = 8;
 
 #[inline]
@@ -114,6 +139,10 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Observation<'a> {
                 obs.malformed = true;
                 return obs;
             }
+            if data.len() >= 14 && data[12..14] == ETHERTYPE_FABRICPATH.to_be_bytes() {
+                fabricpath(&mut obs, data);
+                return obs;
+            }
             obs.dst = Some(mac_at(data, 0));
             obs.src = Some(mac_at(data, 6));
             if data.len() >= 14 {
@@ -136,6 +165,24 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Observation<'a> {
         }
     }
     obs
+}
+
+/// Cisco FabricPath: a 16-byte outer header (switch addresses, 0x8903, FTag/TTL) in front of
+/// the host's Ethernet frame. The hosts are the LAN's devices, so the inner addresses count,
+/// as tshark dissects it (its eth.src/eth.dst are the inner ones). Too short for the inner
+/// addresses: malformed, nobody's.
+fn fabricpath<'a>(obs: &mut Observation<'a>, data: &'a [u8]) {
+    const OUTER: usize = 16;
+    if data.len() < OUTER + 12 {
+        obs.malformed = true;
+        return;
+    }
+    obs.dst = Some(mac_at(data, OUTER));
+    obs.src = Some(mac_at(data, OUTER + 6));
+    if data.len() >= OUTER + 14 {
+        let ethertype = u16::from_be_bytes([data[OUTER + 12], data[OUTER + 13]]);
+        network(obs, ethertype, &data[OUTER + 14..]);
+    }
 }
 
 /// Everything above the link header: VLAN tags, LLC/SNAP, then ARP / IPv4 / IPv6.
@@ -472,6 +519,30 @@ pub(crate) mod tests {
                 _ => assert_eq!((o.dst, o.vlan), (Some(BCAST), None)),
             }
         }
+    }
+
+    #[test]
+    fn fabricpath_counts_the_inner_hosts() {
+        let mut f = vec![
+            0x02, 0xaa, 0, 0, 0, 1, // outer DA (switch)
+            0x02, 0xaa, 0, 0, 0, 2, // outer SA (switch)
+            0x89, 0x03, 0x00, 0x3f, // FabricPath, FTag 0, TTL 63
+        ];
+        f.extend_from_slice(&B);
+        f.extend_from_slice(&A);
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a, 0x08, 0x06]); // VLAN 10, ARP
+        let arp = &fixtures()[0].2[14..];
+        f.extend_from_slice(arp);
+        let o = decode(&frame(LinkType::Ethernet, &f));
+        assert_eq!((o.src, o.dst, o.vlan), (Some(A), Some(B), Some(10)));
+        assert_eq!(o.arp, arp_a());
+        assert!(!o.malformed);
+        // Cut inside the inner addresses: nobody's.
+        let o = decode(&frame(LinkType::Ethernet, &f[..27]));
+        assert!(o.malformed && o.src.is_none() && o.dst.is_none());
+        // Inner addresses only: still the hosts.
+        let o = decode(&frame(LinkType::Ethernet, &f[..28]));
+        assert_eq!((o.src, o.dst, o.malformed), (Some(A), Some(B), false));
     }
 
     #[test]

@@ -77,6 +77,8 @@ use crate::snapshot::{self, Bandwidth, CaptureInfo, CaptureMode, DeviceStatus};
 pub const MAX_IPV6: usize = 4;
 /// Longest device name kept (bytes; longer names are cut at a character boundary).
 pub const NAME_MAX: usize = 64;
+/// Capture interfaces (ports) a table can hold devices of.
+pub const MAX_PORTS: usize = 8;
 /// Own MACs that can be excluded.
 pub const MAX_EXCLUDED: usize = 16;
 /// The largest capacity the index can address.
@@ -131,20 +133,23 @@ pub enum Class {
 const NIL: u32 = u32::MAX;
 
 /// One tracked device. Fields are public for reading; only the table changes them.
-/// (Counters first: the per-frame path touches the first cache line only.)
+/// Laid out by hand (`repr(C)`): what every frame touches (counters, last sign of life,
+/// class, VLAN, IPv4, MAC, port) comes first, so accounting a frame reads the entry's first
+/// 64 bytes, not its names and addresses.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Entry {
+    /// Bytes of unicast frames addressed to it.
     pub rx_bytes: u64,
+    /// Bytes of frames it sent.
     pub tx_bytes: u64,
+    /// Unicast frames addressed to it.
     pub rx_packets: u64,
+    /// Frames it sent.
     pub tx_packets: u64,
     /// The last sign of life (for an addressed-only MAC: when it was first addressed).
     pub last_seen: u64,
-    pub first_seen: u64,
-    /// Neighbours in its class's list (entry indices, NIL at the ends).
-    prev: u32,
-    next: u32,
-    pub mac: Mac,
+    /// Addressed, newcomer or established (admission and eviction).
     pub class: Class,
     /// The name came from discovery (leases, hosts) and is not replaced by DHCP sniffing.
     pub name_fixed: bool,
@@ -152,13 +157,22 @@ pub struct Entry {
     vlan: u16,
     /// IPv4 address, 0.0.0.0 when none (never learned: see [`Entry::ipv4`]).
     ipv4: [u8; 4],
+    /// The key.
+    pub mac: Mac,
+    /// The capture interface it was seen on (see [`DeviceTable::select_port`]).
+    pub port: u8,
+    /// When the table first saw it.
+    pub first_seen: u64,
     /// Totals at the start of the current cycle, for the rates.
     cycle_rx_bytes: u64,
     cycle_tx_bytes: u64,
     /// Bits per second over the last finished cycle.
     pub rx_rate_bps: u64,
+    /// Bits per second sent over the last finished cycle.
     pub tx_rate_bps: u64,
+    /// IPv6 addresses, oldest replaced.
     pub ipv6: heapless::Vec<Ipv6Addr, MAX_IPV6, u8>,
+    /// Its name (empty when none).
     pub name: heapless::String<NAME_MAX, u8>,
     /// The part of the traffic exchanged with the internet (see `crate::locality`).
     pub internet: Internet,
@@ -185,16 +199,15 @@ impl Entry {
         }
     }
 
-    fn new(mac: Mac, class: Class, now: u64) -> Entry {
+    fn new(mac: Mac, port: u8, class: Class, now: u64) -> Entry {
         Entry {
+            port,
             rx_bytes: 0,
             tx_bytes: 0,
             rx_packets: 0,
             tx_packets: 0,
             last_seen: now,
             first_seen: now,
-            prev: NIL,
-            next: NIL,
             mac,
             class,
             name_fixed: false,
@@ -251,6 +264,15 @@ pub struct Counters {
     pub unclassified: u64,
 }
 
+/// An entry's neighbours in its class's list (entry indices, NIL at the ends). Kept apart
+/// from the entries: moving a device to the tail touches its neighbours' links, and 8-byte
+/// links stay in cache where whole entries would not.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    prev: u32,
+    next: u32,
+}
+
 /// Index slots: MAC (48 bits) << 16 | entry index (16 bits); EMPTY is never a valid slot
 /// because ff:ff:ff:ff:ff:ff is not unicast.
 const EMPTY: u64 = u64::MAX;
@@ -276,6 +298,8 @@ pub struct DeviceTable {
     cfg: TableConfig,
     /// Dense: `entries.len()` devices, capacity reserved once, never grown past it.
     entries: Vec<Entry>,
+    /// `links[i]` belongs to `entries[i]`.
+    links: Vec<Link>,
     /// Two-choice buckets; at most half the slots are used.
     index: Box<[Bucket]>,
     bucket_mask: usize,
@@ -287,6 +311,9 @@ pub struct DeviceTable {
     /// The local ranges: a frame through the router (an excluded MAC) to or from outside them
     /// is internet traffic.
     local: LocalNets,
+    /// The selected port and its IPv4 range (see [`DeviceTable::select_port`]).
+    port: u8,
+    range: Option<Ipv4Cidr>,
     counters: Counters,
     /// Start of the current cycle (None until the first frame, `begin` or `end_cycle`).
     cycle_start: Option<u64>,
@@ -300,42 +327,52 @@ impl DeviceTable {
         let buckets = slots / WAYS;
         DeviceTable {
             entries: Vec::with_capacity(cfg.capacity),
+            links: Vec::with_capacity(cfg.capacity),
             index: vec![Bucket([EMPTY; WAYS]); buckets].into_boxed_slice(),
             bucket_mask: buckets - 1,
             heads: [NIL; 3],
             tails: [NIL; 3],
             excluded: heapless::Vec::new(),
             local: LocalNets::new(),
+            port: 0,
+            range: cfg.range,
             counters: Counters::default(),
             cycle_start: None,
             cfg,
         }
     }
 
+    /// The settings the table was made with.
     pub fn config(&self) -> &TableConfig {
         &self.cfg
     }
+    /// Devices it can hold.
     pub fn capacity(&self) -> usize {
         self.cfg.capacity
     }
+    /// Devices it holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+    /// True when it holds no device.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    /// The table-wide counters.
     pub fn counters(&self) -> Counters {
         self.counters
     }
+    /// Every tracked device.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
     }
+    /// The device with this MAC.
     pub fn get(&self, mac: &Mac) -> Option<&Entry> {
         self.find(key(mac)).map(|i| &self.entries[i])
     }
     /// Bytes of memory one tracked device takes (entry + its share of the index).
     pub const fn bytes_per_device() -> usize {
-        std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<u64>()
+        std::mem::size_of::<Entry>() + std::mem::size_of::<Link>() + 2 * std::mem::size_of::<u64>()
     }
 
     /// Starts the first cycle at `now` (otherwise it starts at the first frame).
@@ -343,21 +380,31 @@ impl DeviceTable {
         self.cycle_start.get_or_insert(now);
     }
 
-    /// MACs never tracked (the agent's own interfaces). At most [`MAX_EXCLUDED`]; already
-    /// tracked ones are removed.
+    /// The local ranges for the internet/local split (`crate::locality`).
     pub fn set_local_nets(&mut self, nets: LocalNets) {
         self.local = nets;
     }
 
+    /// The local ranges of the internet/local split.
     pub fn local_nets(&self) -> &LocalNets {
         &self.local
     }
 
+    /// The port (capture interface, 0..[`MAX_PORTS`]) and its IPv4 range that the frames,
+    /// bindings and lookups that follow belong to. A device is a (port, MAC) pair: the same MAC
+    /// on two ports is two devices. Port 0 with the configured range until this is called.
+    pub fn select_port(&mut self, port: u8, range: Option<Ipv4Cidr>) {
+        self.port = port;
+        self.range = range;
+    }
+
+    /// MACs never tracked (the agent's own interfaces), on any port. At most
+    /// [`MAX_EXCLUDED`]; already tracked ones are removed.
     pub fn set_excluded(&mut self, macs: &[Mac]) {
         self.excluded.clear();
         for m in macs.iter().take(MAX_EXCLUDED) {
             let _ = self.excluded.push(*m);
-            if let Some(i) = self.find(key(m)) {
+            while let Some(i) = self.entries.iter().position(|e| e.mac == *m) {
                 self.remove(i);
             }
         }
@@ -376,14 +423,34 @@ impl DeviceTable {
         (b1, b2)
     }
 
-    /// (bucket, way) of the slot holding `k`.
+    /// The two index buckets `mac` may live in (benchmarks: MACs crafted with the seed known).
+    #[doc(hidden)]
+    pub fn index_buckets(&self, mac: &Mac) -> (usize, usize) {
+        self.buckets(key(mac))
+    }
+
+    /// (bucket, way) of the slot holding `k` on the selected port. The port is checked in
+    /// the entry, which the caller reads next anyway.
     #[inline]
     fn find_slot(&self, k: u64) -> Option<(usize, usize)> {
         let (b1, b2) = self.buckets(k);
         for b in [b1, b2] {
             let bucket = &self.index[b].0;
             for (w, &v) in bucket.iter().enumerate() {
-                if v >> 16 == k {
+                if v >> 16 == k && self.entries[v as u16 as usize].port == self.port {
+                    return Some((b, w));
+                }
+            }
+        }
+        None
+    }
+
+    /// (bucket, way) of the slot of key `k` pointing at entry `i` (any port).
+    fn find_slot_of(&self, k: u64, i: usize) -> Option<(usize, usize)> {
+        let (b1, b2) = self.buckets(k);
+        for b in [b1, b2] {
+            for (w, &v) in self.index[b].0.iter().enumerate() {
+                if v >> 16 == k && v as u16 as usize == i {
                     return Some((b, w));
                 }
             }
@@ -436,32 +503,29 @@ impl DeviceTable {
     // ---- the class lists ----
 
     fn unlink(&mut self, i: usize) {
-        let (prev, next, c) = {
-            let e = &self.entries[i];
-            (e.prev, e.next, e.class as usize)
-        };
+        let Link { prev, next } = self.links[i];
+        let c = self.entries[i].class as usize;
         match prev {
             NIL => self.heads[c] = next,
-            p => self.entries[p as usize].next = next,
+            p => self.links[p as usize].next = next,
         }
         match next {
             NIL => self.tails[c] = prev,
-            n => self.entries[n as usize].prev = prev,
+            n => self.links[n as usize].prev = prev,
         }
     }
 
     fn push_tail(&mut self, i: usize, class: Class) {
         let c = class as usize;
         let tail = self.tails[c];
-        {
-            let e = &mut self.entries[i];
-            e.class = class;
-            e.prev = tail;
-            e.next = NIL;
-        }
+        self.entries[i].class = class;
+        self.links[i] = Link {
+            prev: tail,
+            next: NIL,
+        };
         match tail {
             NIL => self.heads[c] = i as u32,
-            t => self.entries[t as usize].next = i as u32,
+            t => self.links[t as usize].next = i as u32,
         }
         self.tails[c] = i as u32;
     }
@@ -470,7 +534,7 @@ impl DeviceTable {
     #[inline]
     fn life(&mut self, i: usize, now: u64) {
         let e = &self.entries[i];
-        if e.class == Class::Established && (now <= e.last_seen || e.next == NIL) {
+        if e.class == Class::Established && (now <= e.last_seen || self.tails[2] == i as u32) {
             // The common case: nothing to move.
             if now > e.last_seen {
                 self.entries[i].last_seen = now;
@@ -537,7 +601,11 @@ impl DeviceTable {
         } else {
             Class::Addressed
         };
-        self.entries.push(Entry::new(*mac, class, now));
+        self.entries.push(Entry::new(*mac, self.port, class, now));
+        self.links.push(Link {
+            prev: NIL,
+            next: NIL,
+        });
         self.push_tail(i, class);
         Some(i)
     }
@@ -549,29 +617,28 @@ impl DeviceTable {
     /// Removes entry `i` (swap-remove; the moved entry's slot and list links are updated).
     fn remove(&mut self, i: usize) {
         self.unlink(i);
-        if let Some((b, w)) = self.find_slot(key(&self.entries[i].mac)) {
+        if let Some((b, w)) = self.find_slot_of(key(&self.entries[i].mac), i) {
             self.index[b].0[w] = EMPTY;
         }
         let last = self.entries.len() - 1;
         self.entries.swap_remove(i);
+        self.links.swap_remove(i);
         if i == last {
             return;
         }
         // The entry that was at `last` is now at `i`.
-        let (prev, next, c, mac) = {
-            let e = &self.entries[i];
-            (e.prev, e.next, e.class as usize, e.mac)
-        };
+        let Link { prev, next } = self.links[i];
+        let (c, mac) = (self.entries[i].class as usize, self.entries[i].mac);
         match prev {
             NIL => self.heads[c] = i as u32,
-            p => self.entries[p as usize].next = i as u32,
+            p => self.links[p as usize].next = i as u32,
         }
         match next {
             NIL => self.tails[c] = i as u32,
-            n => self.entries[n as usize].prev = i as u32,
+            n => self.links[n as usize].prev = i as u32,
         }
         let k = key(&mac);
-        if let Some((b, w)) = self.find_slot(k) {
+        if let Some((b, w)) = self.find_slot_of(k, last) {
             self.index[b].0[w] = k << 16 | i as u64;
         }
     }
@@ -602,7 +669,7 @@ impl DeviceTable {
         if let Some(src) = obs.src.as_ref().filter(|m| is_unicast(m)) {
             if let Some(i) = self.slot(src, true, now) {
                 self.life(i, now);
-                let range = self.cfg.range;
+                let range = self.range;
                 let e = &mut self.entries[i];
                 e.tx_bytes += len;
                 e.tx_packets += 1;
@@ -669,7 +736,7 @@ impl DeviceTable {
     }
 
     fn range_allows(&self, ip: Ipv4Addr) -> bool {
-        self.cfg.range.is_none_or(|r| r.contains(ip))
+        self.range.is_none_or(|r| r.contains(ip))
     }
 
     /// An ARP reply to the agent's scan (discovery): the IPv4 binding and a sign of life.
@@ -756,6 +823,7 @@ impl DeviceTable {
         self.entries
             .iter()
             .map(|e| snapshot::Device {
+                interface: None,
                 ip: e.ipv4().map(|ip| ip.to_string()),
                 ipv6: e.ipv6.iter().map(|ip| ip.to_string()).collect(),
                 mac: format_mac(&e.mac),
@@ -802,6 +870,7 @@ impl DeviceTable {
             devices_evicted: self.counters.evicted,
             malformed: self.counters.malformed,
             unclassified: self.counters.unclassified,
+            interfaces: Vec::new(),
             offload: None,
         }
     }
@@ -817,13 +886,13 @@ impl DeviceTable {
             while i != NIL {
                 let e = &self.entries[i as usize];
                 assert_eq!(e.class as usize, c);
-                assert_eq!(e.prev, prev);
+                assert_eq!(self.links[i as usize].prev, prev);
                 if c > 0 {
                     assert!(e.last_seen >= last_t, "list {c} out of order");
                     last_t = e.last_seen;
                 }
                 prev = i;
-                i = e.next;
+                i = self.links[i as usize].next;
                 in_lists += 1;
             }
             assert_eq!(self.tails[c], prev);
@@ -836,7 +905,7 @@ impl DeviceTable {
             .sum();
         assert_eq!(used, self.entries.len());
         for (i, e) in self.entries.iter().enumerate() {
-            assert_eq!(self.find(key(&e.mac)), Some(i));
+            assert!(self.find_slot_of(key(&e.mac), i).is_some());
         }
     }
 }
@@ -1269,7 +1338,7 @@ mod tests {
 
     #[test]
     fn long_and_odd_names() {
-        let mut e = Entry::new(A, Class::Newcomer, 0);
+        let mut e = Entry::new(A, 0, Class::Newcomer, 0);
         e.set_name(&"é".repeat(40));
         assert!(e.name.len() <= NAME_MAX && e.name.chars().all(|c| c == 'é'));
         assert_eq!(clean_name(b"ab\x01"), None);
@@ -1278,14 +1347,38 @@ mod tests {
     }
 
     #[test]
+    fn a_mac_on_two_ports_is_two_devices() {
+        let mut t = DeviceTable::new(cfg(8));
+        t.account(&obs(A, B, 100), 0);
+        t.select_port(1, None);
+        t.account(&obs(A, B, 300), 0);
+        t.account(&obs(A, BCAST, 60), 0);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.get(&A).map(|e| (e.port, e.tx_bytes)), Some((1, 360)));
+        t.select_port(0, None);
+        assert_eq!(t.get(&A).map(|e| (e.port, e.tx_bytes)), Some((0, 100)));
+        t.check_invariants();
+        // Removing one keeps the other findable (the index points at the right entry).
+        t.set_excluded(&[B]);
+        assert_eq!(t.len(), 2);
+        t.check_invariants();
+        assert_eq!(t.get(&A).map(|e| e.tx_bytes), Some(100));
+        t.select_port(1, None);
+        assert_eq!(t.get(&A).map(|e| e.tx_bytes), Some(360));
+        t.set_excluded(&[A]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
     fn entry_size() {
-        // 240 B before the class lists, the u8 lengths and the sentinels for VLAN and IPv4.
+        // 240 B before the u8 lengths, the sentinels for VLAN and IPv4 and the layout by hand.
         let size = std::mem::size_of::<Entry>();
         println!(
             "entry {size} B, {} B per device with the index",
             DeviceTable::bytes_per_device()
         );
-        // + 64 B for the internet part (`locality::Internet`: totals, last-cycle rates).
-        assert!(size <= 232 + 64, "entry is {size} B");
+        // + 64 B for the internet part (`locality::Internet`: totals, last-cycle rates), + 8 B
+        // (one byte and alignment) for the port.
+        assert!(size <= 232 + 64 + 8, "entry is {size} B");
     }
 }

@@ -55,6 +55,7 @@ fn mask6(prefix: u8) -> u128 {
 }
 
 impl LocalNets {
+    /// No range yet.
     pub fn new() -> LocalNets {
         LocalNets::default()
     }
@@ -77,10 +78,12 @@ impl LocalNets {
         self.v6.push(net).is_ok()
     }
 
+    /// The IPv4 ranges held.
     pub fn v4(&self) -> &[Ipv4Cidr] {
         &self.v4
     }
 
+    /// True when `ip` is local (a range held, or one that never routes).
     pub fn is_local_v4(&self, ip: Ipv4Addr) -> bool {
         ip.is_unspecified()
             || ip.is_loopback()
@@ -90,6 +93,7 @@ impl LocalNets {
             || self.v4.iter().any(|n| n.contains(ip))
     }
 
+    /// True when `ip` is local (a prefix held, or one that never routes).
     pub fn is_local_v6(&self, ip: Ipv6Addr) -> bool {
         let a = u128::from(ip);
         if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
@@ -140,24 +144,31 @@ pub fn router_nets(
 /// One device's internet traffic: totals and the rates of the last cycle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Internet {
+    /// Bytes received from the internet.
     pub rx_bytes: u64,
+    /// Bytes sent to the internet.
     pub tx_bytes: u64,
+    /// Frames received from the internet.
     pub rx_packets: u64,
+    /// Frames sent to the internet.
     pub tx_packets: u64,
     /// Bits per second over the last finished cycle.
     pub rx_rate_bps: u64,
+    /// Bits per second sent over the last finished cycle.
     pub tx_rate_bps: u64,
     cycle_rx_bytes: u64,
     cycle_tx_bytes: u64,
 }
 
 impl Internet {
+    /// Counts a frame of `len` bytes sent to the internet.
     #[inline]
     pub fn add_tx(&mut self, len: u64) {
         self.tx_bytes += len;
         self.tx_packets += 1;
     }
 
+    /// Counts a frame of `len` bytes received from the internet.
     #[inline]
     pub fn add_rx(&mut self, len: u64) {
         self.rx_bytes += len;

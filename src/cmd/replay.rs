@@ -97,10 +97,13 @@ pub fn command(common: &Common, args: &ReplayArgs) -> Result<ExitCode, Error> {
 
 /// What to replay and how to print it.
 pub struct ReplayOptions {
+    /// The capture file.
     pub file: PathBuf,
     /// `--range` only: the range auto-detected on this machine says nothing about the capture.
     pub range: Option<crate::addr::Ipv4Cidr>,
+    /// Print a JSON snapshot instead of the table.
     pub json: bool,
+    /// With `json`: one snapshot per cycle.
     pub every_cycle: bool,
     /// `--gateway`: the router's MACs (the internet/local split needs them).
     pub gateways: Vec<crate::decode::Mac>,
@@ -222,6 +225,7 @@ fn print_table(out: &mut impl Write, devices: &[Device]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Replays `opts.file` with the configuration `load` and prints the result.
 pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     let cfg = agent::load_config(&load)?;
     let mut tc = table_config(&cfg);

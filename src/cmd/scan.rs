@@ -18,8 +18,11 @@ use crate::sys::poll::{poll, Interest, Ready};
 /// One answer of a scan.
 #[derive(Debug, Clone)]
 pub struct Found {
+    /// Who answered.
     pub ip: Ipv4Addr,
+    /// Its MAC.
     pub mac: [u8; 6],
+    /// Time from the first who-has to the reply.
     pub rtt: Duration,
 }
 

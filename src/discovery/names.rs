@@ -24,15 +24,21 @@ use crate::sys::fs::{open_regular, read_at_most, ReadError};
 /// ad-block list) is used up to there.
 pub const READ_LIMIT: usize = 1 << 20;
 
+/// Where dnsmasq keeps its leases (OpenWrt, Debian).
 pub const DEFAULT_LEASE_FILES: &[&str] = &["/tmp/dhcp.leases", "/var/lib/misc/dnsmasq.leases"];
+/// MAC to name (or address) bindings.
 pub const ETHERS: &str = "/etc/ethers";
+/// Address to name bindings.
 pub const HOSTS: &str = "/etc/hosts";
 
 /// One name binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The MAC.
     pub mac: [u8; 6],
+    /// The address.
     pub ip: IpAddr,
+    /// The name, when the line has one.
     pub name: Option<String>,
 }
 
@@ -330,7 +336,7 @@ garbage line
             .status()
             .unwrap()
             .success());
-        let mut n = Names::new(&[lf.clone()], ef.clone(), hf.clone());
+        let mut n = Names::new(std::slice::from_ref(&lf), ef.clone(), hf.clone());
         let t = std::time::Instant::now();
         n.refresh();
         assert!(t.elapsed() < std::time::Duration::from_secs(2));

@@ -6,7 +6,9 @@
 
 use crate::snapshot::OffloadInfo;
 
+/// Conntrack table, under PROC_ROOT.
 pub const CONNTRACK: &str = "net/nf_conntrack";
+/// OpenWrt's firewall configuration.
 pub const FIREWALL: &str = "/etc/config/firewall";
 
 /// Counts (software, hardware) offloaded flows in nf_conntrack text. A flow flagged

@@ -80,7 +80,9 @@ pub struct MetricsServer {
 /// What went wrong opening the listener.
 #[derive(Debug)]
 pub struct ListenError {
+    /// The address asked for.
     pub addr: SocketAddr,
+    /// Why it cannot be bound.
     pub source: io::Error,
 }
 
@@ -113,6 +115,7 @@ impl MetricsServer {
         self.listener.local_addr()
     }
 
+    /// Counters of the connections served.
     pub fn stats(&self) -> ServerStats {
         self.stats
     }

@@ -40,16 +40,24 @@ use crate::sys::{ifaddrs, statvfs};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// The file has no content at all.
-    Empty { file: &'static str },
+    Empty {
+        /// The file.
+        file: &'static str,
+    },
     /// A line of the wrong shape.
     BadLine {
+        /// The file.
         file: &'static str,
+        /// Line number, from 1.
         line: usize,
+        /// What is wrong with it.
         reason: &'static str,
     },
     /// Something every version of the file has is not there.
     Missing {
+        /// The file.
         file: &'static str,
+        /// What is missing.
         what: &'static str,
     },
 }
@@ -96,7 +104,9 @@ pub(crate) fn parse_f64(s: &str) -> Option<f64> {
 /// Everything the procfs side contributes to one snapshot.
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// CPU, memory, disks, uptime.
     pub metrics: Metrics,
+    /// Every interface with its counters and rates.
     pub interfaces: Vec<Interface>,
 }
 
@@ -119,6 +129,7 @@ const MOUNTS_LINE: u32 = 1 << 5;
 const NETDEV: u32 = 1 << 6;
 const NETDEV_LINE: u32 = 1 << 7;
 
+/// Reads /proc and /sys under their roots and turns two samples into rates.
 pub struct Collector {
     proc_root: PathBuf,
     sys_root: PathBuf,
@@ -142,6 +153,7 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A collector reading under `proc_root` and `sys_root`.
     pub fn new(proc_root: PathBuf, sys_root: PathBuf) -> Collector {
         Collector {
             proc_root,

@@ -31,7 +31,9 @@ use super::{parse_u64, ParseError};
 use crate::snapshot::{self, Disk};
 use crate::sys::statvfs::FsUsage;
 
+/// The mount table with mount ids and roots.
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+/// The mount table in fstab format (kernels and containers without mountinfo).
 pub const MOUNTS: &str = "/proc/mounts";
 
 /// Which of the two mount tables the text is.
@@ -44,6 +46,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// The file of this format.
     pub fn file(self) -> &'static str {
         match self {
             Format::MountInfo => MOUNTINFO,
@@ -56,8 +59,11 @@ impl Format {
 /// are octal escapes (`\040`); see [`unescape_into`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mount<'a> {
+    /// What is mounted (device or source).
     pub source: &'a str,
+    /// Where.
     pub target: &'a str,
+    /// File system type.
     pub fstype: &'a str,
     /// The directory of the file system mounted here (mountinfo only; `/` unless bind-mounted).
     pub root: Option<&'a str>,
@@ -285,6 +291,7 @@ fn unescaped_len(s: &str) -> usize {
 /// filed under (None: unknown, never matches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
+    /// Byte range of the entry's line in the table text.
     pub line: Range<usize>,
     key: Option<u64>,
     /// A network or FUSE file system, or one mounted below one, left alone (never stat'ed).

@@ -52,10 +52,16 @@ pub enum ReadError {
     /// Not a regular file (`what` says what it is: "a FIFO", "a character device", ...).
     NotRegular(&'static str),
     /// Larger than the bound (`size` is what fstat said, or `limit + 1` for a file that grew).
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The size found.
+        size: u64,
+        /// The bound.
+        limit: u64,
+    },
 }
 
 impl ReadError {
+    /// True when the file does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound)
     }

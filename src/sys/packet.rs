@@ -27,9 +27,13 @@ pub const SNAP_DHCP: u32 = 1536;
 /// How the ring is cut up. Built by `RingGeometry::new`, which is the only place the rules live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingGeometry {
+    /// Bytes per block: a power of two, a page multiple, at most 1 MiB.
     pub block_size: u32,
+    /// Number of blocks.
     pub block_nr: u32,
+    /// `tp_frame_size` (TPACKET_V3 ignores it except for its checks).
     pub frame_size: u32,
+    /// `tp_frame_nr`, consistent with the above.
     pub frame_nr: u32,
 }
 
@@ -138,7 +142,9 @@ pub enum OpenError {
     Ring(String),
     /// Anything else, with the call that failed.
     Sys {
+        /// The call that failed.
         what: &'static str,
+        /// Its error.
         source: io::Error,
     },
 }
@@ -174,10 +180,13 @@ pub fn ifindex(name: &str) -> Option<i32> {
 /// What `open` needs to know.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
+    /// The interface to bind to.
     pub interface: &'a str,
+    /// Promiscuous through PACKET_ADD_MEMBERSHIP.
     pub promisc: bool,
     /// None: no receive ring (a socket that only sends and reads replies through `recv`).
     pub ring: Option<RingGeometry>,
+    /// Bytes kept of an ordinary frame (the filter keeps more of DHCP).
     pub snap: u32,
     /// Milliseconds after which the kernel hands over a block that is not full.
     pub block_timeout_ms: u32,
@@ -393,9 +402,13 @@ pub fn open(opts: &Options<'_>) -> Result<PacketSocket, OpenError> {
 /// wire as the kernel counted it.
 #[derive(Debug, Clone, Copy)]
 pub struct RawFrame<'a> {
+    /// The bytes the filter kept.
     pub data: &'a [u8],
+    /// Length on the wire as the kernel counted it (`tp_len`).
     pub orig_len: u32,
+    /// Timestamp, seconds.
     pub ts_sec: u32,
+    /// Timestamp, nanoseconds.
     pub ts_nsec: u32,
     /// The VLAN TCI from the ring header, when the kernel took the tag out of the frame.
     pub vlan_tci: Option<u16>,
@@ -567,11 +580,14 @@ impl Drop for Block<'_> {
 /// Kernel capture counters since the last call (reading resets them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Frames the kernel passed to the ring.
     pub packets: u32,
+    /// Frames the kernel dropped (ring full).
     pub drops: u32,
 }
 
 impl PacketSocket {
+    /// The interface index the socket is bound to.
     pub fn ifindex(&self) -> i32 {
         self.ifindex
     }

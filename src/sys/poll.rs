@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 /// Readiness of one polled fd.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ready {
+    /// Data to read (or a peer that closed).
     pub readable: bool,
+    /// Room to write.
     pub writable: bool,
     /// Error or hang-up on the fd.
     pub error: bool,
@@ -28,15 +30,19 @@ impl Ready {
 /// What a component waits for on its fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Want {
+    /// Wake when readable.
     pub read: bool,
+    /// Wake when writable.
     pub write: bool,
 }
 
 impl Want {
+    /// Readable only.
     pub const READ: Want = Want {
         read: true,
         write: false,
     };
+    /// Writable only.
     pub const WRITE: Want = Want {
         read: false,
         write: true,
@@ -47,8 +53,8 @@ impl Want {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token(pub u16);
 
-/// Most fds one set holds: the ring, the signalfd and a handful of sockets.
-pub const MAX_FDS: usize = 16;
+/// Most fds one set holds: the rings, the signalfd, the platform and metrics sockets.
+pub const MAX_FDS: usize = 32;
 
 /// The fds and deadlines of one turn of the loop.
 pub struct PollSet {
@@ -65,6 +71,7 @@ impl Default for PollSet {
 }
 
 impl PollSet {
+    /// An empty set.
     pub fn new() -> PollSet {
         PollSet {
             pfds: [libc::pollfd {
@@ -159,8 +166,11 @@ impl PollSet {
 
 /// One fd of a one-off `poll` (the one-shot commands: `scan`, `capture`, `snapshot`).
 pub struct Interest<'a> {
+    /// The fd.
     pub fd: BorrowedFd<'a>,
+    /// Wake when readable.
     pub read: bool,
+    /// Wake when writable.
     pub write: bool,
 }
 

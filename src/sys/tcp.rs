@@ -12,7 +12,9 @@ use super::syscall;
 /// Whether the connect finished inside `connect(2)` (loopback often does) or is under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
+    /// The connection is up.
     Connected,
+    /// The connection is under way: wait for writability.
     InProgress,
 }
 
@@ -78,8 +80,11 @@ pub fn connect_start(addr: &SocketAddr) -> io::Result<(TcpStream, Started)> {
 /// `USER_TIMEOUT` drops it too (a peer that vanished while we were sending). Without them a dead
 /// path is only noticed after tcp_retries2 (about 15 minutes) or, when idle, never.
 pub const KEEPALIVE_IDLE: u32 = 15;
+/// Seconds between keep-alive probes.
 pub const KEEPALIVE_INTERVAL: u32 = 5;
+/// Unanswered probes before the connection is dropped.
 pub const KEEPALIVE_PROBES: u32 = 3;
+/// How long sent data may stay unacknowledged (TCP_USER_TIMEOUT).
 pub const USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Sets an `int` socket option. Sound for any fd and value: the kernel reads exactly one int.
