@@ -888,3 +888,95 @@ fn lab_router_owner_life_ipk_then_apk() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// Every OpenWrt package arch of the families we build (OpenWrt 23.05/24.10 package feeds).
+const OPENWRT_ARCHES: &[&str] = &[
+    "x86_64",
+    "aarch64_cortex-a53",
+    "aarch64_cortex-a72",
+    "aarch64_cortex-a76",
+    "aarch64_generic",
+    "arm_cortex-a5_vfpv4",
+    "arm_cortex-a7",
+    "arm_cortex-a7_neon-vfpv4",
+    "arm_cortex-a7_vfpv4",
+    "arm_cortex-a8_vfpv3",
+    "arm_cortex-a9",
+    "arm_cortex-a9_neon",
+    "arm_cortex-a9_vfpv3-d16",
+    "arm_cortex-a15_neon-vfpv4",
+    "mips_24kc",
+    "mips_4kec",
+    "mipsel_24kc",
+    "mipsel_24kc_24kf",
+    "mipsel_74kc",
+];
+
+/// OpenWrt's rule (lang/rust/rust-values.mk): ARMv7 has a hard-float ABI only with an FPU,
+/// which the arch names by a vfp/neon suffix; MIPS is soft-float musl; aarch64 and x86_64 plain.
+fn rust_target_by_openwrt_rule(arch: &str) -> String {
+    let family = arch.split('_').next().unwrap();
+    match family {
+        "x86" | "x86_64" => "x86_64-unknown-linux-musl".into(),
+        "aarch64" => "aarch64-unknown-linux-musl".into(),
+        "arm" => {
+            let fpu = arch.contains("vfp") || arch.contains("neon");
+            format!(
+                "armv7-unknown-linux-musleabi{}",
+                if fpu { "hf" } else { "" }
+            )
+        }
+        "mips" | "mipsel" => format!("{family}-unknown-linux-musl"),
+        other => panic!("no rule for {other}"),
+    }
+}
+
+fn target_of(arch: &str) -> std::process::Output {
+    Command::new(repo().join("scripts/cross.sh"))
+        .args(["target-of", arch])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn arch_map_covers_every_openwrt_arch_by_openwrts_rule() {
+    for arch in OPENWRT_ARCHES {
+        let o = target_of(arch);
+        assert!(o.status.success(), "{arch}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o).trim(),
+            rust_target_by_openwrt_rule(arch),
+            "{arch}"
+        );
+    }
+    // bcm53xx (no FPU): soft float, never the hard-float build that dies with SIGILL there.
+    assert_eq!(
+        stdout(&target_of("arm_cortex-a9")).trim(),
+        "armv7-unknown-linux-musleabi"
+    );
+    // The script's table is exactly this list: a new entry comes with its check here.
+    let listed = sh(Command::new(repo().join("scripts/cross.sh")).arg("arches"));
+    let listed: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed, OPENWRT_ARCHES);
+    // Archs of families we do not build are refused by name, not guessed.
+    for arch in [
+        "mips_mips32",
+        "mipsel_mips32",
+        "arm_arm926ej-s",
+        "arm_xscale",
+        "i386_pentium4",
+        "mips64_octeonplus",
+        "arm_cortex-a9_typo",
+    ] {
+        let o = target_of(arch);
+        assert!(!o.status.success(), "{arch} was mapped");
+        assert!(
+            stderr(&o).contains(&format!("unknown target or arch '{arch}'")),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
