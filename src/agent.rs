@@ -134,7 +134,6 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let mut cap = crate::monitor::Monitor::new(&cfg, start);
     // Capture for the window: the same poll as `run`, until the window ends.
     let end = start + window;
-    let mut ready = [Ready::default(); 1];
     while let Some(left) = end
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -142,21 +141,32 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         let timeout = cap.deadline().map_or(left, |d| {
             d.saturating_duration_since(Instant::now()).min(left)
         });
-        match cap.fd() {
-            Some(fd) => {
-                let i = [Interest {
+        let mut ports = [usize::MAX; crate::devices::MAX_PORTS];
+        let interests: Vec<Interest> = cap
+            .fds()
+            .zip(ports.iter_mut())
+            .map(|((port, fd), slot)| {
+                *slot = port;
+                Interest {
                     fd,
                     read: true,
                     write: false,
-                }];
-                poll(&i, timeout, &mut ready).map_err(|e| Error::Sys {
-                    what: "poll",
-                    source: e,
-                })?;
-            }
-            None => std::thread::sleep(timeout),
+                }
+            })
+            .collect();
+        let mut ready = [Ready::default(); crate::devices::MAX_PORTS];
+        if interests.is_empty() {
+            std::thread::sleep(timeout);
+        } else {
+            poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+                what: "poll",
+                source: e,
+            })?;
         }
-        cap.wake(Instant::now(), ready[0].error);
+        drop(interests);
+        cap.wake(Instant::now(), |port| {
+            ports.iter().zip(&ready).any(|(&p, r)| p == port && r.error)
+        });
     }
     let sample = collector.sample(Instant::now());
     let (now, wall) = (Instant::now(), SystemTime::now());
@@ -261,7 +271,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
     );
 
-    let mut ready = [Ready::default(); 3 + 1 + crate::metrics::server::MAX_CONNECTIONS];
+    let mut ready = [Ready::default(); crate::sys::poll::MAX_FDS];
     loop {
         let mut deadline = sched.deadline();
         if let Some(d) = cap.borrow().deadline() {
@@ -284,26 +294,23 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 read: true,
                 write: false,
             };
-            let mut interests: [Interest; 3 + 1 + crate::metrics::server::MAX_CONNECTIONS] =
+            let mut interests: [Interest; crate::sys::poll::MAX_FDS] =
                 std::array::from_fn(|_| sig());
             let mut n = 1;
-            let mut cap_slot = None;
-            if let Some(fd) = cap.fd() {
+            // The rings: slot 1 + k holds port cap_ports[k].
+            let mut cap_ports = [usize::MAX; crate::devices::MAX_PORTS];
+            for ((port, fd), slot) in cap.fds().zip(cap_ports.iter_mut()) {
                 interests[n] = Interest {
                     fd,
                     read: true,
                     write: false,
                 };
-                cap_slot = Some(n);
+                *slot = port;
                 n += 1;
             }
             let mut ship_slot = None;
-            if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write,
-                };
+            if let Some((fd, read, write)) = shipper.as_ref().and_then(|s| s.interest()) {
+                interests[n] = Interest { fd, read, write };
                 ship_slot = Some(n);
                 n += 1;
             }
@@ -316,10 +323,11 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 what: "poll",
                 source: e,
             })?;
-            (cap_slot, ship_slot, metrics_from..n)
+            (cap_ports, ship_slot, metrics_from..n)
         };
-        cap.borrow_mut()
-            .wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
+        cap.borrow_mut().wake(Instant::now(), |port| {
+            (0..crate::devices::MAX_PORTS).any(|k| cap_slot[k] == port && ready[1 + k].error)
+        });
         if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
             let r = ready[i];
             s.on_ready(r.readable, r.writable, r.error, Instant::now());

@@ -87,8 +87,13 @@ pub struct Capture {
 impl Capture {
     /// The capture as configured, not opened yet (`open` opens it).
     pub fn new(cfg: &Config) -> Capture {
+        Capture::on(cfg, cfg.interface.clone())
+    }
+
+    /// The capture of `interface` (one of INTERFACE's list) with the config's ring and mode.
+    pub fn on(cfg: &Config, interface: Option<String>) -> Capture {
         Capture {
-            interface: cfg.interface.clone(),
+            interface,
             sys_root: cfg.sys_root.clone(),
             promisc: cfg.promisc,
             geometry: RingGeometry::new(cfg.ring_kb as u64, packet::page_size()),

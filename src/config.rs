@@ -39,11 +39,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "INTERFACE",
-        "LAN interface to watch (default: br-lan if present, else the default route's)",
+        "LAN interface(s) to watch, a space- or comma-separated list (default: br-lan if present, else the default route's)",
     ),
     (
         "NETWORK_RANGE",
-        "IPv4 range of the LAN in CIDR (default: the interface's subnet)",
+        "IPv4 range of the LAN in CIDR, or IFACE=CIDR per interface (default: each interface's subnet)",
     ),
     ("CYCLE_TIME", "seconds between snapshots (default 5)"),
     (
@@ -485,10 +485,15 @@ pub struct Config {
     pub server_id: String,
     /// SERVER_IP.
     pub server_ip: Option<Ipv4Addr>,
-    /// INTERFACE (detected when not set).
+    /// The first of `interfaces` (the one `capture.interface` and `serverIp` refer to).
     pub interface: Option<String>,
-    /// NETWORK_RANGE (the interface's subnet when not set).
+    /// INTERFACE: every interface captured (empty: detected, then only `interface`).
+    pub interfaces: Vec<String>,
+    /// The range of the first interface.
     pub network_range: Option<Ipv4Cidr>,
+    /// NETWORK_RANGE's IFACE=CIDR entries for the other interfaces (theirs default to their
+    /// subnet).
+    pub network_ranges: Vec<(String, Ipv4Cidr)>,
     /// CYCLE_TIME.
     pub cycle: Duration,
     /// PLATFORM_API_URL.
@@ -555,6 +560,16 @@ struct Layers<'a> {
 impl<'a> Layers<'a> {
     fn get(&self, key: &str) -> Option<&'a Setting> {
         self.settings.iter().rev().find(|s| s.key == key)
+    }
+
+    /// An error about the value of `key` (which is set), naming where it came from.
+    fn value_error(&self, key: &str, reason: String) -> ConfigError {
+        let s = self.get(key);
+        ConfigError::Value {
+            origin: s.map_or(Origin::Flag(key.to_owned()), |s| s.origin.clone()),
+            key: key.to_owned(),
+            reason,
+        }
     }
 
     /// Parses the key with `parse`, or returns `default` when it is unset or empty.
@@ -625,6 +640,48 @@ fn boolean(v: &str) -> Result<bool, String> {
 
 fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String> {
     move |v| Url::parse(v, schemes)
+}
+
+/// Interfaces captured at most (INTERFACE's list).
+pub const MAX_INTERFACES: usize = crate::devices::MAX_PORTS;
+
+/// INTERFACE: names separated by spaces or commas, at most [`MAX_INTERFACES`], no repeats.
+pub fn interface_list(v: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in v.split([' ', ',', '\t']).filter(|n| !n.is_empty()) {
+        let name = interface_name(name)?;
+        if out.contains(&name) {
+            return Err(format!("{name} is listed twice"));
+        }
+        out.push(name);
+    }
+    if out.len() > MAX_INTERFACES {
+        return Err(format!(
+            "{} interfaces listed, at most {MAX_INTERFACES}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// NETWORK_RANGE: `CIDR` (the first interface's) and/or `IFACE=CIDR` entries, separated by
+/// spaces or commas.
+pub fn range_list(v: &str) -> Result<Vec<(Option<String>, Ipv4Cidr)>, String> {
+    let mut out: Vec<(Option<String>, Ipv4Cidr)> = Vec::new();
+    for item in v.split([' ', ',', '\t']).filter(|n| !n.is_empty()) {
+        match item.split_once('=') {
+            Some((name, cidr)) => {
+                let name = interface_name(name)?;
+                let r = Ipv4Cidr::parse(cidr).map_err(|e| format!("{name}={cidr}: {e}"))?;
+                if out.iter().any(|(n, _)| n.as_ref() == Some(&name)) {
+                    return Err(format!("{name}= is given twice"));
+                }
+                out.push((Some(name), r));
+            }
+            None => out.push((None, Ipv4Cidr::parse(item)?)),
+        }
+    }
+    Ok(out)
 }
 
 /// A Linux interface name as the kernel's dev_valid_name() accepts it: 1..15 bytes, not "."
@@ -700,8 +757,30 @@ impl Config {
             Ok(p)
         };
 
-        let interface = l.opt("INTERFACE", interface_name)?;
-        let network_range = l.opt("NETWORK_RANGE", Ipv4Cidr::parse)?;
+        let interfaces = l.parse("INTERFACE", Vec::new(), interface_list)?;
+        let interface = interfaces.first().cloned();
+        let ranges = l.parse("NETWORK_RANGE", Vec::new(), range_list)?;
+        let mut network_range = None;
+        let mut network_ranges = Vec::new();
+        for (name, r) in ranges {
+            match name {
+                None if network_range.is_none() => network_range = Some(r),
+                None => {
+                    return Err(l.value_error(
+                        "NETWORK_RANGE",
+                        "more than one range without IFACE= (one for the first interface; IFACE=CIDR for the others)".into(),
+                    ))
+                }
+                Some(n) if !interfaces.is_empty() && !interfaces.contains(&n) => {
+                    return Err(l.value_error(
+                        "NETWORK_RANGE",
+                        format!("{n}= names an interface that is not in INTERFACE"),
+                    ))
+                }
+                Some(n) if interface.as_deref() == Some(n.as_str()) => network_range = Some(r),
+                Some(n) => network_ranges.push((n, r)),
+            }
+        }
         let server_ip = l.opt("SERVER_IP", |v| {
             v.parse::<Ipv4Addr>()
                 .map_err(|_| format!("'{v}' is not an IPv4 address"))
@@ -712,7 +791,9 @@ impl Config {
             server_id: server_id.unwrap_or_default(),
             server_ip,
             interface,
+            interfaces,
             network_range,
+            network_ranges,
             cycle: l.parse("CYCLE_TIME", Duration::from_secs(5), |v| {
                 if v.trim() == "0" {
                     return Err("must be at least 1 second".into());
@@ -772,6 +853,7 @@ impl Config {
         }
         if cfg.interface.is_none() {
             cfg.interface = detect.default_interface();
+            cfg.interfaces = cfg.interface.iter().cloned().collect();
             if cfg.interface.is_none() {
                 warnings.push(
                     "INTERFACE: not set, and neither br-lan nor a default route was found".into(),
@@ -957,6 +1039,48 @@ mod tests {
         assert_eq!(c.server_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
         assert_eq!(c.cycle, Duration::from_secs(5));
         assert!(!c.has_platform());
+    }
+
+    #[test]
+    fn interface_lists_and_ranges_per_interface() {
+        let c = load_text(
+            "INTERFACE=\"br-lan br-guest,br-lan.20\"\nNETWORK_RANGE=192.168.1.0/24 br-guest=192.168.2.0/24\n",
+        )
+        .unwrap();
+        assert_eq!(c.interfaces, ["br-lan", "br-guest", "br-lan.20"]);
+        assert_eq!(c.interface.as_deref(), Some("br-lan"));
+        assert_eq!(c.network_range.unwrap().to_string(), "192.168.1.0/24");
+        assert_eq!(c.network_ranges.len(), 1);
+        assert_eq!(c.network_ranges[0].0, "br-guest");
+        let c = load_text("INTERFACE=a b\nNETWORK_RANGE=a=10.0.0.0/8\n").unwrap();
+        assert_eq!(c.network_range.unwrap().to_string(), "10.0.0.0/8");
+        let c = load_text("").unwrap();
+        assert_eq!(c.interfaces, ["eth9"]);
+        for (text, want) in [
+            (
+                "INTERFACE=a b a\n",
+                "/etc/t.conf:1: INTERFACE: a is listed twice",
+            ),
+            (
+                "INTERFACE=a b\nNETWORK_RANGE=c=10.0.0.0/8\n",
+                "/etc/t.conf:2: NETWORK_RANGE: c= names an interface that is not in INTERFACE",
+            ),
+            (
+                "NETWORK_RANGE=10.0.0.0/8 10.1.0.0/16\n",
+                "/etc/t.conf:1: NETWORK_RANGE: more than one range without IFACE=",
+            ),
+            (
+                "NETWORK_RANGE=b=10.0.0.0/40\n",
+                "/etc/t.conf:1: NETWORK_RANGE: b=10.0.0.0/40",
+            ),
+            (
+                "INTERFACE=a b c d e f g h i\n",
+                "9 interfaces listed, at most 8",
+            ),
+        ] {
+            let e = load_text(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 
     #[test]

@@ -77,6 +77,8 @@ use crate::snapshot::{self, Bandwidth, CaptureInfo, CaptureMode, DeviceStatus};
 pub const MAX_IPV6: usize = 4;
 /// Longest device name kept (bytes; longer names are cut at a character boundary).
 pub const NAME_MAX: usize = 64;
+/// Capture interfaces (ports) a table can hold devices of.
+pub const MAX_PORTS: usize = 8;
 /// Own MACs that can be excluded.
 pub const MAX_EXCLUDED: usize = 16;
 /// The largest capacity the index can address.
@@ -151,6 +153,8 @@ pub struct Entry {
     next: u32,
     /// The key.
     pub mac: Mac,
+    /// The capture interface it was seen on (see [`DeviceTable::select_port`]).
+    pub port: u8,
     /// Addressed, newcomer or established (admission and eviction).
     pub class: Class,
     /// The name came from discovery (leases, hosts) and is not replaced by DHCP sniffing.
@@ -195,8 +199,9 @@ impl Entry {
         }
     }
 
-    fn new(mac: Mac, class: Class, now: u64) -> Entry {
+    fn new(mac: Mac, port: u8, class: Class, now: u64) -> Entry {
         Entry {
+            port,
             rx_bytes: 0,
             tx_bytes: 0,
             rx_packets: 0,
@@ -297,6 +302,9 @@ pub struct DeviceTable {
     /// The local ranges: a frame through the router (an excluded MAC) to or from outside them
     /// is internet traffic.
     local: LocalNets,
+    /// The selected port and its IPv4 range (see [`DeviceTable::select_port`]).
+    port: u8,
+    range: Option<Ipv4Cidr>,
     counters: Counters,
     /// Start of the current cycle (None until the first frame, `begin` or `end_cycle`).
     cycle_start: Option<u64>,
@@ -316,6 +324,8 @@ impl DeviceTable {
             tails: [NIL; 3],
             excluded: heapless::Vec::new(),
             local: LocalNets::new(),
+            port: 0,
+            range: cfg.range,
             counters: Counters::default(),
             cycle_start: None,
             cfg,
@@ -360,7 +370,7 @@ impl DeviceTable {
         self.cycle_start.get_or_insert(now);
     }
 
-    /// Replaces the local ranges of the internet/local split.
+    /// The local ranges for the internet/local split (`crate::locality`).
     pub fn set_local_nets(&mut self, nets: LocalNets) {
         self.local = nets;
     }
@@ -370,13 +380,21 @@ impl DeviceTable {
         &self.local
     }
 
-    /// MACs never tracked (the agent's own interfaces). At most [`MAX_EXCLUDED`]; already
-    /// tracked ones are removed.
+    /// The port (capture interface, 0..[`MAX_PORTS`]) and its IPv4 range that the frames,
+    /// bindings and lookups that follow belong to. A device is a (port, MAC) pair: the same MAC
+    /// on two ports is two devices. Port 0 with the configured range until this is called.
+    pub fn select_port(&mut self, port: u8, range: Option<Ipv4Cidr>) {
+        self.port = port;
+        self.range = range;
+    }
+
+    /// MACs never tracked (the agent's own interfaces), on any port. At most
+    /// [`MAX_EXCLUDED`]; already tracked ones are removed.
     pub fn set_excluded(&mut self, macs: &[Mac]) {
         self.excluded.clear();
         for m in macs.iter().take(MAX_EXCLUDED) {
             let _ = self.excluded.push(*m);
-            if let Some(i) = self.find(key(m)) {
+            while let Some(i) = self.entries.iter().position(|e| e.mac == *m) {
                 self.remove(i);
             }
         }
@@ -395,14 +413,28 @@ impl DeviceTable {
         (b1, b2)
     }
 
-    /// (bucket, way) of the slot holding `k`.
+    /// (bucket, way) of the slot holding `k` on the selected port. The port is checked in
+    /// the entry, which the caller reads next anyway.
     #[inline]
     fn find_slot(&self, k: u64) -> Option<(usize, usize)> {
         let (b1, b2) = self.buckets(k);
         for b in [b1, b2] {
             let bucket = &self.index[b].0;
             for (w, &v) in bucket.iter().enumerate() {
-                if v >> 16 == k {
+                if v >> 16 == k && self.entries[v as u16 as usize].port == self.port {
+                    return Some((b, w));
+                }
+            }
+        }
+        None
+    }
+
+    /// (bucket, way) of the slot of key `k` pointing at entry `i` (any port).
+    fn find_slot_of(&self, k: u64, i: usize) -> Option<(usize, usize)> {
+        let (b1, b2) = self.buckets(k);
+        for b in [b1, b2] {
+            for (w, &v) in self.index[b].0.iter().enumerate() {
+                if v >> 16 == k && v as u16 as usize == i {
                     return Some((b, w));
                 }
             }
@@ -556,7 +588,7 @@ impl DeviceTable {
         } else {
             Class::Addressed
         };
-        self.entries.push(Entry::new(*mac, class, now));
+        self.entries.push(Entry::new(*mac, self.port, class, now));
         self.push_tail(i, class);
         Some(i)
     }
@@ -568,7 +600,7 @@ impl DeviceTable {
     /// Removes entry `i` (swap-remove; the moved entry's slot and list links are updated).
     fn remove(&mut self, i: usize) {
         self.unlink(i);
-        if let Some((b, w)) = self.find_slot(key(&self.entries[i].mac)) {
+        if let Some((b, w)) = self.find_slot_of(key(&self.entries[i].mac), i) {
             self.index[b].0[w] = EMPTY;
         }
         let last = self.entries.len() - 1;
@@ -590,7 +622,7 @@ impl DeviceTable {
             n => self.entries[n as usize].prev = i as u32,
         }
         let k = key(&mac);
-        if let Some((b, w)) = self.find_slot(k) {
+        if let Some((b, w)) = self.find_slot_of(k, last) {
             self.index[b].0[w] = k << 16 | i as u64;
         }
     }
@@ -621,7 +653,7 @@ impl DeviceTable {
         if let Some(src) = obs.src.as_ref().filter(|m| is_unicast(m)) {
             if let Some(i) = self.slot(src, true, now) {
                 self.life(i, now);
-                let range = self.cfg.range;
+                let range = self.range;
                 let e = &mut self.entries[i];
                 e.tx_bytes += len;
                 e.tx_packets += 1;
@@ -688,7 +720,7 @@ impl DeviceTable {
     }
 
     fn range_allows(&self, ip: Ipv4Addr) -> bool {
-        self.cfg.range.is_none_or(|r| r.contains(ip))
+        self.range.is_none_or(|r| r.contains(ip))
     }
 
     /// An ARP reply to the agent's scan (discovery): the IPv4 binding and a sign of life.
@@ -775,6 +807,7 @@ impl DeviceTable {
         self.entries
             .iter()
             .map(|e| snapshot::Device {
+                interface: None,
                 ip: e.ipv4().map(|ip| ip.to_string()),
                 ipv6: e.ipv6.iter().map(|ip| ip.to_string()).collect(),
                 mac: format_mac(&e.mac),
@@ -821,6 +854,7 @@ impl DeviceTable {
             devices_evicted: self.counters.evicted,
             malformed: self.counters.malformed,
             unclassified: self.counters.unclassified,
+            interfaces: Vec::new(),
             offload: None,
         }
     }
@@ -855,7 +889,7 @@ impl DeviceTable {
             .sum();
         assert_eq!(used, self.entries.len());
         for (i, e) in self.entries.iter().enumerate() {
-            assert_eq!(self.find(key(&e.mac)), Some(i));
+            assert!(self.find_slot_of(key(&e.mac), i).is_some());
         }
     }
 }
@@ -1288,12 +1322,35 @@ mod tests {
 
     #[test]
     fn long_and_odd_names() {
-        let mut e = Entry::new(A, Class::Newcomer, 0);
+        let mut e = Entry::new(A, 0, Class::Newcomer, 0);
         e.set_name(&"é".repeat(40));
         assert!(e.name.len() <= NAME_MAX && e.name.chars().all(|c| c == 'é'));
         assert_eq!(clean_name(b"ab\x01"), None);
         assert_eq!(clean_name(b"host\0"), Some("host"));
         assert_eq!(clean_name(b"\xff"), None);
+    }
+
+    #[test]
+    fn a_mac_on_two_ports_is_two_devices() {
+        let mut t = DeviceTable::new(cfg(8));
+        t.account(&obs(A, B, 100), 0);
+        t.select_port(1, None);
+        t.account(&obs(A, B, 300), 0);
+        t.account(&obs(A, BCAST, 60), 0);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.get(&A).map(|e| (e.port, e.tx_bytes)), Some((1, 360)));
+        t.select_port(0, None);
+        assert_eq!(t.get(&A).map(|e| (e.port, e.tx_bytes)), Some((0, 100)));
+        t.check_invariants();
+        // Removing one keeps the other findable (the index points at the right entry).
+        t.set_excluded(&[B]);
+        assert_eq!(t.len(), 2);
+        t.check_invariants();
+        assert_eq!(t.get(&A).map(|e| e.tx_bytes), Some(100));
+        t.select_port(1, None);
+        assert_eq!(t.get(&A).map(|e| e.tx_bytes), Some(360));
+        t.set_excluded(&[A]);
+        assert!(t.is_empty());
     }
 
     #[test]
@@ -1304,7 +1361,8 @@ mod tests {
             "entry {size} B, {} B per device with the index",
             DeviceTable::bytes_per_device()
         );
-        // + 64 B for the internet part (`locality::Internet`: totals, last-cycle rates).
-        assert!(size <= 232 + 64, "entry is {size} B");
+        // + 64 B for the internet part (`locality::Internet`: totals, last-cycle rates), + 8 B
+        // (one byte and alignment) for the port.
+        assert!(size <= 232 + 64 + 8, "entry is {size} B");
     }
 }

@@ -98,9 +98,31 @@ pub struct CaptureInfo {
     pub malformed: u64,
     /// Frames between a device and the router without a readable IP header (counted local).
     pub unclassified: u64,
+    /// Every capture interface (INTERFACE's list, in order; live only). The fields above
+    /// `packetsSeen` describe the first one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceCapture>,
     /// Flow offloading detected on this host (forwarded traffic bypasses the capture); null = unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offload: Option<OffloadInfo>,
+}
+
+/// One capture interface's state and counters (`agent.capture.interfaces[]`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterfaceCapture {
+    /// The interface's name.
+    pub interface: String,
+    /// `live` or `off`.
+    pub mode: CaptureMode,
+    /// Why its capture is off (null while live).
+    pub off_reason: Option<String>,
+    /// Frames read from its ring, cumulative.
+    pub packets_seen: u64,
+    /// Their bytes (original lengths), cumulative.
+    pub bytes_seen: u64,
+    /// Frames the kernel dropped on its ring (PACKET_STATISTICS), cumulative.
+    pub packets_dropped: u64,
 }
 
 /// `agent.capture.offload`: flow offloading on this host.
@@ -132,6 +154,7 @@ impl CaptureInfo {
             devices_evicted: 0,
             malformed: 0,
             unclassified: 0,
+            interfaces: Vec::new(),
             offload: None,
         }
     }
@@ -288,6 +311,9 @@ pub struct Device {
     pub ip: Option<String>,
     /// IPv6 addresses (NDP, link-local sources), at most four.
     pub ipv6: Vec<String>,
+    /// The capture interface it was seen on (live; absent in replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     /// The device's MAC, `aa:bb:cc:dd:ee:ff`.
     pub mac: String,
     /// Name from leases, /etc/ethers, /etc/hosts or DHCP option 12.

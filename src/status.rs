@@ -204,6 +204,7 @@ mod tests {
 
     fn device(mac: &str, rx: u64) -> Device {
         Device {
+            interface: None,
             ip: Some("192.168.1.20".into()),
             ipv6: vec![],
             mac: mac.into(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{agent as agent_cmd, *};
-use crate::lab::{in_ns, ns, sinks, skip_unless_root, wait_for, Agent, Lab};
+use crate::lab::{in_ns, ns, quiet, sinks, skip_unless_root, wait_for, Agent, Lab};
 
 const WAN4: &str = "203.0.113.7";
 const WAN6: &str = "2001:db8:ffff::7";
@@ -541,5 +541,195 @@ fn replay_gateway_usage_errors() {
             .arg("/nonexistent.pcap"));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// Two capture interfaces in one agent: br-lan (two clients) and a second bridge br-guest with a
+/// client whose MAC is the same as a br-lan client's. Each is its own device with its own
+/// interface; counts equal the veth counters; traffic routed from the guest to the LAN is
+/// local. Then br-guest is deleted: br-lan keeps capturing, exactly.
+#[test]
+fn lab_two_interfaces_one_table() {
+    if skip_unless_root("lab_two_interfaces_one_table") {
+        return;
+    }
+    let lab = Lab::new("m", 2);
+    lab.static_neighbours();
+    let r = lab.router.clone();
+    let (c0, c1) = (&lab.clients[0], &lab.clients[1]);
+    // The guest bridge and its client, with c0's MAC.
+    let guest = format!("{}g", r.trim_end_matches('r'));
+    quiet(Command::new("ip").args(["netns", "del", &guest]));
+    sh_ok(&["ip", "netns", "add", &guest]);
+    let _guest_ns = NsGuard(guest.clone());
+    ns(&r, &["ip", "link", "add", "br-guest", "type", "bridge"]);
+    ns(&r, &["ip", "link", "set", "br-guest", "up"]);
+    ns(
+        &r,
+        &["ip", "addr", "add", "10.97.0.1/24", "dev", "br-guest"],
+    );
+    ns(
+        &r,
+        &[
+            "ip", "link", "add", "gst0", "type", "veth", "peer", "name", "eth0", "netns", &guest,
+        ],
+    );
+    ns(
+        &r,
+        &["ip", "link", "set", "gst0", "master", "br-guest", "up"],
+    );
+    ns(
+        &guest,
+        &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+    );
+    ns(
+        &r,
+        &["sysctl", "-qw", "net.ipv6.conf.br-guest.disable_ipv6=1"],
+    );
+    ns(&r, &["sysctl", "-qw", "net.ipv6.conf.gst0.disable_ipv6=1"]);
+    ns(&guest, &["ip", "link", "set", "eth0", "address", &c0.mac]);
+    ns(&guest, &["ip", "link", "set", "lo", "up"]);
+    ns(&guest, &["ip", "link", "set", "eth0", "up"]);
+    ns(
+        &guest,
+        &["ip", "addr", "add", "10.97.0.10/24", "dev", "eth0"],
+    );
+    ns(
+        &guest,
+        &["ip", "route", "add", "default", "via", "10.97.0.1"],
+    );
+    let gmac = mac_of(&r, "br-guest");
+    ns(
+        &guest,
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            "10.97.0.1",
+            "lladdr",
+            &gmac,
+            "nud",
+            "permanent",
+            "dev",
+            "eth0",
+        ],
+    );
+    ns(
+        &r,
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            "10.97.0.10",
+            "lladdr",
+            &c0.mac,
+            "nud",
+            "permanent",
+            "dev",
+            "br-guest",
+        ],
+    );
+    let agent = Agent::start(
+        &r,
+        &[],
+        &[
+            "run",
+            "--config",
+            "/dev/null",
+            "-i",
+            "br-lan br-guest",
+            "--cycle",
+            "1",
+            "--set",
+            "SCAN_INTERVAL=0",
+            "--set",
+            "NETWORK_RANGE=10.99.0.0/24 br-guest=10.97.0.0/24",
+        ],
+    );
+    agent.next(Duration::from_secs(10));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink = sinks(&c1.ns, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let b_c0 = counters(&c0.ns, "eth0");
+    let b_c1 = counters(&c1.ns, "eth0");
+    let b_g = counters(&guest, "eth0");
+    let base = agent.next(Duration::from_secs(5));
+    let dev = |s: &serde_json::Value, iface: &str, mac: &str, key: &str| -> u64 {
+        s["network"]["connectedDevices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["mac"] == mac && d["interface"] == iface)
+            .map_or(0, |d| d["bandwidth"][key].as_u64().unwrap())
+    };
+    let a = udp_mix(&c0.ns, None, &[&c1.ip4], 400, 5);
+    let g = udp_mix(&guest, None, &[&c1.ip4], 300, 6);
+    a.join().unwrap();
+    g.join().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let d_c0 = delta(counters(&c0.ns, "eth0"), b_c0);
+    let d_c1 = delta(counters(&c1.ns, "eth0"), b_c1);
+    let d_g = delta(counters(&guest, "eth0"), b_g);
+    let snap = agent.next(Duration::from_secs(5));
+    assert!(validate_snapshots(&serde_json::to_string(&snap).unwrap()));
+    let since = |iface: &str, mac: &str, key: &str| {
+        dev(&snap, iface, mac, key) - dev(&base, iface, mac, key)
+    };
+    eprintln!(
+        "br-lan {} tx {} B, br-guest {} tx {} B, {} rx {} B",
+        c0.mac,
+        since("br-lan", &c0.mac, "txBytesTotal"),
+        c0.mac,
+        since("br-guest", &c0.mac, "txBytesTotal"),
+        c1.mac,
+        since("br-lan", &c1.mac, "rxBytesTotal")
+    );
+    assert_eq!(since("br-lan", &c0.mac, "txBytesTotal"), d_c0[0]);
+    assert_eq!(since("br-lan", &c0.mac, "txPacketsTotal"), d_c0[1]);
+    assert_eq!(since("br-guest", &c0.mac, "txBytesTotal"), d_g[0]);
+    assert_eq!(since("br-guest", &c0.mac, "txPacketsTotal"), d_g[1]);
+    // c1 received c0's frames and the guest's, routed (same length, router's MAC as source).
+    assert_eq!(since("br-lan", &c1.mac, "rxBytesTotal"), d_c1[2]);
+    assert_eq!(since("br-guest", &c0.mac, "internetTxBytesTotal"), 0);
+    let ifs = snap["agent"]["capture"]["interfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 2);
+    assert_eq!(ifs[1]["interface"], "br-guest");
+    assert_eq!(snap["agent"]["capture"]["interface"], "br-lan");
+
+    // br-guest goes away: its capture is off, br-lan goes on exactly.
+    ns(&r, &["ip", "link", "del", "br-guest"]);
+    let s = wait_for(Duration::from_secs(10), "br-guest off", || {
+        let s = agent.next(Duration::from_secs(5));
+        (s["agent"]["capture"]["interfaces"][1]["mode"] == "off").then_some(s)
+    });
+    assert_eq!(s["agent"]["capture"]["mode"], "live");
+    let b_c0 = counters(&c0.ns, "eth0");
+    let before = agent.next(Duration::from_secs(5));
+    udp_mix(&c0.ns, None, &[&c1.ip4], 200, 7).join().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let d_c0 = delta(counters(&c0.ns, "eth0"), b_c0);
+    let after = agent.next(Duration::from_secs(5));
+    assert_eq!(
+        dev(&after, "br-lan", &c0.mac, "txBytesTotal")
+            - dev(&before, "br-lan", &c0.mac, "txBytesTotal"),
+        d_c0[0]
+    );
+    stop.store(true, Ordering::Relaxed);
+    sink.join().unwrap();
+    let (ok, err) = agent.stop();
+    assert!(ok, "agent exit: {err}");
+}
+
+fn sh_ok(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(st.success(), "{args:?}");
+}
+
+/// Deletes a namespace this test made, whatever happens.
+struct NsGuard(String);
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }

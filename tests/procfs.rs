@@ -176,7 +176,12 @@ fn a_hung_fuse_mount_does_not_hold_the_snapshot() {
             "lo",
             "--config",
             "/dev/null",
+            ";;",
         ])
+        // And `run`: a snapshot every cycle while the mount hangs (SIGTERM after 4.5 s).
+        .args(["timeout", "-s", "TERM", "4.5"])
+        .arg(common::bin())
+        .args(["run", "--cycle", "1", "-i", "lo", "--config", "/dev/null"])
         .env("NETMON_PROMISC", "0")
         .env("NETMON_SCAN_INTERVAL", "0")
         .output()
@@ -187,12 +192,12 @@ fn a_hung_fuse_mount_does_not_hold_the_snapshot() {
         .collect();
     assert_eq!(
         lines.len(),
-        2,
+        3,
         "{} {}",
         common::stdout(&out),
         common::stderr(&out)
     );
-    let (df, agent) = (&lines[0], &lines[1]);
+    let (df, agent, run) = (&lines[0], &lines[1], &lines[2]);
     assert_eq!(df["rc"], 0, "{df}");
     assert_eq!(agent["rc"], 0, "the snapshot did not come: {agent}");
     let secs = agent["seconds"].as_f64().unwrap();
@@ -208,6 +213,8 @@ fn a_hung_fuse_mount_does_not_hold_the_snapshot() {
     let theirs: Vec<&str> = rows.iter().map(|r| r.target.as_str()).collect();
     assert_eq!(ours, theirs);
     assert!(!ours.iter().any(|m| m.ends_with("/hang")));
+    let cycles = run["stdout"].as_str().unwrap().lines().count();
+    assert!(cycles >= 3, "{cycles} snapshots from run in 4.5 s: {run}");
 }
 
 #[test]

@@ -56,10 +56,6 @@ pub struct CaptureSample<'a> {
     pub bytes_seen: u64,
     /// The kernel's PACKET_STATISTICS drops.
     pub packets_dropped: u64,
-    /// Frames too short or broken to attribute.
-    pub malformed: u64,
-    /// Frames between a device and the router that carried no readable IP header.
-    pub unclassified: u64,
 }
 
 /// The agent's own numbers.
@@ -67,8 +63,8 @@ pub struct CaptureSample<'a> {
 pub struct AgentSample<'a> {
     /// The agent's version.
     pub version: &'a str,
-    /// Unix seconds.
-    pub start_time: f64,
+    /// Milliseconds since the Unix epoch.
+    pub start_time_ms: u64,
     /// Devices in the table.
     pub devices_tracked: u64,
     /// DEVICE_TABLE_SIZE.
@@ -79,12 +75,16 @@ pub struct AgentSample<'a> {
     pub devices_evicted: u64,
     /// Devices removed because they expired.
     pub devices_expired: u64,
+    /// Frames too short or impossible to decode (all interfaces).
+    pub malformed: u64,
+    /// Frames between a device and the router without a readable IP header (all interfaces).
+    pub unclassified: u64,
     /// Snapshots waiting for the REST endpoint.
     pub backlog: u64,
     /// Snapshots dropped because the backlog was full.
     pub lost: u64,
     /// Unix seconds of the last snapshot a platform accepted; None: none yet (no sample).
-    pub last_delivery: Option<f64>,
+    pub last_delivery_ms: Option<u64>,
 }
 
 /// Fixed part of a page (agent families, headers), upper bound.
@@ -159,7 +159,7 @@ const DEVICE_FAMILIES: [Family; 9] = [
     ),
 ];
 
-const CAPTURE_FAMILIES: [Family; 6] = [
+const CAPTURE_FAMILIES: [Family; 4] = [
     family!(
         "netmon_capture_up",
         "gauge",
@@ -179,16 +179,6 @@ const CAPTURE_FAMILIES: [Family; 6] = [
         "netmon_capture_dropped_packets_total",
         "counter",
         "Frames the kernel dropped because the capture ring was full."
-    ),
-    family!(
-        "netmon_capture_malformed_packets_total",
-        "counter",
-        "Frames too short or impossible to decode."
-    ),
-    family!(
-        "netmon_capture_unclassified_packets_total",
-        "counter",
-        "Frames between a device and the router without a readable IP header (counted as local)."
     ),
 ];
 
@@ -244,12 +234,10 @@ fn value_u64(out: &mut Vec<u8>, v: u64) {
     let _ = write!(out, " {v}\n");
 }
 
-fn value_f64(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
-        let _ = write!(out, " {v}\n");
-    } else {
-        out.extend_from_slice(b" NaN\n");
-    }
+/// Milliseconds as seconds with three decimals (integer formatting only: float formatting
+/// costs ~20 kB of code on a router).
+fn value_millis(out: &mut Vec<u8>, ms: u64) {
+    let _ = write!(out, " {}.{:03}\n", ms / 1000, ms % 1000);
 }
 
 fn device_labels(out: &mut Vec<u8>, name: &str, d: &DeviceSample) {
@@ -304,7 +292,7 @@ pub fn render<'a, I, D>(
         ),
     );
     out.extend_from_slice(b"netmon_agent_start_time_seconds");
-    value_f64(out, agent.start_time);
+    value_millis(out, agent.start_time_ms);
     simple(
         out,
         &family!(
@@ -353,6 +341,24 @@ pub fn render<'a, I, D>(
     simple(
         out,
         &family!(
+            "netmon_malformed_packets_total",
+            "counter",
+            "Frames too short or impossible to decode, on every interface."
+        ),
+        agent.malformed,
+    );
+    simple(
+        out,
+        &family!(
+            "netmon_unclassified_packets_total",
+            "counter",
+            "Frames between a device and the router without a readable IP header (counted as local)."
+        ),
+        agent.unclassified,
+    );
+    simple(
+        out,
+        &family!(
             "netmon_backlog_snapshots",
             "gauge",
             "Snapshots waiting for the REST endpoint."
@@ -376,9 +382,9 @@ pub fn render<'a, I, D>(
             "When a platform last accepted a snapshot, in seconds since the Unix epoch (no sample before the first)."
         ),
     );
-    if let Some(t) = agent.last_delivery {
+    if let Some(t) = agent.last_delivery_ms {
         out.extend_from_slice(b"netmon_last_delivery_timestamp_seconds");
-        value_f64(out, t);
+        value_millis(out, t);
     }
 
     for (k, f) in CAPTURE_FAMILIES.iter().enumerate() {
@@ -392,9 +398,7 @@ pub fn render<'a, I, D>(
                 0 => c.up as u64,
                 1 => c.packets_seen,
                 2 => c.bytes_seen,
-                3 => c.packets_dropped,
-                4 => c.malformed,
-                _ => c.unclassified,
+                _ => c.packets_dropped,
             };
             value_u64(out, v);
         }
@@ -427,15 +431,17 @@ mod tests {
     fn agent() -> AgentSample<'static> {
         AgentSample {
             version: "0.1.0",
-            start_time: 1_790_000_000.25,
+            start_time_ms: 1_790_000_000_250,
             devices_tracked: 2,
             device_table_capacity: 256,
             device_table_full: 7,
             devices_evicted: 3,
             devices_expired: 4,
+            malformed: 1,
+            unclassified: 2,
             backlog: 1,
             lost: 0,
-            last_delivery: Some(1_790_000_100.5),
+            last_delivery_ms: Some(1_790_000_100_005),
         }
     }
 
@@ -464,8 +470,6 @@ mod tests {
             packets_seen: 30,
             bytes_seen: 3000,
             packets_dropped: 0,
-            malformed: 1,
-            unclassified: 2,
         }
     }
 
@@ -489,8 +493,10 @@ mod tests {
         assert!(p.contains("netmon_device_internet_transmit_bytes_total{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 700\n"));
         assert!(p.contains("netmon_device_internet_receive_packets_total{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 6\n"));
         assert!(p.contains("netmon_device_active{interface=\"br-lan\",mac=\"00:1b:21:0a:0b:0c\",ip=\"192.168.1.23\",name=\"phone\"} 1\n"));
-        assert!(p.contains("netmon_capture_unclassified_packets_total{interface=\"br-lan\"} 2\n"));
-        assert!(p.contains("netmon_last_delivery_timestamp_seconds 1790000100.5\n"));
+        assert!(p.contains("netmon_unclassified_packets_total 2\n"));
+        assert!(p.contains("netmon_capture_bytes_total{interface=\"br-lan\"} 3000\n"));
+        assert!(p.contains("netmon_last_delivery_timestamp_seconds 1790000100.005\n"));
+        assert!(p.contains("netmon_agent_start_time_seconds 1790000000.250\n"));
         assert!(p.contains("netmon_agent_info{version=\"0.1.0\"} 1\n"));
     }
 
@@ -510,7 +516,7 @@ mod tests {
                 assert_eq!(name, current, "sample of {name} outside its family");
             }
         }
-        assert_eq!(seen.len(), 10 + 6 + 9);
+        assert_eq!(seen.len(), 12 + 4 + 9);
     }
 
     #[test]
@@ -532,7 +538,7 @@ mod tests {
         d.ip = None;
         let mut out = Vec::new();
         let a = AgentSample {
-            last_delivery: None,
+            last_delivery_ms: None,
             ..agent()
         };
         render(&mut out, &a, std::iter::empty, || std::iter::once(d));

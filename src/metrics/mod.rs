@@ -22,41 +22,49 @@ pub struct Shipping {
     pub last_delivery: Option<SystemTime>,
 }
 
-fn unix_secs(t: SystemTime) -> f64 {
+fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Renders the page from the live state at `now` (the active status is on the table's clock).
 pub fn page(out: &mut Vec<u8>, mon: &Monitor, ship: Shipping, started: SystemTime, now: Instant) {
     let table = &mon.table;
     let counters = table.counters();
-    let interface = mon.capture.interface().unwrap_or("");
     let agent = AgentSample {
         version: crate::VERSION,
-        start_time: unix_secs(started),
+        start_time_ms: unix_millis(started),
         devices_tracked: table.len() as u64,
         device_table_capacity: table.capacity() as u64,
         device_table_full: counters.table_full,
         devices_evicted: counters.evicted,
         devices_expired: counters.expired,
-        backlog: ship.backlog,
-        lost: ship.lost,
-        last_delivery: ship.last_delivery.map(unix_secs),
-    };
-    let capture = CaptureSample {
-        interface,
-        up: mon.capture.off_reason().is_none(),
-        packets_seen: counters.packets_seen,
-        bytes_seen: counters.bytes_seen,
-        packets_dropped: mon.capture.dropped,
         malformed: counters.malformed,
         unclassified: counters.unclassified,
+        backlog: ship.backlog,
+        lost: ship.lost,
+        last_delivery_ms: ship.last_delivery.map(unix_millis),
+    };
+    let ports = mon.ports();
+    let name = |port: u8| {
+        ports
+            .get(port as usize)
+            .and_then(|p| p.capture.interface())
+            .unwrap_or("")
+    };
+    let interfaces = || {
+        ports.iter().map(|p| CaptureSample {
+            interface: p.capture.interface().unwrap_or(""),
+            up: p.capture.off_reason().is_none(),
+            packets_seen: p.capture.frames,
+            bytes_seen: p.bytes,
+            packets_dropped: p.capture.dropped,
+        })
     };
     let now_ns = mon.table_now(now);
     let devices = || {
         table.iter().map(|e| DeviceSample {
-            interface,
+            interface: name(e.port),
             mac: e.mac,
             ip: e.ipv4(),
             name: e.name.as_str(),
@@ -71,5 +79,5 @@ pub fn page(out: &mut Vec<u8>, mon: &Monitor, ship: Shipping, started: SystemTim
             internet_tx_packets: e.internet.tx_packets,
         })
     };
-    exposition::render(out, &agent, || std::iter::once(capture), devices);
+    exposition::render(out, &agent, interfaces, devices);
 }
