@@ -63,7 +63,15 @@ pub const KEYS: &[(&str, &str)] = &[
         "endpoint (http/https) that issues an API key (`register`)",
     ),
     ("API_KEY", "bearer key for the platform (never logged)"),
+    (
+        "API_KEY_FILE",
+        "file holding the API key; registration stores the issued key there (default: none, the key goes into the config file)",
+    ),
     ("LOG_LEVEL", "error, warn, info or debug (default info)"),
+    (
+        "LOG_TARGET",
+        "stderr, or syslog (/dev/log, facility daemon; default stderr)",
+    ),
     (
         "DEVICE_TABLE_SIZE",
         "devices tracked at most, fixed at start (default 256, 1..65536)",
@@ -355,13 +363,25 @@ pub fn file_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigErro
     })
 }
 
-/// A value or name as it may appear in a message: at most 40 characters, control characters
-/// replaced, and the full length said when cut.
+/// A value or name as it may appear in a message: at most 40 characters, control and invisible
+/// characters (a byte-order mark, zero-width spaces, direction marks) written as `\u{feff}`, and
+/// the full length said when cut.
 pub fn shown(s: &str) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    };
     let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if invisible(c) {
+                out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        out
     };
     if s.chars().count() <= 40 {
         clean(s)
@@ -508,6 +528,10 @@ pub struct Config {
     pub api_key: Option<Secret>,
     /// LOG_LEVEL.
     pub log_level: Level,
+    /// LOG_TARGET.
+    pub log_target: crate::log::Target,
+    /// API_KEY_FILE.
+    pub api_key_file: Option<PathBuf>,
     /// DEVICE_TABLE_SIZE.
     pub device_table_size: usize,
     /// DEVICE_EXPIRE (zero: never).
@@ -593,10 +617,14 @@ impl<'a> Layers<'a> {
                         v.len()
                     )));
                 }
-                // A long value is shown cut, with its length, wherever a reason quotes it.
-                parse(v).map_err(|reason| match v.chars().count() > 40 {
-                    true => err(reason.replace(v, &shown(v))),
-                    false => err(reason),
+                // A long value is shown cut, with its length, and invisible characters escaped,
+                // wherever a reason quotes it.
+                parse(v).map_err(|reason| {
+                    let visible = shown(v);
+                    match visible != v {
+                        true => err(reason.replace(v, &visible)),
+                        false => err(reason),
+                    }
                 })
             }
             _ => Ok(default),
@@ -815,6 +843,11 @@ impl Config {
                 Level::parse(v)
                     .ok_or_else(|| format!("'{v}' is not one of error, warn, info, debug"))
             })?,
+            log_target: l.parse("LOG_TARGET", crate::log::Target::Stderr, |v| {
+                crate::log::Target::parse(v)
+                    .ok_or_else(|| format!("'{v}' is not one of stderr, syslog"))
+            })?,
+            api_key_file: l.opt("API_KEY_FILE", path)?,
             device_table_size: l.parse("DEVICE_TABLE_SIZE", 256, number(1, 65_536))?,
             device_expire: l.parse(
                 "DEVICE_EXPIRE",
@@ -1192,6 +1225,18 @@ mod tests {
     fn bom_and_non_utf8_files() {
         let c = load_text("\u{feff}CYCLE_TIME=9\n").unwrap();
         assert_eq!(c.cycle, Duration::from_secs(9));
+        // Anywhere else a BOM is shown, not left invisible in the message.
+        let e = load_text("CYCLE_TIME=9\n\u{feff}SERVER_ID=x\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "/etc/t.conf:2: '\\u{feff}SERVER_ID' is not a key name");
+        let e = load_text("INTERFACE=et\u{200b}h0\u{7}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'et\\u{200b}h0\\u{0007}' is not an interface name"),
+            "{e}"
+        );
         let e = file_text(
             b"CYCLE_TIME=9\nSERVER_ID=caf\xe9\n",
             Path::new("/etc/t.conf"),

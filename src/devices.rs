@@ -133,8 +133,11 @@ pub enum Class {
 const NIL: u32 = u32::MAX;
 
 /// One tracked device. Fields are public for reading; only the table changes them.
-/// (Counters first: the per-frame path touches the first cache line only.)
+/// Laid out by hand (`repr(C)`): what every frame touches (counters, last sign of life,
+/// class, VLAN, IPv4, MAC, port) comes first, so accounting a frame reads the entry's first
+/// 64 bytes, not its names and addresses.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Entry {
     /// Bytes of unicast frames addressed to it.
     pub rx_bytes: u64,
@@ -146,15 +149,6 @@ pub struct Entry {
     pub tx_packets: u64,
     /// The last sign of life (for an addressed-only MAC: when it was first addressed).
     pub last_seen: u64,
-    /// When the table first saw it.
-    pub first_seen: u64,
-    /// Neighbours in its class's list (entry indices, NIL at the ends).
-    prev: u32,
-    next: u32,
-    /// The key.
-    pub mac: Mac,
-    /// The capture interface it was seen on (see [`DeviceTable::select_port`]).
-    pub port: u8,
     /// Addressed, newcomer or established (admission and eviction).
     pub class: Class,
     /// The name came from discovery (leases, hosts) and is not replaced by DHCP sniffing.
@@ -163,6 +157,12 @@ pub struct Entry {
     vlan: u16,
     /// IPv4 address, 0.0.0.0 when none (never learned: see [`Entry::ipv4`]).
     ipv4: [u8; 4],
+    /// The key.
+    pub mac: Mac,
+    /// The capture interface it was seen on (see [`DeviceTable::select_port`]).
+    pub port: u8,
+    /// When the table first saw it.
+    pub first_seen: u64,
     /// Totals at the start of the current cycle, for the rates.
     cycle_rx_bytes: u64,
     cycle_tx_bytes: u64,
@@ -208,8 +208,6 @@ impl Entry {
             tx_packets: 0,
             last_seen: now,
             first_seen: now,
-            prev: NIL,
-            next: NIL,
             mac,
             class,
             name_fixed: false,
@@ -266,6 +264,15 @@ pub struct Counters {
     pub unclassified: u64,
 }
 
+/// An entry's neighbours in its class's list (entry indices, NIL at the ends). Kept apart
+/// from the entries: moving a device to the tail touches its neighbours' links, and 8-byte
+/// links stay in cache where whole entries would not.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    prev: u32,
+    next: u32,
+}
+
 /// Index slots: MAC (48 bits) << 16 | entry index (16 bits); EMPTY is never a valid slot
 /// because ff:ff:ff:ff:ff:ff is not unicast.
 const EMPTY: u64 = u64::MAX;
@@ -291,6 +298,8 @@ pub struct DeviceTable {
     cfg: TableConfig,
     /// Dense: `entries.len()` devices, capacity reserved once, never grown past it.
     entries: Vec<Entry>,
+    /// `links[i]` belongs to `entries[i]`.
+    links: Vec<Link>,
     /// Two-choice buckets; at most half the slots are used.
     index: Box<[Bucket]>,
     bucket_mask: usize,
@@ -318,6 +327,7 @@ impl DeviceTable {
         let buckets = slots / WAYS;
         DeviceTable {
             entries: Vec::with_capacity(cfg.capacity),
+            links: Vec::with_capacity(cfg.capacity),
             index: vec![Bucket([EMPTY; WAYS]); buckets].into_boxed_slice(),
             bucket_mask: buckets - 1,
             heads: [NIL; 3],
@@ -362,7 +372,7 @@ impl DeviceTable {
     }
     /// Bytes of memory one tracked device takes (entry + its share of the index).
     pub const fn bytes_per_device() -> usize {
-        std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<u64>()
+        std::mem::size_of::<Entry>() + std::mem::size_of::<Link>() + 2 * std::mem::size_of::<u64>()
     }
 
     /// Starts the first cycle at `now` (otherwise it starts at the first frame).
@@ -411,6 +421,12 @@ impl DeviceTable {
             b2 ^= 1;
         }
         (b1, b2)
+    }
+
+    /// The two index buckets `mac` may live in (benchmarks: MACs crafted with the seed known).
+    #[doc(hidden)]
+    pub fn index_buckets(&self, mac: &Mac) -> (usize, usize) {
+        self.buckets(key(mac))
     }
 
     /// (bucket, way) of the slot holding `k` on the selected port. The port is checked in
@@ -487,32 +503,29 @@ impl DeviceTable {
     // ---- the class lists ----
 
     fn unlink(&mut self, i: usize) {
-        let (prev, next, c) = {
-            let e = &self.entries[i];
-            (e.prev, e.next, e.class as usize)
-        };
+        let Link { prev, next } = self.links[i];
+        let c = self.entries[i].class as usize;
         match prev {
             NIL => self.heads[c] = next,
-            p => self.entries[p as usize].next = next,
+            p => self.links[p as usize].next = next,
         }
         match next {
             NIL => self.tails[c] = prev,
-            n => self.entries[n as usize].prev = prev,
+            n => self.links[n as usize].prev = prev,
         }
     }
 
     fn push_tail(&mut self, i: usize, class: Class) {
         let c = class as usize;
         let tail = self.tails[c];
-        {
-            let e = &mut self.entries[i];
-            e.class = class;
-            e.prev = tail;
-            e.next = NIL;
-        }
+        self.entries[i].class = class;
+        self.links[i] = Link {
+            prev: tail,
+            next: NIL,
+        };
         match tail {
             NIL => self.heads[c] = i as u32,
-            t => self.entries[t as usize].next = i as u32,
+            t => self.links[t as usize].next = i as u32,
         }
         self.tails[c] = i as u32;
     }
@@ -521,7 +534,7 @@ impl DeviceTable {
     #[inline]
     fn life(&mut self, i: usize, now: u64) {
         let e = &self.entries[i];
-        if e.class == Class::Established && (now <= e.last_seen || e.next == NIL) {
+        if e.class == Class::Established && (now <= e.last_seen || self.tails[2] == i as u32) {
             // The common case: nothing to move.
             if now > e.last_seen {
                 self.entries[i].last_seen = now;
@@ -589,6 +602,10 @@ impl DeviceTable {
             Class::Addressed
         };
         self.entries.push(Entry::new(*mac, self.port, class, now));
+        self.links.push(Link {
+            prev: NIL,
+            next: NIL,
+        });
         self.push_tail(i, class);
         Some(i)
     }
@@ -605,21 +622,20 @@ impl DeviceTable {
         }
         let last = self.entries.len() - 1;
         self.entries.swap_remove(i);
+        self.links.swap_remove(i);
         if i == last {
             return;
         }
         // The entry that was at `last` is now at `i`.
-        let (prev, next, c, mac) = {
-            let e = &self.entries[i];
-            (e.prev, e.next, e.class as usize, e.mac)
-        };
+        let Link { prev, next } = self.links[i];
+        let (c, mac) = (self.entries[i].class as usize, self.entries[i].mac);
         match prev {
             NIL => self.heads[c] = i as u32,
-            p => self.entries[p as usize].next = i as u32,
+            p => self.links[p as usize].next = i as u32,
         }
         match next {
             NIL => self.tails[c] = i as u32,
-            n => self.entries[n as usize].prev = i as u32,
+            n => self.links[n as usize].prev = i as u32,
         }
         let k = key(&mac);
         if let Some((b, w)) = self.find_slot_of(k, last) {
@@ -870,13 +886,13 @@ impl DeviceTable {
             while i != NIL {
                 let e = &self.entries[i as usize];
                 assert_eq!(e.class as usize, c);
-                assert_eq!(e.prev, prev);
+                assert_eq!(self.links[i as usize].prev, prev);
                 if c > 0 {
                     assert!(e.last_seen >= last_t, "list {c} out of order");
                     last_t = e.last_seen;
                 }
                 prev = i;
-                i = e.next;
+                i = self.links[i as usize].next;
                 in_lists += 1;
             }
             assert_eq!(self.tails[c], prev);
@@ -1355,7 +1371,7 @@ mod tests {
 
     #[test]
     fn entry_size() {
-        // 240 B before the class lists, the u8 lengths and the sentinels for VLAN and IPv4.
+        // 240 B before the u8 lengths, the sentinels for VLAN and IPv4 and the layout by hand.
         let size = std::mem::size_of::<Entry>();
         println!(
             "entry {size} B, {} B per device with the index",

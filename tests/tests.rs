@@ -10,6 +10,7 @@ mod lab;
 mod openwrt;
 mod privdrop;
 mod procfs;
+mod register;
 mod replay;
 mod run;
 mod ship;

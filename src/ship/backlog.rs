@@ -327,7 +327,7 @@ impl Spool {
         }
         numbers.sort_unstable();
         let spool = Spool {
-            next: numbers.last().map_or(0, |n| n + 1),
+            next: numbers.last().map_or(0, |n| n.saturating_add(1)),
             dir,
             path: path.to_owned(),
             failing: None,
@@ -455,7 +455,7 @@ impl Spool {
 
     fn write(&mut self, body: &[u8]) -> io::Result<u64> {
         let n = self.next;
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         let tmp = tmp_name(n);
         let res = (|| {
             let mut f = match self.dir.create_new(&tmp, 0o600) {
@@ -666,6 +666,21 @@ mod tests {
         drop(b);
         let _ = fs::remove_dir_all(&dir);
         let _ = fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn the_highest_possible_number_does_not_overflow() {
+        let dir = scratch("max");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(dir.join(spool_name(u64::MAX)), snap(1, 1)).unwrap();
+        let (mut b, w) = Backlog::new(1 << 20, Some(&dir)).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        b.push(2, snap(2, 1));
+        b.push(3, snap(3, 1));
+        assert_eq!(b.len(), 3);
+        drop(b);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

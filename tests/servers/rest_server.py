@@ -27,6 +27,7 @@ import argparse, base64, hashlib, json, os, socket, ssl, sys, threading, time, u
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
+ap.add_argument("--host", default="127.0.0.1", help="address to listen on (tests: loopback or a namespace's)")
 ap.add_argument("--log", required=True)
 ap.add_argument("--mode", default="ok")
 ap.add_argument("--mode-file")
@@ -186,7 +187,7 @@ def handle(conn):
 
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", args.port))
+srv.bind((args.host, args.port))
 srv.listen(64)
 print("READY", flush=True)
 while True:
