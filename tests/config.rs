@@ -96,6 +96,15 @@ fn bad_values_exit_2_with_file_line_key() {
             "SERVER_IP=1.2.3",
             "SERVER_IP: '1.2.3' is not an IPv4 address",
         ),
+        // A full table's snapshot must fit the REST backlog and a WebSocket message.
+        (
+            "DEVICE_TABLE_SIZE=4096\nPLATFORM_API_URL=http://127.0.0.1:9/x",
+            "DEVICE_TABLE_SIZE: 4096 devices make a snapshot of up to 4.1 MiB",
+        ),
+        (
+            "DEVICE_TABLE_SIZE=65536\nPLATFORM_WS_URL=ws://127.0.0.1:9/x",
+            "DEVICE_TABLE_SIZE: 65536 devices make a snapshot of up to",
+        ),
         ("PROMISC=maybe", "PROMISC: 'maybe' is not a boolean"),
     ];
     for (i, (line, expect)) in cases.iter().enumerate() {
