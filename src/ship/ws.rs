@@ -32,6 +32,9 @@ const PONG_WAIT: Duration = Duration::from_secs(15);
 const STABLE: Duration = Duration::from_secs(60);
 /// The largest server message read (and thrown away).
 const MAX_MESSAGE: usize = 64 * 1024;
+/// The most bytes waiting to be sent: a larger snapshot could never be sent (config.rs refuses
+/// a DEVICE_TABLE_SIZE whose snapshot could be larger).
+pub const MAX_SEND: usize = 16 << 20;
 
 pub struct Ws {
     url: Url,
@@ -464,7 +467,7 @@ impl Ws {
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
-            .max_write_buffer_size(16 << 20)
+            .max_write_buffer_size(MAX_SEND)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         let mut ws = WebSocket::from_partially_read(conn, buf, Role::Client, Some(cfg));
