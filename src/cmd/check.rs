@@ -101,7 +101,30 @@ pub fn command(common: &Common, args: &CheckArgs) -> Result<ExitCode, Error> {
     for (k, v) in check_lines(&cfg) {
         line(k, v);
     }
+    let mut spool_refused = None;
+    if let Some(dir) = &cfg.backlog_dir {
+        if cfg.platform_api_url.is_none() {
+            line("spool", "not used (no PLATFORM_API_URL)".into());
+        } else {
+            // The owner `run` checks is the user it runs as after RUN_AS_USER.
+            let uid = cfg
+                .run_as_user
+                .as_deref()
+                .and_then(|u| crate::sys::privdrop::lookup_user(u).ok())
+                .map_or_else(crate::sys::fs::euid, |u| u.uid);
+            match crate::ship::backlog::inspect(dir, uid) {
+                Ok(s) => line("spool", s),
+                Err(reason) => {
+                    line("spool", format!("refused: {reason}"));
+                    spool_refused = Some(format!("BACKLOG_DIR {}: {reason}", dir.display()));
+                }
+            }
+        }
+    }
     print!("{out}");
+    if let Some(e) = spool_refused {
+        return Err(Error::Usage(e));
+    }
     if !cfg.has_platform() || offline {
         return Ok(ExitCode::SUCCESS);
     }
