@@ -83,14 +83,16 @@ test-cross-ci: ## CI subset: mipsel + armv7 builds and qemu checks, unit tests o
 	for t in mipsel armv7; do scripts/cross.sh build $$t && scripts/cross.sh check $$t || exit 1; done
 	if [ "$(CROSS_CI_MIPS_UNIT)" = 1 ]; then scripts/cross.sh unit mips; fi
 
-ipk: ## OpenWrt .ipk for ARCH=<openwrt arch> (default mipsel_24kc) without the SDK -> dist/
+ipk: ## OpenWrt .ipk for ARCH=<openwrt arch> (default mipsel_24kc) and luci-app-netmon-agent (all) without the SDK -> dist/
 	scripts/cross.sh build $(ARCH)
 	openwrt/mkpkg.sh ipk $(ARCH) dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)) dist
+	openwrt/mkpkg-luci.sh ipk dist
 
 apk: ## OpenWrt 25.12 .apk for ARCH=... with `apk mkpkg` (needs apk-tools v3)
 	@command -v apk >/dev/null && apk --version 2>/dev/null | grep -q 'apk-tools 3' || { echo "make apk: apk-tools v3 ('apk mkpkg') is not installed here; build the .apk with the OpenWrt SDK (openwrt/netmon-agent) or install apk-tools 3"; exit 1; }
 	scripts/cross.sh build $(ARCH)
 	openwrt/mkpkg.sh apk $(ARCH) dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)) dist
+	openwrt/mkpkg-luci.sh apk dist
 
 install: release ## install the binary, config and systemd unit (DESTDIR=, PREFIX=/usr/local)
 	BIN=target/release/netmon-agent packaging/install.sh

@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod install;
 mod lab;
+mod luci;
 mod openwrt;
 mod privdrop;
 mod procfs;
