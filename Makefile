@@ -13,8 +13,12 @@ build: ## debug build
 release: ## optimised, size-tuned build for this machine
 	$(CARGO) build --release
 
-run: build ## build and run the agent, printing a JSON snapshot per line (no platform needed)
-	./target/debug/netmon-agent run --config /dev/null --cycle $${CYCLE_TIME:-5}
+# Safe on any machine: loopback only, no ARP scan, not promiscuous, nothing shipped. The real
+# thing (a LAN interface, scanning) is `netmon-agent run -i IFACE` as root: see README.md.
+RUN_ARGS := run --config /dev/null --cycle $${CYCLE_TIME:-5} -i lo --set SCAN_INTERVAL=0 --set PROMISC=0
+run: build ## build and run the agent on loopback (no scan, not promiscuous), a JSON snapshot per line
+	@echo "(loopback only: no ARP scan, not promiscuous, nothing sent; README.md says how to watch a LAN)"
+	./target/debug/netmon-agent $(RUN_ARGS)
 
 test: ## the whole test suite (root-only tests skip with a reason when not root)
 	$(CARGO) test --all-targets -- --test-threads=$${TEST_THREADS:-2}
@@ -51,7 +55,7 @@ bench-live: ## live capture figures on a namespace lab (root; needs netsniff-ng,
 
 # ---- Cross builds, routers and packaging (scripts/cross.sh, openwrt/, packaging/) ----
 # Static musl binaries land in dist/netmon-agent-<rust target>. No Docker needed: zig +
-# cargo-zigbuild come from PyPI into .venv; see README "Routers and cross builds".
+# cargo-zigbuild come from PyPI into .venv; see docs/openwrt.md.
 .PHONY: cross cross-all cross-deps size test-cross test-cross-ci ipk apk install uninstall \
 	build-x86_64 build-aarch64 build-armv7 build-mipsel build-mips
 CROSS_TARGETS := x86_64 aarch64 armv7 mipsel mips

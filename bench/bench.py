@@ -10,7 +10,8 @@ Runs (each part reuses the existing script; a part whose tools are missing gets 
   3. bench/live.sh (root): idle wake-ups and CPU over 60 s (agent, tcpdump, darkstat side by side),
      scan of a /24 vs arp-scan, trafgen at stepped rates: highest zero-drop rate, CPU per million
      frames of the agent, tcpdump -w /dev/null and darkstat on the same traffic;
-  4. sizes: `scripts/cross.sh size` when the cross tooling is on this branch (SIZES=0 skips the
+  4. bench/interfaces.py (root): RSS of `run` watching 1, 2 and 4 interfaces (a ring each);
+  5. sizes: `scripts/cross.sh size` when the cross tooling is on this branch (SIZES=0 skips the
      builds), else the host release binary; bench/startup.py: RSS after start, exec to first line.
 
 usage: bench/bench.py [OUT.md]   (prints the table; also writes it to OUT.md if given)
@@ -151,6 +152,19 @@ def live_part():
         rows.append(("RSS after start, idle lab", tool, f"{int(kib)} KiB", "", "", ""))
 
 
+def interfaces_part():
+    if os.geteuid() != 0:
+        rows.append(("RSS with 1, 2, 4 capture interfaces", "", "skipped: needs root (namespaces)", "", "", ""))
+        return
+    r = run([sys.executable, "bench/interfaces.py", REL])
+    for m in re.finditer(r"^interfaces (\d+) VmRSS (\d+) RssAnon (\d+) RssFile (\d+)$", r.stdout, re.M):
+        n, rss, anon, file_ = (int(x) for x in m.groups())
+        rows.append((f"RSS after start, {n} capture interface{'s' if n > 1 else ''} (RING_KB 1024 each)",
+                     "netmon-agent run", f"{rss} KiB", "", "", f"RssAnon {anon} KiB, RssFile {file_} KiB (text + rings)"))
+    if r.returncode:
+        rows.append(("RSS with 1, 2, 4 capture interfaces", "", "failed: " + r.stderr[-200:], "", "", ""))
+
+
 def size_part():
     """Per-target sizes from the cross tooling when this branch has it: `make size` (builds every
     target) with BENCH_CROSS=1, else `scripts/cross.sh size` on what dist/ already holds."""
@@ -191,7 +205,7 @@ def main():
     t0 = time.time()
     build()
     with tempfile.TemporaryDirectory(prefix="netmon-bench-") as tmp:
-        for part in (lambda: replay_part(tmp), decode_part, live_part, startup_part, size_part):
+        for part in (lambda: replay_part(tmp), decode_part, live_part, startup_part, interfaces_part, size_part):
             try:
                 part()
             except Exception as e:  # one broken part must not hide the others

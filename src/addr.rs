@@ -11,6 +11,7 @@ pub struct Ipv4Cidr {
 }
 
 impl Ipv4Cidr {
+    /// The range of `addr`/`prefix` (host bits cleared); None when `prefix` is over 32.
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Cidr> {
         if prefix > 32 {
             return None;
@@ -41,12 +42,15 @@ impl Ipv4Cidr {
         Ipv4Cidr::new(addr, prefix).ok_or_else(|| format!("prefix length {prefix} is over 32"))
     }
 
+    /// The network address.
     pub fn network(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.network)
     }
+    /// The prefix length.
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
+    /// True when `addr` is inside the range.
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
         u32::from(addr) & mask(self.prefix) == self.network
     }

@@ -128,14 +128,12 @@ pub fn build_snapshot(
 pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     let cfg = load_config(&opts)?;
     let mut state = RunState::new(SystemTime::now());
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
-    let start_ms = timefmt::unix_millis(SystemTime::now());
+    let mut collector = Collector::for_config(&cfg);
     let start = Instant::now();
     collector.prime(start);
     let mut cap = crate::monitor::Monitor::new(&cfg, start);
     // Capture for the window: the same poll as `run`, until the window ends.
     let end = start + window;
-    let mut ready = [Ready::default(); 1];
     while let Some(left) = end
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -143,32 +141,45 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
         let timeout = cap.deadline().map_or(left, |d| {
             d.saturating_duration_since(Instant::now()).min(left)
         });
-        match cap.fd() {
-            Some(fd) => {
-                let i = [Interest {
+        let mut ports = [usize::MAX; crate::devices::MAX_PORTS];
+        let interests: Vec<Interest> = cap
+            .fds()
+            .zip(ports.iter_mut())
+            .map(|((port, fd), slot)| {
+                *slot = port;
+                Interest {
                     fd,
                     read: true,
                     write: false,
-                }];
-                poll(&i, timeout, &mut ready).map_err(|e| Error::Sys {
-                    what: "poll",
-                    source: e,
-                })?;
-            }
-            None => std::thread::sleep(timeout),
+                }
+            })
+            .collect();
+        let mut ready = [Ready::default(); crate::devices::MAX_PORTS];
+        if interests.is_empty() {
+            std::thread::sleep(timeout);
+        } else {
+            poll(&interests, timeout, &mut ready).map_err(|e| Error::Sys {
+                what: "poll",
+                source: e,
+            })?;
         }
-        cap.wake(Instant::now(), ready[0].error);
+        drop(interests);
+        cap.wake(Instant::now(), |port| {
+            ports.iter().zip(&ready).any(|(&p, r)| p == port && r.error)
+        });
     }
     let sample = collector.sample(Instant::now());
-    let (capture, devices) = cap.end_cycle(Instant::now(), SystemTime::now());
-    let end_ms = timefmt::unix_millis(SystemTime::now());
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let (capture, devices) = cap.end_cycle(now, wall);
+    let end_ms = timefmt::unix_millis(wall);
+    let window_ms = now.saturating_duration_since(start).as_millis() as u64;
     let snap = build_snapshot(
         &cfg,
         &mut state,
         sample,
         capture,
         devices,
-        (start_ms, end_ms),
+        (end_ms.saturating_sub(window_ms), end_ms),
     );
     let text = crate::snapshot::to_pretty_json(&snap)
         .map_err(|e| Error::Other(format!("serialising snapshot: {e}")))?;
@@ -189,6 +200,16 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         &cfg,
         Instant::now(),
     )));
+    // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
+    let mut metrics = match cfg.metrics_listen {
+        Some(addr) => {
+            let server = crate::metrics::server::MetricsServer::bind(addr, 64 * 1024)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            info!("serving Prometheus metrics on http://{addr}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
     // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
     // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
     if let Some(user) = &cfg.run_as_user {
@@ -206,7 +227,8 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             Err(_) => crate::ship::wait::alone(fd, write, timeout),
         })
     });
-    let mut state = RunState::new(SystemTime::now());
+    let started = SystemTime::now();
+    let mut state = RunState::new(started);
     if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
         let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
         if !crate::ship::register::at_start(&mut cfg, &mut wait) {
@@ -217,7 +239,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
         false => None,
     };
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     let now = Instant::now();
     collector.prime(now);
     let mut sched = Scheduler::new(now, cfg.cycle);
@@ -233,7 +255,10 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
             cfg.cycle,
         );
     }
-    let mut window_start_ms = timefmt::unix_millis(SystemTime::now());
+    // The window a snapshot covers is measured on the monotonic clock; its start label is the
+    // end label minus that, so a wall-clock step moves both labels, never the duration.
+    let mut window_start = Instant::now();
+    let mut wall_watch = crate::clock::StepWatch::new(Instant::now(), SystemTime::now());
     let mut status = cfg.status_file.clone().map(StatusFile::new);
     info!(
         "started: interface {}, cycle {} s, output {}",
@@ -246,7 +271,7 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
     );
 
-    let mut ready = [Ready::default(); 3];
+    let mut ready = [Ready::default(); crate::sys::poll::MAX_FDS];
     loop {
         let mut deadline = sched.deadline();
         if let Some(d) = cap.borrow().deadline() {
@@ -255,26 +280,32 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
             deadline = deadline.min(d);
         }
+        if let Some(d) = metrics.as_ref().and_then(|m| m.deadline()) {
+            deadline = deadline.min(d);
+        }
         let timeout = deadline.saturating_duration_since(Instant::now());
         // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
-        // connected); the slots say where each one landed in `ready`.
-        let (cap_slot, ship_slot) = {
+        // connected) and the metrics listener and its connections (METRICS_LISTEN); the slots
+        // say where each one landed in `ready`.
+        let (cap_slot, ship_slot, metrics_slots) = {
             let cap = cap.borrow();
             let sig = || Interest {
                 fd: signals.as_fd(),
                 read: true,
                 write: false,
             };
-            let mut interests = [sig(), sig(), sig()];
+            let mut interests: [Interest; crate::sys::poll::MAX_FDS] =
+                std::array::from_fn(|_| sig());
             let mut n = 1;
-            let mut cap_slot = None;
-            if let Some(fd) = cap.fd() {
+            // The rings: slot 1 + k holds port cap_ports[k].
+            let mut cap_ports = [usize::MAX; crate::devices::MAX_PORTS];
+            for ((port, fd), slot) in cap.fds().zip(cap_ports.iter_mut()) {
                 interests[n] = Interest {
                     fd,
                     read: true,
                     write: false,
                 };
-                cap_slot = Some(n);
+                *slot = port;
                 n += 1;
             }
             let mut ship_slot = None;
@@ -287,17 +318,40 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 ship_slot = Some(n);
                 n += 1;
             }
+            let metrics_from = n;
+            for (fd, read, write) in metrics.iter().flat_map(|m| m.interests()) {
+                interests[n] = Interest { fd, read, write };
+                n += 1;
+            }
             poll(&interests[..n], timeout, &mut ready).map_err(|e| Error::Sys {
                 what: "poll",
                 source: e,
             })?;
-            (cap_slot, ship_slot)
+            (cap_ports, ship_slot, metrics_from..n)
         };
-        cap.borrow_mut()
-            .wake(Instant::now(), cap_slot.is_some_and(|i| ready[i].error));
+        cap.borrow_mut().wake(Instant::now(), |port| {
+            (0..crate::devices::MAX_PORTS).any(|k| cap_slot[k] == port && ready[1 + k].error)
+        });
         if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
             let r = ready[i];
             s.on_ready(r.readable, r.writable, r.error, Instant::now());
+        }
+        if let Some(m) = metrics.as_mut() {
+            let now = Instant::now();
+            let any = ready[metrics_slots]
+                .iter()
+                .any(|r| r.readable || r.writable || r.error);
+            if any || m.deadline().is_some_and(|d| now >= d) {
+                let mon = cap.borrow();
+                let ship = crate::metrics::Shipping {
+                    backlog: shipper.as_ref().map_or(0, |s| s.counters().0),
+                    lost: shipper.as_ref().map_or(0, |s| s.counters().1),
+                    last_delivery: shipper.as_ref().and_then(|s| s.last_delivery()),
+                };
+                m.step(now, &mut |out: &mut Vec<u8>| {
+                    crate::metrics::page(out, &mon, ship, started, now)
+                });
+            }
         }
         if ready[0].readable {
             while let Some(sig) = signals.read().map_err(|e| Error::Sys {
@@ -320,6 +374,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                             if new.device_table_size != cfg.device_table_size {
                                 warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
                             }
+                            if new.metrics_listen != cfg.metrics_listen {
+                                warn!("METRICS_LISTEN changes take effect at the next start");
+                            }
                             if new.status_file != cfg.status_file {
                                 if let Some(f) = status.take() {
                                     f.remove();
@@ -335,9 +392,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                                     Instant::now(),
                                 );
                             }
-                            collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+                            collector = Collector::for_config(&cfg);
                             collector.prime(Instant::now());
-                            window_start_ms = timefmt::unix_millis(SystemTime::now());
+                            window_start = Instant::now();
                             info!("config reloaded");
                         }
                         Err(e) => error!("config reload failed, keeping the old config: {e}"),
@@ -348,17 +405,25 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         let now = Instant::now();
         if sched.take_due(now) {
             let sample = collector.sample(now);
-            let (capture, devices) = cap.borrow_mut().end_cycle(now, SystemTime::now());
-            let end_ms = timefmt::unix_millis(SystemTime::now());
+            let wall = SystemTime::now();
+            if let Some(step) = wall_watch.check(now, wall) {
+                info!(
+                    "wall clock stepped by {}; counters, devices and rates are not affected (they run on the monotonic clock)",
+                    crate::clock::describe_step(step)
+                );
+            }
+            let (capture, devices) = cap.borrow_mut().end_cycle(now, wall);
+            let end_ms = timefmt::unix_millis(wall);
+            let window_ms = now.saturating_duration_since(window_start).as_millis() as u64;
             let mut snap = build_snapshot(
                 &cfg,
                 &mut state,
                 sample,
                 capture,
                 devices,
-                (window_start_ms, end_ms),
+                (end_ms.saturating_sub(window_ms), end_ms),
             );
-            window_start_ms = end_ms;
+            window_start = now;
             if let Some(s) = shipper.as_mut() {
                 (snap.agent.backlog, snap.agent.lost) = s.counters();
                 s.submit(&snap, now);

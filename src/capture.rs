@@ -22,8 +22,11 @@ pub const BLOCK_TIMEOUT_MS: u32 = 50;
 /// What the agent knows of the capture interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// ifindex.
     pub index: i32,
+    /// Hardware address, when it has one.
     pub mac: Option<[u8; 6]>,
+    /// IFF_UP.
     pub up: bool,
 }
 
@@ -82,9 +85,15 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// The capture as configured, not opened yet (`open` opens it).
     pub fn new(cfg: &Config) -> Capture {
+        Capture::on(cfg, cfg.interface.clone())
+    }
+
+    /// The capture of `interface` (one of INTERFACE's list) with the config's ring and mode.
+    pub fn on(cfg: &Config, interface: Option<String>) -> Capture {
         Capture {
-            interface: cfg.interface.clone(),
+            interface,
             sys_root: cfg.sys_root.clone(),
             promisc: cfg.promisc,
             geometry: RingGeometry::new(cfg.ring_kb as u64, packet::page_size()),
@@ -99,6 +108,7 @@ impl Capture {
         }
     }
 
+    /// The capture interface, when there is one.
     pub fn interface(&self) -> Option<&str> {
         self.interface.as_deref()
     }
@@ -213,18 +223,21 @@ impl Capture {
         }
     }
 
-    /// Reads every frame the kernel has handed over. Returns the number of frames.
-    pub fn drain(&mut self, mut each: impl FnMut(&RawFrame<'_>)) -> u64 {
+    /// Reads every frame the kernel has handed over, each with the monotonic time its block
+    /// was taken from the ring (one clock read per block, not per frame). Returns the number
+    /// of frames.
+    pub fn drain(&mut self, mut each: impl FnMut(&RawFrame<'_>, Instant)) -> u64 {
         let Some(sock) = self.sock.as_mut() else {
             return 0;
         };
         let mut n = 0;
         while let Some(mut block) = sock.next_block() {
-            for f in block.by_ref() {
-                each(&f);
+            let at = Instant::now();
+            while let Some(f) = block.next_frame() {
+                each(&f, at);
                 n += 1;
             }
-            if block.malformed {
+            if block.malformed() {
                 self.bad_blocks += 1;
             }
         }

@@ -20,33 +20,34 @@ use crate::error::Error;
 /// The options every subcommand accepts, before or after the subcommand name.
 #[derive(FromArgs, ArgsInfo, Debug, Default, Clone, PartialEq)]
 pub struct Common {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
     /// config file (default /etc/netmon-agent.conf)
     #[argh(option)]
     pub config: Option<PathBuf>,
     /// interface to watch (INTERFACE)
-    #[argh(option, short = 'i')]
+    #[argh(option, short = 'i', arg_name = "IFACE")]
     pub interface: Option<String>,
     /// LAN range in CIDR (NETWORK_RANGE)
-    #[argh(option, short = 'r')]
+    #[argh(option, short = 'r', arg_name = "CIDR")]
     pub range: Option<String>,
     /// seconds per cycle (CYCLE_TIME)
     #[argh(option)]
     pub cycle: Option<String>,
     /// error, warn, info or debug (LOG_LEVEL)
-    #[argh(option)]
+    #[argh(option, arg_name = "LEVEL")]
     pub log_level: Option<String>,
     /// set any config KEY=VALUE (repeatable; not API_KEY), e.g. PROMISC=0, SCAN_INTERVAL=0
-    #[argh(option)]
+    #[argh(option, arg_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// print the version and exit
-    #[argh(switch)]
-    pub version: bool,
 }
 
 #[derive(FromArgs, ArgsInfo, Debug, PartialEq)]
 /// netmon-agent: system metrics, interface statistics, LAN devices and per-device bandwidth,
 /// shipped as JSON snapshots to a platform (or printed).
 pub struct Cli {
+    /// the subcommand (none given is a usage error, reported by `cmd::dispatch`)
     #[argh(subcommand)]
     pub command: Option<Command>,
 }
@@ -135,6 +136,14 @@ pub struct ReplayArgs {
     /// device table capacity (DEVICE_TABLE_SIZE)
     #[argh(option, arg_name = "N")]
     pub table_size: Option<String>,
+    /// the router's MAC in the capture (repeatable): frames through it are split into internet
+    /// and local, and it is not a device (as live); needs --range or --local
+    #[argh(option, arg_name = "MAC")]
+    pub gateway: Vec<String>,
+    /// a local IPv4 or IPv6 range besides --range (repeatable), for the internet/local split
+    /// (the router's own addresses are not known in a capture)
+    #[argh(option, arg_name = "CIDR")]
+    pub local: Vec<String>,
     /// the capture file (pcap or pcapng)
     #[argh(positional)]
     pub file: Option<PathBuf>,

@@ -12,10 +12,22 @@ use std::time::Duration;
 
 use crate::addr::Ipv4Cidr;
 use crate::log::Level;
+pub use crate::ship::url::Url;
 
+/// The config file read when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netmon-agent.conf";
 
-/// Every key the agent knows, with its one-line description (used by `check` and the README).
+/// The most read of a config file: a real one is a few hundred bytes; 1 MiB leaves room for
+/// any amount of comments and still refuses `--config /dev/zero` or a runaway file at once.
+pub const FILE_LIMIT: usize = 1 << 20;
+
+/// The longest value accepted: longer than any URL, path (PATH_MAX) or key worth having.
+pub const VALUE_LIMIT: usize = 4096;
+
+/// Unknown keys named one by one per source (file or environment); the rest are counted.
+const UNKNOWN_KEYS_SHOWN: usize = 10;
+
+/// Every key the agent knows, with its one-line description (used by `check`; docs/configuration.md lists them too).
 pub const KEYS: &[(&str, &str)] = &[
     (
         "SERVER_ID",
@@ -27,11 +39,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "INTERFACE",
-        "LAN interface to watch (default: br-lan if present, else the default route's)",
+        "LAN interface(s) to watch, a space- or comma-separated list (default: br-lan if present, else the default route's)",
     ),
     (
         "NETWORK_RANGE",
-        "IPv4 range of the LAN in CIDR (default: the interface's subnet)",
+        "IPv4 range of the LAN in CIDR, or IFACE=CIDR per interface (default: each interface's subnet)",
     ),
     ("CYCLE_TIME", "seconds between snapshots (default 5)"),
     (
@@ -70,6 +82,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("RING_KB", "capture ring size in KiB (default 1024)"),
     (
+        "METRICS_LISTEN",
+        "address:port serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9101 (default: off)",
+    ),
+    (
         "SCAN_INTERVAL",
         "seconds between ARP scans, 0 = never (default 60)",
     ),
@@ -81,6 +97,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "SCAN_FORCE",
         "1 to allow scanning ranges larger than /16 (default 0)",
+    ),
+    (
+        "DISK_REMOTE",
+        "1 to report network and FUSE file systems (nfs, cifs, sshfs, fuse.*, ...) in the disk metrics; their statfs can hang the agent (default 0)",
     ),
     (
         "HTTP_TIMEOUT",
@@ -128,6 +148,7 @@ const SEED_IGNORED: &[&str] = &[];
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a key.
     pub fn new(s: String) -> Secret {
         Secret(s)
     }
@@ -152,8 +173,16 @@ impl fmt::Debug for Secret {
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    File { path: PathBuf, line: usize },
+    /// A line of a config file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+    },
+    /// An environment variable (its name).
     Env(String),
+    /// A command-line flag (as typed).
     Flag(String),
 }
 
@@ -167,24 +196,40 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Why the configuration cannot be loaded (exit code 2).
 #[derive(Debug)]
 pub enum ConfigError {
     /// A value that does not parse or is out of range.
     Value {
+        /// Where the value came from.
         origin: Origin,
+        /// The key.
         key: String,
+        /// What is wrong with the value (never the value of API_KEY).
         reason: String,
     },
     /// A line of the config file that is not `KEY=VALUE`.
     Syntax {
+        /// The file.
         path: PathBuf,
+        /// Line number, from 1.
         line: usize,
+        /// What is wrong with the line.
         reason: String,
     },
-    /// The config file named with --config cannot be read.
+    /// The config file named with --config cannot be read (or is not a regular file, or is
+    /// larger than FILE_LIMIT).
     Read {
+        /// The file.
         path: PathBuf,
-        source: std::io::Error,
+        /// Why it cannot be read.
+        source: crate::sys::fs::ReadError,
+    },
+    /// An environment variable whose name starts with NETMON_ but is not UTF-8 (`var` is its
+    /// name with the bad bytes replaced).
+    EnvName {
+        /// The variable's name, bad bytes replaced.
+        var: String,
     },
 }
 
@@ -202,6 +247,10 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, source } => {
                 write!(f, "{}: cannot read config: {source}", path.display())
             }
+            ConfigError::EnvName { var } => write!(
+                f,
+                "environment {var}: the variable's name is not valid UTF-8"
+            ),
         }
     }
 }
@@ -211,18 +260,25 @@ impl std::error::Error for ConfigError {}
 /// One `KEY=VALUE` setting and where it came from.
 #[derive(Debug, Clone)]
 pub struct Setting {
+    /// The key, upper case.
     pub key: String,
+    /// The value, unquoted.
     pub value: String,
+    /// Where it came from.
     pub origin: Origin,
 }
 
 /// Parses config-file text. Pure: returns the settings in file order and the warnings
-/// (unknown keys, with their line). Blank lines and `#` comments are skipped; `export KEY=V`
-/// is accepted (shell-sourced configs); values may be quoted with `"` or `'`; an unquoted value
-/// ends at ` #` (a comment), so URLs keep their `#fragment`.
+/// (unknown keys, with their line; after the first ten, one line with the count). A UTF-8
+/// byte-order mark at the start is skipped. Blank lines and `#` comments are skipped;
+/// `export KEY=V` is accepted (shell-sourced configs); values may be quoted with `"` or `'`;
+/// an unquoted value ends at a `#` that follows whitespace (a comment, as in the shell), so
+/// `KEY= # note` is an empty value while URLs keep their `#fragment`.
 pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>), ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut settings = Vec::new();
     let mut warnings = Vec::new();
+    let mut unknown = 0usize;
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx + 1;
         let line = raw.trim();
@@ -237,7 +293,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>)
             return Err(ConfigError::Syntax {
                 path: path.to_owned(),
                 line: line_no,
-                reason: format!("expected KEY=VALUE, found '{}'", truncate(line, 40)),
+                reason: format!("expected KEY=VALUE, found '{}'", shown(line)),
             });
         };
         let key = key.trim();
@@ -245,7 +301,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>)
             return Err(ConfigError::Syntax {
                 path: path.to_owned(),
                 line: line_no,
-                reason: format!("'{}' is not a key name", truncate(key, 40)),
+                reason: format!("'{}' is not a key name", shown(key)),
             });
         }
         let key = key.to_ascii_uppercase();
@@ -253,35 +309,71 @@ pub fn parse_file(text: &str, path: &Path) -> Result<(Vec<Setting>, Vec<String>)
             path: path.to_owned(),
             line: line_no,
         };
-        let value = unquote(value.trim()).map_err(|reason| ConfigError::Value {
+        let value = unquote(value).map_err(|reason| ConfigError::Value {
             origin: origin.clone(),
             key: key.clone(),
             reason,
         })?;
         if !is_known(&key) {
             if !SEED_IGNORED.contains(&key.as_str()) {
-                warnings.push(format!(
-                    "{}:{}: unknown key {key} ignored",
-                    path.display(),
-                    line_no
-                ));
+                unknown += 1;
+                if unknown <= UNKNOWN_KEYS_SHOWN {
+                    warnings.push(format!(
+                        "{}:{}: unknown key {} ignored",
+                        path.display(),
+                        line_no,
+                        shown(&key)
+                    ));
+                }
             }
             continue;
         }
         settings.push(Setting { key, value, origin });
     }
+    if unknown > UNKNOWN_KEYS_SHOWN {
+        warnings.push(format!(
+            "{}: {} more unknown keys ignored ({unknown} in all)",
+            path.display(),
+            unknown - UNKNOWN_KEYS_SHOWN
+        ));
+    }
     Ok((settings, warnings))
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
+/// Config-file bytes as text: a file that is not UTF-8 is an error naming the line.
+pub fn file_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            line: good.iter().filter(|&&b| b == b'\n').count() + 1,
+            reason: format!(
+                "not valid UTF-8 (byte {} of the line)",
+                good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1
+            ),
+        }
+    })
+}
+
+/// A value or name as it may appear in a message: at most 40 characters, control characters
+/// replaced, and the full length said when cut.
+pub fn shown(s: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    if s.chars().count() <= 40 {
+        clean(s)
     } else {
-        s.chars().take(n).collect::<String>() + "..."
+        let head: String = s.chars().take(40).collect();
+        format!("{}... ({} bytes)", clean(&head), s.len())
     }
 }
 
-fn unquote(v: &str) -> Result<String, String> {
+/// The value part of a line (everything after the first `=`), unquoted, its comment removed.
+fn unquote(raw: &str) -> Result<String, String> {
+    let v = raw.trim();
     for q in ['"', '\''] {
         if let Some(rest) = v.strip_prefix(q) {
             let Some(end) = rest.find(q) else {
@@ -294,26 +386,63 @@ fn unquote(v: &str) -> Result<String, String> {
             return Ok(rest[..end].to_owned());
         }
     }
-    // Unquoted: a comment starts at whitespace followed by '#'.
-    let mut end = v.len();
-    let bytes = v.as_bytes();
-    for i in 1..bytes.len() {
-        if bytes[i] == b'#' && bytes[i - 1].is_ascii_whitespace() {
-            end = i;
-            break;
-        }
-    }
-    Ok(v[..end].trim_end().to_owned())
+    // Unquoted: a comment starts at a '#' that follows whitespace, the whitespace after the
+    // '=' included (`KEY= # note` is empty; `KEY=#x` is "#x", as in the shell).
+    let bytes = raw.as_bytes();
+    let end = (1..bytes.len())
+        .find(|&i| bytes[i] == b'#' && bytes[i - 1].is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    Ok(raw[..end].trim().to_owned())
 }
 
+/// True for a key of [`KEYS`].
 pub fn is_known(key: &str) -> bool {
     KEYS.iter().any(|(k, _)| *k == key)
 }
 
-/// Settings from the environment: every `NETMON_<KEY>` with a known KEY (unknown ones warn).
+/// `NETMON_*` variables as (name, value) text, and NETMON_CONFIG.
+pub type EnvVars = (Vec<(String, String)>, Option<PathBuf>);
+
+/// The environment's `NETMON_*` variables as text. Other variables are not looked at (a
+/// non-UTF-8 one is none of our business); a `NETMON_*` name or value that is not UTF-8 is an
+/// error naming the variable. NETMON_CONFIG, a path, is returned apart and may be any bytes.
+pub fn env_vars(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<EnvVars, ConfigError> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    let mut config = None;
+    for (name, value) in vars {
+        if !name.as_bytes().starts_with(b"NETMON_") {
+            continue;
+        }
+        let Some(name) = name.to_str() else {
+            return Err(ConfigError::EnvName {
+                var: shown(&name.to_string_lossy()),
+            });
+        };
+        if name == "NETMON_CONFIG" {
+            config = Some(PathBuf::from(value));
+            continue;
+        }
+        let Some(value) = value.to_str() else {
+            return Err(ConfigError::Value {
+                origin: Origin::Env(shown(name)),
+                key: shown(&name["NETMON_".len()..]),
+                reason: "the value is not valid UTF-8".into(),
+            });
+        };
+        out.push((name.to_owned(), value.to_owned()));
+    }
+    Ok((out, config))
+}
+
+/// Settings from the environment: every `NETMON_<KEY>` with a known KEY (unknown ones warn,
+/// the first ten by name, the rest counted).
 pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Setting>, Vec<String>) {
     let mut settings = Vec::new();
     let mut warnings = Vec::new();
+    let mut unknown = 0usize;
     for (var, value) in vars {
         let Some(key) = var.strip_prefix("NETMON_") else {
             continue;
@@ -322,7 +451,14 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
             continue; // the config path itself, handled by the caller
         }
         if !is_known(key) {
-            warnings.push(format!("environment {var}: unknown key {key} ignored"));
+            unknown += 1;
+            if unknown <= UNKNOWN_KEYS_SHOWN {
+                warnings.push(format!(
+                    "environment {}: unknown key {} ignored",
+                    shown(&var),
+                    shown(key)
+                ));
+            }
             continue;
         }
         settings.push(Setting {
@@ -331,99 +467,13 @@ pub fn env_settings(vars: impl Iterator<Item = (String, String)>) -> (Vec<Settin
             origin: Origin::Env(var.clone()),
         });
     }
+    if unknown > UNKNOWN_KEYS_SHOWN {
+        warnings.push(format!(
+            "environment: {} more unknown NETMON_ keys ignored ({unknown} in all)",
+            unknown - UNKNOWN_KEYS_SHOWN
+        ));
+    }
     (settings, warnings)
-}
-
-/// A URL, checked enough to fail early on typos; the text is kept as given for the HTTP clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub text: String,
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl Url {
-    pub fn parse(s: &str, schemes: &[&str]) -> Result<Url, String> {
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(format!(
-                "'{s}' is not a URL (expected {}://host/...)",
-                schemes[0]
-            ));
-        };
-        let scheme = scheme.to_ascii_lowercase();
-        if !schemes.contains(&scheme.as_str()) {
-            return Err(format!(
-                "scheme '{scheme}' is not one of {}",
-                schemes.join(", ")
-            ));
-        }
-        let (authority, path) = match rest.find(['/', '?', '#']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err("credentials in the URL are not supported: use API_KEY".into());
-        }
-        let default_port = match scheme.as_str() {
-            "https" | "wss" => 443,
-            _ => 80,
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((h, after)) = v6.split_once(']') else {
-                return Err(format!("unclosed '[' in host of '{s}'"));
-            };
-            let port = match after.strip_prefix(':') {
-                Some(p) => parse_port(p)?,
-                None if after.is_empty() => default_port,
-                None => return Err(format!("unexpected '{after}' after the host")),
-            };
-            (h.to_owned(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), parse_port(p)?),
-                None => (authority.to_owned(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("'{s}' has no host"));
-        }
-        if host
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err("the host contains spaces or control characters".into());
-        }
-        Ok(Url {
-            text: s.to_owned(),
-            scheme,
-            host,
-            port,
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.to_owned()
-            },
-        })
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.scheme == "https" || self.scheme == "wss"
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("'{p}' is not a port (1-65535)")),
-        Ok(n) => Ok(n),
-    }
-}
-
-impl fmt::Display for Url {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
 }
 
 /// The validated configuration the whole program runs on.
@@ -431,34 +481,72 @@ impl fmt::Display for Url {
 pub struct Config {
     /// The config file that was read (None when the default one does not exist).
     pub source: Option<PathBuf>,
+    /// SERVER_ID.
     pub server_id: String,
+    /// SERVER_IP.
     pub server_ip: Option<Ipv4Addr>,
+    /// The first of `interfaces` (the one `capture.interface` and `serverIp` refer to).
     pub interface: Option<String>,
+    /// INTERFACE: every interface captured (empty: detected, then only `interface`).
+    pub interfaces: Vec<String>,
+    /// The range of the first interface.
     pub network_range: Option<Ipv4Cidr>,
+    /// NETWORK_RANGE's IFACE=CIDR entries for the other interfaces (theirs default to their
+    /// subnet).
+    pub network_ranges: Vec<(String, Ipv4Cidr)>,
+    /// CYCLE_TIME.
     pub cycle: Duration,
+    /// PLATFORM_API_URL.
     pub platform_api_url: Option<Url>,
+    /// PLATFORM_WS_URL.
     pub platform_ws_url: Option<Url>,
+    /// DEBUG_API_URL.
     pub debug_api_url: Option<Url>,
+    /// GENERATE_KEY_URL.
     pub generate_key_url: Option<Url>,
+    /// API_KEY.
     pub api_key: Option<Secret>,
+    /// LOG_LEVEL.
     pub log_level: Level,
+    /// DEVICE_TABLE_SIZE.
     pub device_table_size: usize,
+    /// DEVICE_EXPIRE (zero: never).
     pub device_expire: Duration,
+    /// DEVICE_TIMEOUT, in cycles.
     pub device_timeout_cycles: u32,
+    /// PROMISC.
     pub promisc: bool,
+    /// RING_KB.
     pub ring_kb: u32,
+    /// METRICS_LISTEN: where `/metrics` is served (None: off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// SCAN_INTERVAL (zero: no scanning).
     pub scan_interval: Duration,
+    /// SCAN_RATE, bits/s.
     pub scan_rate_bps: u64,
+    /// SCAN_RETRIES.
     pub scan_retries: u32,
+    /// SCAN_FORCE.
     pub scan_force: bool,
+    /// HTTP_TIMEOUT.
     pub http_timeout: Duration,
+    /// BACKLOG_KB.
     pub backlog_kb: u32,
+    /// BACKLOG_DIR.
     pub backlog_dir: Option<PathBuf>,
+    /// DISK_REMOTE: network and FUSE file systems in metrics.disk.
+    pub disk_remote: bool,
+    /// CA_FILE.
     pub ca_file: Option<PathBuf>,
+    /// RUN_AS_USER.
     pub run_as_user: Option<String>,
+    /// LEASE_FILE.
     pub lease_file: Option<PathBuf>,
+    /// STATUS_FILE.
     pub status_file: Option<PathBuf>,
+    /// PROC_ROOT.
     pub proc_root: PathBuf,
+    /// SYS_ROOT.
     pub sys_root: PathBuf,
     /// Warnings found while loading (unknown keys, detection that failed), printed once.
     pub warnings: Vec<String>,
@@ -474,6 +562,16 @@ impl<'a> Layers<'a> {
         self.settings.iter().rev().find(|s| s.key == key)
     }
 
+    /// An error about the value of `key` (which is set), naming where it came from.
+    fn value_error(&self, key: &str, reason: String) -> ConfigError {
+        let s = self.get(key);
+        ConfigError::Value {
+            origin: s.map_or(Origin::Flag(key.to_owned()), |s| s.origin.clone()),
+            key: key.to_owned(),
+            reason,
+        }
+    }
+
     /// Parses the key with `parse`, or returns `default` when it is unset or empty.
     fn parse<T>(
         &self,
@@ -483,10 +581,22 @@ impl<'a> Layers<'a> {
     ) -> Result<T, ConfigError> {
         match self.get(key) {
             Some(s) if !s.value.trim().is_empty() => {
-                parse(s.value.trim()).map_err(|reason| ConfigError::Value {
+                let v = s.value.trim();
+                let err = |reason| ConfigError::Value {
                     origin: s.origin.clone(),
                     key: key.to_owned(),
                     reason,
+                };
+                if v.len() > VALUE_LIMIT {
+                    return Err(err(format!(
+                        "the value is {} bytes long, more than {VALUE_LIMIT}",
+                        v.len()
+                    )));
+                }
+                // A long value is shown cut, with its length, wherever a reason quotes it.
+                parse(v).map_err(|reason| match v.chars().count() > 40 {
+                    true => err(reason.replace(v, &shown(v))),
+                    false => err(reason),
                 })
             }
             _ => Ok(default),
@@ -532,6 +642,83 @@ fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String>
     move |v| Url::parse(v, schemes)
 }
 
+/// Interfaces captured at most (INTERFACE's list).
+pub const MAX_INTERFACES: usize = crate::devices::MAX_PORTS;
+
+/// INTERFACE: names separated by spaces or commas, at most [`MAX_INTERFACES`], no repeats.
+pub fn interface_list(v: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in v.split([' ', ',', '\t']).filter(|n| !n.is_empty()) {
+        let name = interface_name(name)?;
+        if out.contains(&name) {
+            return Err(format!("{name} is listed twice"));
+        }
+        out.push(name);
+    }
+    if out.len() > MAX_INTERFACES {
+        return Err(format!(
+            "{} interfaces listed, at most {MAX_INTERFACES}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// NETWORK_RANGE: `CIDR` (the first interface's) and/or `IFACE=CIDR` entries, separated by
+/// spaces or commas.
+pub fn range_list(v: &str) -> Result<Vec<(Option<String>, Ipv4Cidr)>, String> {
+    let mut out: Vec<(Option<String>, Ipv4Cidr)> = Vec::new();
+    for item in v.split([' ', ',', '\t']).filter(|n| !n.is_empty()) {
+        match item.split_once('=') {
+            Some((name, cidr)) => {
+                let name = interface_name(name)?;
+                let r = Ipv4Cidr::parse(cidr).map_err(|e| format!("{name}={cidr}: {e}"))?;
+                if out.iter().any(|(n, _)| n.as_ref() == Some(&name)) {
+                    return Err(format!("{name}= is given twice"));
+                }
+                out.push((Some(name), r));
+            }
+            None => out.push((None, Ipv4Cidr::parse(item)?)),
+        }
+    }
+    Ok(out)
+}
+
+/// A Linux interface name as the kernel's dev_valid_name() accepts it: 1..15 bytes, not "."
+/// or "..", no '/', ':' or whitespace; control characters are refused too.
+pub fn interface_name(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 15
+        && v != "."
+        && v != ".."
+        && !v
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "'{v}' is not an interface name (1 to 15 bytes, not '.' or '..', no '/', ':' or \
+             spaces)"
+        ))
+    }
+}
+
+/// A user name as useradd and busybox adduser accept it: 1..32 characters, no '/', ':',
+/// whitespace or control characters, not starting with '-'.
+fn user_name(v: &str) -> Result<String, String> {
+    let ok = v.len() <= 32
+        && !v.starts_with('-')
+        && !v
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!("'{v}' is not a user name"))
+    }
+}
+
 const HTTP: &[&str] = &["http", "https"];
 const WS: &[&str] = &["ws", "wss"];
 
@@ -553,19 +740,47 @@ impl Config {
                 Ok(v.to_owned())
             }
         };
-        let ifname = |v: &str| -> Result<String, String> {
-            if v.len() > 15 || v.contains('/') || v.chars().any(|c| c.is_whitespace()) {
-                Err(format!(
-                    "'{v}' is not an interface name (at most 15 characters, no '/' or spaces)"
-                ))
+        let path = |v: &str| -> Result<PathBuf, String> {
+            if v.chars().any(|c| c.is_control()) {
+                Err("the path contains control characters".into())
             } else {
-                Ok(v.to_owned())
+                Ok(PathBuf::from(v))
             }
         };
-        let path = |v: &str| -> Result<PathBuf, String> { Ok(PathBuf::from(v)) };
+        // Paths the running agent opens: relative ones would depend on the working directory
+        // of a daemon.
+        let abs_path = |v: &str| -> Result<PathBuf, String> {
+            let p = path(v)?;
+            if !p.is_absolute() {
+                return Err(format!("'{v}' is not an absolute path"));
+            }
+            Ok(p)
+        };
 
-        let interface = l.opt("INTERFACE", ifname)?;
-        let network_range = l.opt("NETWORK_RANGE", Ipv4Cidr::parse)?;
+        let interfaces = l.parse("INTERFACE", Vec::new(), interface_list)?;
+        let interface = interfaces.first().cloned();
+        let ranges = l.parse("NETWORK_RANGE", Vec::new(), range_list)?;
+        let mut network_range = None;
+        let mut network_ranges = Vec::new();
+        for (name, r) in ranges {
+            match name {
+                None if network_range.is_none() => network_range = Some(r),
+                None => {
+                    return Err(l.value_error(
+                        "NETWORK_RANGE",
+                        "more than one range without IFACE= (one for the first interface; IFACE=CIDR for the others)".into(),
+                    ))
+                }
+                Some(n) if !interfaces.is_empty() && !interfaces.contains(&n) => {
+                    return Err(l.value_error(
+                        "NETWORK_RANGE",
+                        format!("{n}= names an interface that is not in INTERFACE"),
+                    ))
+                }
+                Some(n) if interface.as_deref() == Some(n.as_str()) => network_range = Some(r),
+                Some(n) => network_ranges.push((n, r)),
+            }
+        }
         let server_ip = l.opt("SERVER_IP", |v| {
             v.parse::<Ipv4Addr>()
                 .map_err(|_| format!("'{v}' is not an IPv4 address"))
@@ -576,7 +791,9 @@ impl Config {
             server_id: server_id.unwrap_or_default(),
             server_ip,
             interface,
+            interfaces,
             network_range,
+            network_ranges,
             cycle: l.parse("CYCLE_TIME", Duration::from_secs(5), |v| {
                 if v.trim() == "0" {
                     return Err("must be at least 1 second".into());
@@ -602,22 +819,28 @@ impl Config {
             device_expire: l.parse(
                 "DEVICE_EXPIRE",
                 Duration::from_secs(3600),
-                seconds(1, 31_536_000),
+                seconds(0, 31_536_000),
             )?,
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
             ring_kb: l.parse("RING_KB", 1024, number(64, 1_048_576))?,
+            metrics_listen: l.opt("METRICS_LISTEN", |v| {
+                v.parse::<std::net::SocketAddr>().map_err(|_| {
+                    format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)")
+                })
+            })?,
             scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
             scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
             scan_force: l.parse("SCAN_FORCE", false, boolean)?,
             http_timeout: l.parse("HTTP_TIMEOUT", Duration::from_secs(5), seconds(1, 300))?,
             backlog_kb: l.parse("BACKLOG_KB", 1024, number(0, 1_048_576))?,
-            backlog_dir: l.opt("BACKLOG_DIR", path)?,
-            ca_file: l.opt("CA_FILE", path)?,
-            run_as_user: l.opt("RUN_AS_USER", ident)?,
-            lease_file: l.opt("LEASE_FILE", path)?,
-            status_file: l.opt("STATUS_FILE", path)?,
+            backlog_dir: l.opt("BACKLOG_DIR", abs_path)?,
+            disk_remote: l.parse("DISK_REMOTE", false, boolean)?,
+            ca_file: l.opt("CA_FILE", abs_path)?,
+            run_as_user: l.opt("RUN_AS_USER", user_name)?,
+            lease_file: l.opt("LEASE_FILE", abs_path)?,
+            status_file: l.opt("STATUS_FILE", abs_path)?,
             proc_root: l.parse("PROC_ROOT", PathBuf::from("/proc"), path)?,
             sys_root: l.parse("SYS_ROOT", PathBuf::from("/sys"), path)?,
             warnings: Vec::new(),
@@ -630,6 +853,7 @@ impl Config {
         }
         if cfg.interface.is_none() {
             cfg.interface = detect.default_interface();
+            cfg.interfaces = cfg.interface.iter().cloned().collect();
             if cfg.interface.is_none() {
                 warnings.push(
                     "INTERFACE: not set, and neither br-lan nor a default route was found".into(),
@@ -659,7 +883,9 @@ impl Config {
 
 /// The parts of the defaults that depend on the machine.
 pub trait Detect {
+    /// The host name (the default SERVER_ID).
     fn hostname(&self) -> Option<String>;
+    /// The interface to watch when INTERFACE is not set.
     fn default_interface(&self) -> Option<String>;
     /// The interface's first IPv4 address and prefix length.
     fn interface_ipv4(&self, ifname: &str) -> Option<(Ipv4Addr, u8)>;
@@ -667,7 +893,9 @@ pub trait Detect {
 
 /// Detection on the running system, rooted at the configured /proc and /sys.
 pub struct SystemDetect {
+    /// Where /proc is read.
     pub proc_root: PathBuf,
+    /// Where /sys is read.
     pub sys_root: PathBuf,
 }
 
@@ -723,13 +951,25 @@ pub struct LoadOptions {
     pub flags: Vec<Setting>,
 }
 
+/// Reads the config file: a regular file of at most FILE_LIMIT bytes (symbolic links are
+/// followed: /etc is root's), or /dev/null, which is an empty config. Anything else (a FIFO,
+/// /dev/zero, a directory) is refused after a stat, without being opened.
+fn read_file(path: &Path, out: &mut Vec<u8>) -> Result<(), crate::sys::fs::ReadError> {
+    use crate::sys::fs::{is_null_device, kind_of, read_regular, ReadError};
+    let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
+    if is_null_device(&meta) {
+        out.clear();
+        return Ok(());
+    }
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind_of(&meta)));
+    }
+    read_regular(path, true, FILE_LIMIT, out)
+}
+
 /// Loads the config the way every subcommand does: defaults, file, environment, flags.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let env_path = env
-        .iter()
-        .find(|(k, _)| k == "NETMON_CONFIG")
-        .map(|(_, v)| PathBuf::from(v));
+    let (env, env_path) = env_vars(std::env::vars_os())?;
     let (path, explicit) = match (&opts.explicit_path, env_path) {
         (Some(p), _) => (p.clone(), true),
         (None, Some(p)) => (p, true),
@@ -737,14 +977,15 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     };
     let mut settings = Vec::new();
     let mut warnings = Vec::new();
-    let source = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let (s, w) = parse_file(&text, &path)?;
+    let mut bytes = Vec::new();
+    let source = match read_file(&path, &mut bytes) {
+        Ok(()) => {
+            let (s, w) = parse_file(file_text(&bytes, &path)?, &path)?;
             settings.extend(s);
             warnings.extend(w);
             Some(path)
         }
-        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if !explicit && e.is_not_found() => None,
         Err(e) => return Err(ConfigError::Read { path, source: e }),
     };
     let (s, w) = env_settings(env.into_iter());
@@ -798,6 +1039,48 @@ mod tests {
         assert_eq!(c.server_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
         assert_eq!(c.cycle, Duration::from_secs(5));
         assert!(!c.has_platform());
+    }
+
+    #[test]
+    fn interface_lists_and_ranges_per_interface() {
+        let c = load_text(
+            "INTERFACE=\"br-lan br-guest,br-lan.20\"\nNETWORK_RANGE=192.168.1.0/24 br-guest=192.168.2.0/24\n",
+        )
+        .unwrap();
+        assert_eq!(c.interfaces, ["br-lan", "br-guest", "br-lan.20"]);
+        assert_eq!(c.interface.as_deref(), Some("br-lan"));
+        assert_eq!(c.network_range.unwrap().to_string(), "192.168.1.0/24");
+        assert_eq!(c.network_ranges.len(), 1);
+        assert_eq!(c.network_ranges[0].0, "br-guest");
+        let c = load_text("INTERFACE=a b\nNETWORK_RANGE=a=10.0.0.0/8\n").unwrap();
+        assert_eq!(c.network_range.unwrap().to_string(), "10.0.0.0/8");
+        let c = load_text("").unwrap();
+        assert_eq!(c.interfaces, ["eth9"]);
+        for (text, want) in [
+            (
+                "INTERFACE=a b a\n",
+                "/etc/t.conf:1: INTERFACE: a is listed twice",
+            ),
+            (
+                "INTERFACE=a b\nNETWORK_RANGE=c=10.0.0.0/8\n",
+                "/etc/t.conf:2: NETWORK_RANGE: c= names an interface that is not in INTERFACE",
+            ),
+            (
+                "NETWORK_RANGE=10.0.0.0/8 10.1.0.0/16\n",
+                "/etc/t.conf:1: NETWORK_RANGE: more than one range without IFACE=",
+            ),
+            (
+                "NETWORK_RANGE=b=10.0.0.0/40\n",
+                "/etc/t.conf:1: NETWORK_RANGE: b=10.0.0.0/40",
+            ),
+            (
+                "INTERFACE=a b c d e f g h i\n",
+                "9 interfaces listed, at most 8",
+            ),
+        ] {
+            let e = load_text(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 
     #[test]
@@ -886,21 +1169,6 @@ mod tests {
     }
 
     #[test]
-    fn urls() {
-        let u = Url::parse("https://[::1]:8443/api", HTTP).unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("::1", 8443, "/api")
-        );
-        let u = Url::parse("ws://example.org", WS).unwrap();
-        assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!(Url::parse("example.org/api", HTTP).is_err());
-        assert!(Url::parse("http://:80/", HTTP).is_err());
-        assert!(Url::parse("http://h:99999/", HTTP).is_err());
-        assert!(Url::parse("http://user:pw@h/", HTTP).is_err());
-    }
-
-    #[test]
     fn default_route() {
         let route =
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
@@ -909,5 +1177,133 @@ mod tests {
             eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
         assert_eq!(default_route_interface(route).as_deref(), Some("eth0"));
         assert_eq!(default_route_interface(""), None);
+    }
+
+    #[test]
+    fn comment_after_the_equals_sign_is_an_empty_value() {
+        let c = load_text("BACKLOG_DIR= # none\nSERVER_ID=#1 box\nLEASE_FILE=\t# tab\n").unwrap();
+        assert_eq!(c.backlog_dir, None);
+        assert_eq!(c.lease_file, None);
+        // Without whitespace before it, '#' is part of the value (as in the shell).
+        assert_eq!(c.server_id, "#1 box");
+    }
+
+    #[test]
+    fn bom_and_non_utf8_files() {
+        let c = load_text("\u{feff}CYCLE_TIME=9\n").unwrap();
+        assert_eq!(c.cycle, Duration::from_secs(9));
+        let e = file_text(
+            b"CYCLE_TIME=9\nSERVER_ID=caf\xe9\n",
+            Path::new("/etc/t.conf"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "/etc/t.conf:2: not valid UTF-8 (byte 14 of the line)");
+    }
+
+    #[test]
+    fn long_values_are_refused_and_never_echoed_whole() {
+        let long = "9".repeat(10 << 20);
+        let e = load_text(&format!("CYCLE_TIME={long}\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/t.conf:1: CYCLE_TIME: the value is 10485760 bytes long, more than 4096"
+        );
+        let e = load_text(&format!("CYCLE_TIME={}\n", "x".repeat(4000)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 200, "{e}");
+        assert!(e.contains("... (4000 bytes)' is not a number"), "{e}");
+        // A long key name, a long line without '='.
+        let (_, w) = parse_file(&format!("{}=1\n", "K".repeat(5000)), Path::new("c")).unwrap();
+        assert!(w[0].len() < 200, "{w:?}");
+        let e = load_text(&"y".repeat(5000)).unwrap_err().to_string();
+        assert!(e.len() < 200, "{e}");
+    }
+
+    #[test]
+    fn many_unknown_keys_give_a_bounded_number_of_warnings() {
+        let text: String = (0..100_000).map(|i| format!("K{i}=1\n")).collect();
+        let (_, w) = parse_file(&text, Path::new("c")).unwrap();
+        assert_eq!(w.len(), 11);
+        assert_eq!(w[0], "c:1: unknown key K0 ignored");
+        assert_eq!(w[10], "c: 99990 more unknown keys ignored (100000 in all)");
+        let (_, w) = env_settings((0..5000).map(|i| (format!("NETMON_X{i}"), "1".to_string())));
+        assert_eq!(w.len(), 11);
+        assert!(w[10].contains("4990 more"), "{w:?}");
+    }
+
+    #[test]
+    fn non_utf8_environment() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let os = |b: &[u8]| OsString::from_vec(b.to_vec());
+        // Someone else's variable with bad bytes: ignored.
+        let (v, p) = env_vars(
+            vec![
+                (os(b"LANG"), os(b"\xff")),
+                (os(b"\xffX"), os(b"y")),
+                (os(b"NETMON_CONFIG"), os(b"/etc/n\xe9.conf")),
+                (os(b"NETMON_CYCLE_TIME"), os(b"3")),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(v, vec![("NETMON_CYCLE_TIME".into(), "3".into())]);
+        assert_eq!(p, Some(PathBuf::from(os(b"/etc/n\xe9.conf"))));
+        // Ours: an error naming the variable.
+        let e = env_vars(vec![(os(b"NETMON_SERVER_ID"), os(b"a\xffb"))].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "environment NETMON_SERVER_ID: SERVER_ID: the value is not valid UTF-8"
+        );
+        let e = env_vars(vec![(os(b"NETMON_\xff"), os(b"1"))].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "environment NETMON_\u{fffd}: the variable's name is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn interface_and_path_names() {
+        for bad in [
+            ".",
+            "..",
+            "a/b",
+            "eth0:1",
+            "a b",
+            "sixteen-chars-xx",
+            "tab\t",
+            "x\u{1}",
+        ] {
+            let e = interface_name(bad).unwrap_err();
+            assert!(e.contains("is not an interface name"), "{bad}: {e}");
+        }
+        for good in ["br-lan", "eth0.100", "wlan0-1", "fifteen-chars-x", "..."] {
+            assert_eq!(interface_name(good).unwrap(), good);
+        }
+        let e = load_text("INTERFACE=..").unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/t.conf:1: INTERFACE: '..' is not"),
+            "{e}"
+        );
+        let e = load_text("BACKLOG_DIR=spool").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/etc/t.conf:1: BACKLOG_DIR: 'spool' is not an absolute path"
+        );
+        let e = load_text("LEASE_FILE=/tmp/a\u{7}b")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("control characters"), "{e}");
+        let e = load_text("RUN_AS_USER=a:b").unwrap_err().to_string();
+        assert!(e.contains("is not a user name"), "{e}");
+        assert!(load_text("RUN_AS_USER=nobody").is_ok());
     }
 }

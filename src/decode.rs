@@ -33,12 +33,15 @@ use smoltcp::wire::{
 use crate::frame::{Frame, LinkType};
 use crate::wire::{dhcp, sll, vlan};
 
+/// A MAC address.
 pub type Mac = [u8; 6];
 
 /// An ARP sender binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpBinding {
+    /// The sender's MAC.
     pub mac: Mac,
+    /// The sender's IPv4 address.
     pub ip: Ipv4Addr,
     /// An ARP reply (a sign of life that also counts for the active status).
     pub reply: bool,
@@ -47,30 +50,52 @@ pub struct ArpBinding {
 /// An NDP link-layer address option binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NdpBinding {
+    /// The MAC in the option.
     pub mac: Mac,
+    /// The IPv6 address it belongs to (source for RS/RA/NS, target for NA).
     pub ip: Ipv6Addr,
 }
 
 /// A host name announced in a DHCP client message (option 12), as raw bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DhcpName<'a> {
+    /// The client's MAC (chaddr).
     pub mac: Mac,
+    /// The name as sent.
     pub name: &'a [u8],
 }
 
 /// What one frame tells. See the module doc.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Observation<'a> {
+    /// Capture time, nanoseconds since the Unix epoch.
     pub ts: u64,
+    /// Length on the wire: the bytes that count.
     pub len: u32,
+    /// Source MAC of the outermost Ethernet header (or the cooked header's sender).
     pub src: Option<Mac>,
+    /// Destination MAC (None for cooked captures).
     pub dst: Option<Mac>,
+    /// The frame's VLAN (out-of-band tag first, else the first 802.1Q, else 802.1ad).
     pub vlan: Option<u16>,
+    /// Too short for both MACs, or a header that is impossible.
     pub malformed: bool,
+    /// An ARP sender binding.
     pub arp: Option<ArpBinding>,
+    /// Source of the first IPv4 header.
     pub ipv4_src: Option<Ipv4Addr>,
+    /// Source of the first IPv6 header.
     pub ipv6_src: Option<Ipv6Addr>,
+    /// Destination of the first IP header (set together with the source).
+    pub ipv4_dst: Option<Ipv4Addr>,
+    /// Destination of the first IPv6 header (set together with the source).
+    pub ipv6_dst: Option<Ipv6Addr>,
+    /// The EtherType after the VLAN tags and LLC/SNAP (0 when the frame ends before it or
+    /// carries none, e.g. 802.3 without SNAP).
+    pub ethertype: u16,
+    /// An NDP link-layer address binding.
     pub ndp: Option<NdpBinding>,
+    /// A host name from a DHCP client message.
     pub dhcp: Option<DhcpName<'a>>,
 }
 
@@ -80,9 +105,12 @@ pub fn is_unicast(mac: &Mac) -> bool {
     mac[0] & 1 == 0
 }
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// EtherType of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType of IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 const MAX_TAGS: usize = 8;
 
 #[inline]
@@ -168,6 +196,7 @@ fn network<'a>(obs: &mut Observation<'a>, mut ethertype: u16, mut rest: &'a [u8]
             return;
         }
     }
+    obs.ethertype = ethertype;
     match ethertype {
         ETHERTYPE_ARP => arp(obs, rest),
         ETHERTYPE_IPV4 => ipv4(obs, rest),
@@ -228,6 +257,7 @@ fn ipv4<'a>(obs: &mut Observation<'a>, rest: &'a [u8]) {
         return;
     }
     obs.ipv4_src = Some(p.src_addr());
+    obs.ipv4_dst = Some(p.dst_addr());
     if p.next_header() != IpProtocol::Udp || p.frag_offset() != 0 || rest.len() < ihl + 8 {
         return;
     }
@@ -255,6 +285,7 @@ fn ipv6(obs: &mut Observation, rest: &[u8]) {
     }
     let src = p.src_addr();
     obs.ipv6_src = Some(src);
+    obs.ipv6_dst = Some(p.dst_addr());
     if p.next_header() != IpProtocol::Icmpv6 {
         return;
     }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+/// What went wrong, for `main` to print once; [`Error::exit_code`] picks the exit code.
 #[derive(Debug)]
 pub enum Error {
     /// Bad configuration or command line: exit code 2.
@@ -12,7 +13,9 @@ pub enum Error {
     Usage(String),
     /// A system call failed outside any file (socket, signal setup, ...).
     Sys {
+        /// The call that failed.
         what: &'static str,
+        /// Its error.
         source: std::io::Error,
     },
     /// Anything else worth a sentence: exit code 1.
@@ -20,6 +23,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// 2 for configuration and usage errors, 1 for the rest.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,

@@ -30,6 +30,7 @@ impl LinkType {
         }
     }
 
+    /// The LINKTYPE_* number.
     pub fn number(self) -> u32 {
         match self {
             LinkType::Ethernet => 1,
@@ -109,7 +110,9 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// The captured bytes (maybe fewer than `orig_len`, maybe more when a record is broken).
     pub data: &'a [u8],
+    /// What `data` starts with.
     pub link: LinkType,
+    /// A hint from the kernel or a cooked header.
     pub direction: Direction,
     /// An out-of-band VLAN ID (hardware offload); in-band tags are in `data`.
     pub vlan: Option<u16>,

@@ -6,14 +6,18 @@
 //! the fuzz targets, the examples and the benchmarks use the same code. `docs/architecture.md`
 //! maps the modules and says which file fills each snapshot field.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 #[macro_use]
 pub mod log;
 
 pub mod addr;
+// Not documented item by item yet: the loop and shipping are being reshaped.
+#[allow(missing_docs)]
 pub mod agent;
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod decode;
@@ -21,9 +25,12 @@ pub mod devices;
 pub mod discovery;
 pub mod error;
 pub mod frame;
+pub mod locality;
+pub mod metrics;
 pub mod monitor;
 pub mod pcap;
 pub mod procfs;
+#[allow(missing_docs)]
 pub mod ship;
 pub mod snapshot;
 pub mod status;

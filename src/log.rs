@@ -4,15 +4,21 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// How much is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Errors only.
     Error = 0,
+    /// Errors and warnings.
     Warn = 1,
+    /// State changes too (the default).
     Info = 2,
+    /// Everything, including each delivery.
     Debug = 3,
 }
 
 impl Level {
+    /// From `error`, `warn`/`warning`, `info`, `debug`/`trace` (any case).
     pub fn parse(s: &str) -> Option<Level> {
         match s.to_ascii_lowercase().as_str() {
             "error" => Some(Level::Error),
@@ -22,6 +28,7 @@ impl Level {
             _ => None,
         }
     }
+    /// The name written in each line.
     pub fn name(self) -> &'static str {
         match self {
             Level::Error => "ERROR",
@@ -34,10 +41,12 @@ impl Level {
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 
+/// Sets the level for the whole process.
 pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+/// True when lines of `level` are written.
 pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
@@ -50,11 +59,15 @@ pub fn write(level: Level, args: std::fmt::Arguments) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Logs a line at error level, `format!`-style.
 #[macro_export]
 macro_rules! error { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Error) { $crate::log::write($crate::log::Level::Error, format_args!($($t)*)) } } }
+/// Logs a line at warn level, `format!`-style.
 #[macro_export]
 macro_rules! warn { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Warn) { $crate::log::write($crate::log::Level::Warn, format_args!($($t)*)) } } }
+/// Logs a line at info level, `format!`-style.
 #[macro_export]
 macro_rules! info { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Info) { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) } } }
+/// Logs a line at debug level, `format!`-style.
 #[macro_export]
 macro_rules! debug { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Debug) { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) } } }

@@ -39,11 +39,13 @@ pub struct Delivery {
     /// When the last attempt ended (UTC), and what came of it: "delivered", "refused" (the
     /// platform rejected the snapshot for good) or the failure's reason.
     pub last_attempt: Option<String>,
+    /// "delivered", "refused" or the failure's reason.
     pub last_result: Option<String>,
     /// When a snapshot last reached the platform.
     pub last_delivered: Option<String>,
     /// Since the start: snapshots delivered, failed attempts.
     pub delivered: u64,
+    /// Failed attempts since the start.
     pub failed: u64,
     /// The WebSocket is connected (null: no WebSocket configured).
     pub websocket_up: Option<bool>,
@@ -53,15 +55,19 @@ pub struct Delivery {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
+    /// Where the snapshots go.
     pub output: Output,
+    /// CYCLE_TIME.
     pub cycle_seconds: u64,
-    /// A REST and a WebSocket endpoint are configured.
+    /// A REST endpoint is configured.
     pub rest: bool,
+    /// A WebSocket endpoint is configured.
     pub websocket: bool,
     /// An API key is in use (set, or obtained by registration); never the key itself.
     pub api_key_set: bool,
     /// GENERATE_KEY_URL is configured (the key comes from registering this router).
     pub key_registration: bool,
+    /// The REST delivery's state.
     pub delivery: Delivery,
 }
 
@@ -81,6 +87,7 @@ struct File<'a> {
     snapshot: &'a Snapshot,
 }
 
+/// The status file: its path and the buffer reused every cycle.
 pub struct StatusFile {
     path: PathBuf,
     tmp: PathBuf,
@@ -90,6 +97,7 @@ pub struct StatusFile {
 }
 
 impl StatusFile {
+    /// A status file at `path`, written once per cycle.
     pub fn new(path: PathBuf) -> StatusFile {
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
@@ -101,6 +109,7 @@ impl StatusFile {
         }
     }
 
+    /// Where the file is.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -195,6 +204,7 @@ mod tests {
 
     fn device(mac: &str, rx: u64) -> Device {
         Device {
+            interface: None,
             ip: Some("192.168.1.20".into()),
             ipv6: vec![],
             mac: mac.into(),
@@ -211,6 +221,12 @@ mod tests {
                 rx_rate_bps: 800,
                 tx_rate_bps: 1600,
                 utilization_percent: None,
+                internet_rx_bytes_total: 0,
+                internet_tx_bytes_total: 0,
+                internet_rx_packets_total: 0,
+                internet_tx_packets_total: 0,
+                internet_rx_rate_bps: 0,
+                internet_tx_rate_bps: 0,
             },
         }
     }

@@ -30,6 +30,7 @@ pub fn format_millis(ms: u64) -> String {
     )
 }
 
+/// `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format(t: SystemTime) -> String {
     format_millis(unix_millis(t))
 }

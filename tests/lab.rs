@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const LAN4: &str = "10.99.0";
-const LAN6: &str = "fd99::";
+pub(crate) const LAN4: &str = "10.99.0";
+pub(crate) const LAN6: &str = "fd99::";
 
-fn skip_unless_root(test: &str) -> bool {
+pub(crate) fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         return false;
     }
@@ -29,7 +29,7 @@ fn skip_unless_root(test: &str) -> bool {
 }
 
 /// Runs a command and returns its stdout; panics with stderr when it fails.
-fn sh(args: &[&str]) -> String {
+pub(crate) fn sh(args: &[&str]) -> String {
     let o = Command::new(args[0])
         .args(&args[1..])
         .output()
@@ -42,7 +42,7 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn ns(ns: &str, args: &[&str]) -> String {
+pub(crate) fn ns(ns: &str, args: &[&str]) -> String {
     let mut v = vec!["ip", "netns", "exec", ns];
     v.extend_from_slice(args);
     sh(&v)
@@ -59,12 +59,12 @@ fn signal(pid: u32, name: &str) {
 }
 
 /// Runs a command whose failure does not matter, without its output.
-fn quiet(cmd: &mut Command) {
+pub(crate) fn quiet(cmd: &mut Command) {
     let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
 /// Polls `cond` every 100 ms until it returns Some or `timeout` passes.
-fn wait_for<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + timeout;
     loop {
         if let Some(v) = cond() {
@@ -310,7 +310,7 @@ impl Lab {
 }
 
 /// Runs `f` on a thread that has entered network namespace `name`.
-fn in_ns<T: Send + 'static>(
+pub(crate) fn in_ns<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::thread::JoinHandle<T> {
@@ -325,7 +325,7 @@ fn in_ns<T: Send + 'static>(
 }
 
 /// TCP and UDP sinks on port 7000 (IPv4 and IPv6) in a namespace, until `stop`.
-fn sinks(name: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+pub(crate) fn sinks(name: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     in_ns(name, move || {
         let tcp = TcpListener::bind("[::]:7000").unwrap();
         tcp.set_nonblocking(true).unwrap();
@@ -1313,4 +1313,188 @@ fn lab_hanging_platform_loses_no_frames() {
     assert_eq!(got, sent, "(packets, bytes) agent vs c0's veth tx counters");
     let (clean, err) = agent.stop();
     assert!(clean && !err.contains("panicked"), "{err}");
+}
+
+/// libfaketime's preload library (Debian `faketime`); the test skips without it.
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Frames of `len` bytes from one client to another every `period`, paced on absolute
+/// deadlines, until `stop`; returns how many were sent.
+fn send_paced(
+    from: &Client,
+    to: &Client,
+    len: usize,
+    period: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    let parse = |m: &str| -> Vec<u8> {
+        m.split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    };
+    let (src, dst) = (parse(&from.mac), parse(&to.mac));
+    in_ns(&from.ns, move || {
+        let mut f = vec![0u8; len];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
+        let mut sent = 0u64;
+        // SAFETY: plain socket calls on a descriptor we own and close.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
+            let t0 = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let rc = libc::sendto(
+                    fd,
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    (&addr as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                );
+                assert_eq!(rc as usize, f.len());
+                sent += 1;
+                let next = t0 + period * sent as u32;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            libc::close(fd);
+        }
+        sent
+    })
+}
+
+/// A router's wall clock stepped by NTP (+4 years, then back 30 days) while the agent runs
+/// under libfaketime (FAKETIME_TIMESTAMP_FILE rewritten while it runs; the monotonic clock
+/// is not faked): the client's totals equal its veth counters across both steps, its rate in
+/// the cycle of each step and every cycle after is within 10 % of the rate it sends at (a
+/// table on the wall clock reads ~0 there), each step is logged once
+/// with its size, and the labels follow the stepped clock.
+#[test]
+fn lab_wall_clock_steps_change_nothing_but_labels() {
+    if skip_unless_root("lab_wall_clock_steps_change_nothing_but_labels") {
+        return;
+    }
+    if !std::path::Path::new(FAKETIME_LIB).exists() {
+        eprintln!("SKIP lab_wall_clock_steps_change_nothing_but_labels: {FAKETIME_LIB} missing (apt-get install faketime)");
+        return;
+    }
+    let lab = Lab::new("t", 2);
+    lab.static_neighbours();
+    let dir = scratch("lab_clock");
+    let stamp = dir.join("faketime");
+    std::fs::write(&stamp, "+0\n").unwrap();
+    let preload = format!("LD_PRELOAD={FAKETIME_LIB}");
+    let file = format!("FAKETIME_TIMESTAMP_FILE={}", stamp.display());
+    let agent = Agent::start(
+        &lab.router,
+        &[
+            "env",
+            &preload,
+            &file,
+            "FAKETIME_NO_CACHE=1",
+            "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        ],
+        &common_args(&["--set", "SCAN_INTERVAL=0", "--log-level", "debug"]),
+    );
+    let first = agent.next(Duration::from_secs(10));
+    assert_eq!(
+        first["agent"]["capture"]["mode"],
+        "live",
+        "{}",
+        agent.stderr()
+    );
+    let (a, b) = (&lab.clients[0], &lab.clients[1]);
+    let base_veth = (lab.counter(a, "tx_packets"), lab.counter(a, "tx_bytes"));
+    let s0 = agent.next(Duration::from_secs(5));
+    let base_agent = device(&s0, &a.mac).map_or((0, 0), |d| {
+        (
+            d["bandwidth"]["txPacketsTotal"].as_u64().unwrap(),
+            d["bandwidth"]["txBytesTotal"].as_u64().unwrap(),
+        )
+    });
+    // 100 frames of 1000 B per second: 800 kbit/s.
+    let (len, period) = (1000usize, Duration::from_millis(10));
+    let rate = len as f64 * 8.0 / period.as_secs_f64();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = send_paced(a, b, len, period, stop.clone());
+    let settle = agent.next(Duration::from_secs(5));
+    let _ = settle;
+    let four_years = 126_230_400u64; // 4 x 365.25 days
+    let thirty_days = 2_592_000u64;
+    let mut after_step = Vec::new();
+    for offset in [four_years, four_years - thirty_days] {
+        for _ in 0..2 {
+            agent.next(Duration::from_secs(5));
+        }
+        std::fs::write(&stamp, format!("+{offset}\n")).unwrap();
+        // The cycle that holds the step, then four full cycles after it.
+        for _ in 0..5 {
+            after_step.push(agent.next(Duration::from_secs(5)));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let end = agent.next(Duration::from_secs(5));
+    let veth = (
+        lab.counter(a, "tx_packets") - base_veth.0,
+        lab.counter(a, "tx_bytes") - base_veth.1,
+    );
+    let d = device(&end, &a.mac).expect("the client is tracked");
+    let got = (
+        d["bandwidth"]["txPacketsTotal"].as_u64().unwrap() - base_agent.0,
+        d["bandwidth"]["txBytesTotal"].as_u64().unwrap() - base_agent.1,
+    );
+    assert_eq!(got, veth, "agent tx vs veth counter ({sent} frames sent)");
+    assert!(veth.0 >= sent, "{veth:?} {sent}");
+    for s in &after_step {
+        let dev = device(s, &a.mac).expect("tracked after the step");
+        let r = dev["bandwidth"]["txRateBps"]
+            .as_f64()
+            .expect("a rate, not null");
+        assert!(
+            (r - rate).abs() <= rate * 0.10,
+            "rate {r} vs {rate} in {}",
+            s["snapshotTime"]
+        );
+        assert_eq!(dev["status"], "active");
+        let secs = s["network"]["collectionDurationSeconds"].as_f64().unwrap();
+        assert!((0.8..1.5).contains(&secs), "window {secs} s");
+    }
+    // The labels follow the faked clock: four years ahead, then 30 days less.
+    let year = |s: &serde_json::Value| {
+        s["snapshotTime"].as_str().unwrap()[..4]
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert!(
+        year(&after_step[0]) >= year(&first) + 3,
+        "{}",
+        after_step[0]["snapshotTime"]
+    );
+    let (ok, err) = agent.stop();
+    assert!(ok, "{err}");
+    let steps: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("wall clock stepped"))
+        .collect();
+    assert_eq!(steps.len(), 2, "{err}");
+    assert!(
+        steps[0].contains("+126230400") && steps[0].contains("4.0 years"),
+        "{}",
+        steps[0]
+    );
+    assert!(
+        steps[1].contains("-2592000") && steps[1].contains("30.0 days"),
+        "{}",
+        steps[1]
+    );
 }

@@ -105,11 +105,19 @@ struct DfRow {
     avail: u64,
 }
 
+/// `df -l`'s rows without FUSE ones: the agent leaves out network file systems as `df -l`
+/// does, and FUSE file systems too (df counts those as local).
 fn df() -> Option<Vec<DfRow>> {
-    let out =
-        tool(Command::new("df").args(["-B1", "--output=size,used,avail,fstype,source,target"]))?;
-    let rows = common::stdout(&out)
-        .lines()
+    let out = tool(Command::new("df").args([
+        "-l",
+        "-B1",
+        "--output=size,used,avail,fstype,source,target",
+    ]))?;
+    Some(df_rows(&common::stdout(&out)))
+}
+
+fn df_rows(text: &str) -> Vec<DfRow> {
+    text.lines()
         .skip(1)
         .map(|l| {
             let mut rest = l.trim_start();
@@ -129,8 +137,84 @@ fn df() -> Option<Vec<DfRow>> {
                 avail: n(w[2]),
             }
         })
+        .filter(|r| r.fstype != "fuse" && !r.fstype.starts_with("fuse."))
+        .collect()
+}
+
+/// A FUSE mount whose daemon never answers (tests/servers/fuse_hang.py, in a private mount
+/// namespace): every stat of it waits for ever, as on a hung NFS server. `snapshot` must come
+/// on time all the same and list what `df -l` lists (told to leave that type alone: df itself
+/// would hang on it, FUSE being "local" to df).
+#[test]
+fn a_hung_fuse_mount_does_not_hold_the_snapshot() {
+    if !common::is_root() || !std::path::Path::new("/dev/fuse").exists() {
+        assert!(!common::in_ci(), "CI runs as root with /dev/fuse");
+        eprintln!("skipped: needs root and /dev/fuse (a FUSE mount in a mount namespace)");
+        return;
+    }
+    let dir = common::scratch("procfs-fuse-hang");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/servers/fuse_hang.py");
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "python3"])
+        .arg(&script)
+        .arg(dir.join("hang"))
+        .args([
+            "--",
+            "df",
+            "-l",
+            "-B1",
+            "--output=size,used,avail,fstype,source,target",
+        ])
+        .args(["-x", "fuse.netmonhang", ";;"])
+        .arg(common::bin())
+        .args([
+            "snapshot",
+            "--window",
+            "1",
+            "-i",
+            "lo",
+            "--config",
+            "/dev/null",
+            ";;",
+        ])
+        // And `run`: a snapshot every cycle while the mount hangs (SIGTERM after 4.5 s).
+        .args(["timeout", "-s", "TERM", "4.5"])
+        .arg(common::bin())
+        .args(["run", "--cycle", "1", "-i", "lo", "--config", "/dev/null"])
+        .env("NETMON_PROMISC", "0")
+        .env("NETMON_SCAN_INTERVAL", "0")
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = common::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    Some(rows)
+    assert_eq!(
+        lines.len(),
+        3,
+        "{} {}",
+        common::stdout(&out),
+        common::stderr(&out)
+    );
+    let (df, agent, run) = (&lines[0], &lines[1], &lines[2]);
+    assert_eq!(df["rc"], 0, "{df}");
+    assert_eq!(agent["rc"], 0, "the snapshot did not come: {agent}");
+    let secs = agent["seconds"].as_f64().unwrap();
+    assert!(secs < 5.0, "snapshot took {secs} s");
+    let snap: Value = serde_json::from_str(agent["stdout"].as_str().unwrap()).unwrap();
+    let ours: Vec<&str> = snap["metrics"]["disk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mountPoint"].as_str().unwrap())
+        .collect();
+    let rows = df_rows(df["stdout"].as_str().unwrap());
+    let theirs: Vec<&str> = rows.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(ours, theirs);
+    assert!(!ours.iter().any(|m| m.ends_with("/hang")));
+    let cycles = run["stdout"].as_str().unwrap().lines().count();
+    assert!(cycles >= 3, "{cycles} snapshots from run in 4.5 s: {run}");
 }
 
 #[test]

@@ -22,12 +22,12 @@ use crate::common::*;
 
 // ---------- helpers ----------
 
-fn servers_dir() -> PathBuf {
+pub(crate) fn servers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/servers")
 }
 
 /// Whether python3 with `websockets` and `jsonschema` is here; in CI their absence fails.
-fn python_ready() -> bool {
+pub(crate) fn python_ready() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import websockets, jsonschema"])
         .stderr(Stdio::null())
@@ -44,7 +44,7 @@ fn python_ready() -> bool {
     ok
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -53,22 +53,22 @@ fn free_port() -> u16 {
 }
 
 /// A child process killed (and reaped) when dropped.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
 }
 
 impl Proc {
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY (test code): kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.pid(), sig);
         }
     }
     /// SIGTERM and wait up to 10 s.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.signal(libc::SIGTERM);
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
@@ -79,12 +79,12 @@ impl Proc {
         }
         panic!("pid {} did not stop on SIGTERM", self.pid());
     }
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
     /// Resident memory in KiB.
-    fn rss_kb(&self) -> u64 {
+    pub(crate) fn rss_kb(&self) -> u64 {
         let s = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         s.lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -102,14 +102,14 @@ impl Drop for Proc {
 }
 
 /// A python test server; waits for its READY line.
-struct Server {
+pub(crate) struct Server {
     proc: Proc,
-    port: u16,
-    log: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) log: PathBuf,
     mode_file: PathBuf,
 }
 
-fn server(
+pub(crate) fn server(
     script: &str,
     dir: &Path,
     name: &str,
@@ -154,24 +154,24 @@ fn server(
     }
 }
 
-fn rest(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
+pub(crate) fn rest(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
     server("rest_server.py", dir, name, port, mode, None)
 }
 
-fn wss(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
+pub(crate) fn wss(dir: &Path, name: &str, port: u16, mode: &str) -> Server {
     server("ws_server.py", dir, name, port, mode, None)
 }
 
 impl Server {
-    fn set_mode(&self, mode: &str) {
+    pub(crate) fn set_mode(&self, mode: &str) {
         fs::write(&self.mode_file, mode).unwrap();
     }
-    fn records(&self) -> Vec<Value> {
+    pub(crate) fn records(&self) -> Vec<Value> {
         records(&self.log)
     }
 }
 
-fn records(log: &Path) -> Vec<Value> {
+pub(crate) fn records(log: &Path) -> Vec<Value> {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -180,7 +180,7 @@ fn records(log: &Path) -> Vec<Value> {
 }
 
 /// The snapshots a REST log received, in arrival order.
-fn posted(log: &Path) -> Vec<Value> {
+pub(crate) fn posted(log: &Path) -> Vec<Value> {
     records(log)
         .iter()
         .filter_map(|r| serde_json::from_str(r["body"].as_str()?).ok())
@@ -188,7 +188,7 @@ fn posted(log: &Path) -> Vec<Value> {
 }
 
 /// The snapshots a WebSocket log received, in arrival order.
-fn ws_messages(log: &Path) -> Vec<Value> {
+pub(crate) fn ws_messages(log: &Path) -> Vec<Value> {
     records(log)
         .iter()
         .filter(|r| r["event"] == "message")
@@ -196,7 +196,7 @@ fn ws_messages(log: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn seq(s: &Value) -> u64 {
+pub(crate) fn seq(s: &Value) -> u64 {
     s["agent"]["seq"].as_u64().unwrap()
 }
 
@@ -226,28 +226,28 @@ fn validate_schema(snaps: &[Value]) {
     validate_snapshots(&lines.join("\n"));
 }
 
-fn key() -> String {
+pub(crate) fn key() -> String {
     format!(
         "sk-test-{:x}-SECRET",
         std::process::id() as u64 * 7919 + rand_u16() as u64
     )
 }
 
-fn rand_u16() -> u16 {
+pub(crate) fn rand_u16() -> u16 {
     let mut b = [0u8; 2];
     let _ =
         fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
     u16::from_ne_bytes(b)
 }
 
-fn write_config(dir: &Path, lines: &[String]) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, lines: &[String]) -> PathBuf {
     let p = dir.join("agent.conf");
     fs::write(&p, lines.join("\n") + "\n").unwrap();
     p
 }
 
 /// `netmon-agent run --config conf`, stderr to a file.
-fn start_agent(dir: &Path, conf: &Path, tag: &str) -> (Proc, PathBuf) {
+pub(crate) fn start_agent(dir: &Path, conf: &Path, tag: &str) -> (Proc, PathBuf) {
     let errf = dir.join(format!("agent-{tag}.stderr"));
     let child = agent()
         .arg("run")
@@ -260,7 +260,7 @@ fn start_agent(dir: &Path, conf: &Path, tag: &str) -> (Proc, PathBuf) {
     (Proc { child }, errf)
 }
 
-fn stderr_of(path: &Path, key: &str) -> String {
+pub(crate) fn stderr_of(path: &Path, key: &str) -> String {
     let s = fs::read_to_string(path).unwrap_or_default();
     assert!(
         !s.contains(key),
@@ -270,7 +270,7 @@ fn stderr_of(path: &Path, key: &str) -> String {
     s
 }
 
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
     while !f() {
         assert!(Instant::now() < end, "timed out waiting for {what}");
@@ -278,7 +278,7 @@ fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn base_config(key: &str, cycle: u32, timeout: u32) -> Vec<String> {
+pub(crate) fn base_config(key: &str, cycle: u32, timeout: u32) -> Vec<String> {
     vec![
         "# test agent".into(),
         "SERVER_ID=ship-test".into(),
@@ -289,7 +289,7 @@ fn base_config(key: &str, cycle: u32, timeout: u32) -> Vec<String> {
     ]
 }
 
-fn millis(t: &Value) -> i64 {
+pub(crate) fn millis(t: &Value) -> i64 {
     // YYYY-MM-DDTHH:MM:SS.mmmZ -> ms within the day is enough for intervals under a day.
     let s = t.as_str().unwrap();
     let h: i64 = s[11..13].parse().unwrap();
@@ -459,7 +459,7 @@ fn outage_keeps_and_delivers_every_snapshot_in_order() {
         .any(|e| e["event"] == "deliveryRecovered" && e["failedAttempts"].as_u64() > Some(0)));
 }
 
-fn posted_events(log: &Path) -> Vec<Value> {
+pub(crate) fn posted_events(log: &Path) -> Vec<Value> {
     records(log)
         .iter()
         .filter_map(|r| serde_json::from_str(r["body"].as_str()?).ok())
@@ -499,8 +499,11 @@ fn spool_survives_kill_9_and_bad_files_are_skipped() {
     assert!(spooled.len() >= 3, "{spooled:?}");
     let run1 = spooled[0].0.clone();
     let e1 = stderr_of(&err1, &k);
-    assert!(e1.contains("ignoring foreign file notes.txt"), "{e1}");
-    assert!(e1.contains("skipping corrupt"), "{e1}");
+    assert!(
+        e1.contains("ignoring 1 foreign file (first: notes.txt)"),
+        "{e1}"
+    );
+    assert!(e1.contains("skipping 1 corrupt spool file"), "{e1}");
 
     let api = rest(&dir, "rest", port, "ok");
     let (mut second, err2) = start_agent(&dir, &conf, "2");
@@ -1063,7 +1066,7 @@ fn check_tries_both_endpoints_and_reports() {
     api.set_mode("status:401");
     let o = run(agent().arg("check").arg("--config").arg(&conf));
     assert!(
-        stdout(&o).contains("REST check     FAILED: API key rejected (HTTP 401)"),
+        stdout(&o).contains("REST check     FAILED: API key rejected (HTTP 401"),
         "{}",
         stdout(&o)
     );
@@ -1106,4 +1109,159 @@ fn reload_moves_the_backlog_to_the_new_endpoint() {
     let run_id = snaps[0]["agent"]["runId"].as_str().unwrap().to_owned();
     // Snapshots from before the reload arrive at the new endpoint, from seq 0, in order.
     assert!(assert_in_order_once(&snaps, &run_id) >= 7);
+}
+
+/// Waits up to `limit` for the child to exit; its exit code, or None (then it is killed).
+fn exit_within(p: &mut Proc, limit: Duration) -> Option<i32> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Ok(Some(st)) = p.child.try_wait() {
+            return st.code();
+        }
+        sleep(Duration::from_millis(50));
+    }
+    p.kill9();
+    None
+}
+
+#[test]
+fn hostile_spool_contents_are_skipped_and_a_shared_spool_refused() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("ship-spool-hostile");
+    let k = key();
+    let port = free_port();
+    let spool = dir.join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    // A valid snapshot outside the spool, linked in: it would be POSTed with the API key.
+    let outside = dir.join("outside.json");
+    fs::write(
+        &outside,
+        r#"{"messageType":"realtimeSnapshot","agent":{"seq":0,"runId":"OUTSIDE"}}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, spool.join("0000000000000001.snap")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", spool.join("0000000000000002.snap")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(spool.join("0000000000000003.snap"))
+        .status()
+        .unwrap()
+        .success());
+    fs::File::create(spool.join("0000000000000004.snap"))
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    for i in 0..1000 {
+        fs::write(spool.join(format!("notes-{i}.txt")), "not ours").unwrap();
+    }
+    let api = rest(&dir, "rest", port, "ok");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
+    cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
+    cfg.push(format!("BACKLOG_DIR={}", spool.display()));
+    let conf = write_config(&dir, &cfg);
+    let (mut first, err1) = start_agent(&dir, &conf, "1");
+    // Start-up neither blocks on the FIFO nor reads /dev/zero or 300 MB: snapshots flow.
+    wait_until(Duration::from_secs(15), "snapshots from the agent", || {
+        posted(&api.log).len() >= 2
+    });
+    // A second agent on the same spool is refused at once, naming the reason.
+    let (mut second, err2) = start_agent(&dir, &conf, "2");
+    assert_eq!(exit_within(&mut second, Duration::from_secs(10)), Some(2));
+    let e2 = stderr_of(&err2, &k);
+    assert!(e2.contains("in use by another netmon-agent"), "{e2}");
+    first.stop();
+    let e1 = stderr_of(&err1, &k);
+    assert!(
+        posted(&api.log)
+            .iter()
+            .all(|s| s["agent"]["runId"] != "OUTSIDE"),
+        "the linked file was POSTed"
+    );
+    // One warning for the 1,000 foreign files, one for the 4 unusable spool files.
+    assert_eq!(e1.matches("foreign file").count(), 1, "{e1}");
+    assert!(e1.contains("ignoring 1000 foreign files"), "{e1}");
+    assert_eq!(e1.matches("spool file").count(), 1, "{e1}");
+    assert!(e1.contains("skipping 4 spool files"), "{e1}");
+    assert_eq!(
+        fs::metadata(&spool).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    // A spool directory owned by another user is refused (root can make one).
+    if is_root() {
+        let theirs = dir.join("theirs");
+        fs::create_dir_all(&theirs).unwrap();
+        assert!(Command::new("chown")
+            .args(["nobody"])
+            .arg(&theirs)
+            .status()
+            .unwrap()
+            .success());
+        let cfg2: Vec<String> = cfg
+            .iter()
+            .map(|l| match l.starts_with("BACKLOG_DIR=") {
+                true => format!("BACKLOG_DIR={}", theirs.display()),
+                false => l.clone(),
+            })
+            .collect();
+        let conf2 = write_config(&dir, &cfg2);
+        let (mut third, err3) = start_agent(&dir, &conf2, "3");
+        assert_eq!(exit_within(&mut third, Duration::from_secs(10)), Some(2));
+        let e3 = stderr_of(&err3, &k);
+        assert!(e3.contains("owned by uid"), "{e3}");
+        assert!(fs::read_dir(&theirs).unwrap().next().is_none());
+    } else {
+        eprintln!("skipped the other-user spool: needs root to chown");
+    }
+}
+
+#[test]
+fn a_full_spool_warns_once() {
+    if !python_ready() {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipped: needs root for a small tmpfs in a mount namespace");
+        return;
+    }
+    let dir = scratch("ship-spool-full");
+    let k = key();
+    let port = free_port();
+    let spool = dir.join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
+    // Nobody listens: every snapshot waits, and is spooled until the 24 KiB tmpfs is full.
+    cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
+    cfg.push(format!("BACKLOG_DIR={}", spool.display()));
+    let conf = write_config(&dir, &cfg);
+    let errf = dir.join("agent.stderr");
+    let script = format!(
+        "mount -t tmpfs -o size=24k,mode=0700 netmon-test {} && exec {} run --config {}",
+        spool.display(),
+        bin().display(),
+        conf.display()
+    );
+    let child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("NETMON_SCAN_INTERVAL", "0")
+        .env("NETMON_PROMISC", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(fs::File::create(&errf).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut p = Proc { child };
+    wait_until(Duration::from_secs(30), "the spool to fill up", || {
+        fs::read_to_string(&errf)
+            .unwrap_or_default()
+            .contains("cannot spool")
+    });
+    // Several more cycles with the spool full.
+    sleep(Duration::from_secs(5));
+    p.stop();
+    let e = stderr_of(&errf, &k);
+    assert_eq!(e.matches("cannot spool").count(), 1, "{e}");
+    assert!(e.contains("No space left on device"), "{e}");
 }

@@ -3,7 +3,9 @@
 mod cli;
 mod common;
 mod config;
+mod hostile_net;
 mod install;
+mod internet;
 mod lab;
 mod luci;
 mod openwrt;

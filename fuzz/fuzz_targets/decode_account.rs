@@ -15,6 +15,7 @@ fuzz_target!(|input: &[u8]| {
         timeout_cycles: 2,
         expire_ns: 5_000,
         range: addr::Ipv4Cidr::parse("10.0.0.0/8").ok(),
+        ..TableConfig::default()
     });
     let mut rest = input;
     let mut ts = 0u64;
@@ -44,14 +45,14 @@ fuzz_target!(|input: &[u8]| {
             obs.src.is_some() || obs.malformed || link != LinkType::Ethernet || data.len() >= 12
         );
         let before = table.counters();
-        table.account(&obs);
+        table.account(&obs, ts);
         let after = table.counters();
         assert!(after.packets_seen == before.packets_seen + 1);
         assert!(table.len() <= table.capacity());
         n += 1;
         if n % 64 == 0 {
             table.end_cycle(ts);
-            let _ = table.devices(ts);
+            let _ = table.devices(ts, ts);
         }
     }
     for e in table.iter() {

@@ -70,8 +70,8 @@ fn capture(
     let mut ready = [Ready::default(); 2];
     let mut failed = None;
     'outer: loop {
-        while let Some(block) = sock.next_block() {
-            for f in block {
+        while let Some(mut block) = sock.next_block() {
+            while let Some(f) = block.next_frame() {
                 if let Err(e) = write_frame(&mut writer, &f) {
                     failed = Some(e);
                     break 'outer;
@@ -105,8 +105,8 @@ fn capture(
         })?;
         if ready[0].readable && matches!(signals.read(), Ok(Some(_))) {
             // Frames already in the ring are still written.
-            while let Some(block) = sock.next_block() {
-                for f in block {
+            while let Some(mut block) = sock.next_block() {
+                while let Some(f) = block.next_frame() {
                     if write_frame(&mut writer, &f).is_ok() {
                         written += 1;
                     }

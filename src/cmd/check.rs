@@ -89,7 +89,7 @@ pub fn command(common: &Common, args: &CheckArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     // Each endpoint once, with a real snapshot (no measuring window).
-    let mut collector = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+    let mut collector = Collector::for_config(&cfg);
     collector.prime(Instant::now());
     let ms = timefmt::unix_millis(SystemTime::now());
     let mut state = RunState::new(SystemTime::now());

@@ -18,8 +18,11 @@ use crate::sys::poll::{poll, Interest, Ready};
 /// One answer of a scan.
 #[derive(Debug, Clone)]
 pub struct Found {
+    /// Who answered.
     pub ip: Ipv4Addr,
+    /// Its MAC.
     pub mac: [u8; 6],
+    /// Time from the first who-has to the reply.
     pub rtt: Duration,
 }
 
@@ -75,8 +78,8 @@ pub fn scan_once(cfg: &Config, iface: &str) -> Result<(Vec<Found>, Duration), Er
         // Read answers; the ring timestamp dates them, not the moment we got to read them.
         let wall = SystemTime::now();
         let now = Instant::now();
-        while let Some(block) = sock.next_block() {
-            for f in block {
+        while let Some(mut block) = sock.next_block() {
+            while let Some(f) = block.next_frame() {
                 if let Some((ip, mac)) = arp_scan::parse_reply(f.data) {
                     let ts = SystemTime::UNIX_EPOCH
                         + Duration::new(f.ts_sec as u64, f.ts_nsec.min(999_999_999));

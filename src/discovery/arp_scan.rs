@@ -28,13 +28,18 @@ const MAX_BURST: u32 = 32;
 /// average rate stays SCAN_RATE; probes leave in small bursts (15 at the default rate).
 pub const SLACK: Duration = Duration::from_millis(20);
 
+/// What to scan and how fast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// The addresses to ask for.
     pub range: Ipv4Cidr,
+    /// Pacing in bits/s on the wire (SCAN_RATE).
     pub rate_bps: u64,
+    /// Who-has tries per address (SCAN_RETRIES).
     pub retries: u32,
     /// Zero: one scan only (the `scan` subcommand, or SCAN_INTERVAL=0 for none at all).
     pub interval: Duration,
+    /// Allow ranges larger than /16 (SCAN_FORCE).
     pub force: bool,
 }
 

@@ -3,22 +3,42 @@
 //! parsers are pure; `Names::refresh` re-reads a file only when its mtime or size changed, so
 //! calling it every cycle costs one stat per file. No DNS: nothing here blocks on the network.
 //! Precedence: leases, then ethers (by MAC), then hosts (by IP).
+//!
+//! Reading never blocks and is bounded: each file is opened with O_NONBLOCK and checked with
+//! fstat after the open (only a regular file is read: a FIFO or a device planted under the
+//! name is skipped), and at most [`READ_LIMIT`] bytes of it are read (complete lines only).
+//! A lease file is never reached through a symbolic link (O_NOFOLLOW): dnsmasq writes a
+//! regular file, and on plain Linux /tmp, where OpenWrt keeps it, is writable by every user.
+//! /etc/ethers and /etc/hosts may be links (root-owned /etc; some systems link them).
+//! A file that cannot be used is warned about once, and again only after it changed.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::addr::parse_mac;
+use crate::sys::fs::{open_regular, read_at_most, ReadError};
 
+/// The most read of one names file: 1 MiB is ~10,000 dnsmasq leases (dnsmasq's own default
+/// limit is 1,000; OpenWrt's 150) and far more than any /etc/ethers; a larger /etc/hosts (an
+/// ad-block list) is used up to there.
+pub const READ_LIMIT: usize = 1 << 20;
+
+/// Where dnsmasq keeps its leases (OpenWrt, Debian).
 pub const DEFAULT_LEASE_FILES: &[&str] = &["/tmp/dhcp.leases", "/var/lib/misc/dnsmasq.leases"];
+/// MAC to name (or address) bindings.
 pub const ETHERS: &str = "/etc/ethers";
+/// Address to name bindings.
 pub const HOSTS: &str = "/etc/hosts";
 
 /// One name binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The MAC.
     pub mac: [u8; 6],
+    /// The address.
     pub ip: IpAddr,
+    /// The name, when the line has one.
     pub name: Option<String>,
 }
 
@@ -82,7 +102,44 @@ enum Kind {
 struct Source {
     path: PathBuf,
     kind: Kind,
-    stamp: Option<(SystemTime, u64)>,
+    /// mtime, size, inode of the last look (lstat for lease files, stat otherwise).
+    stamp: Option<(SystemTime, u64, u64)>,
+}
+
+impl Source {
+    /// Symbolic links are followed for /etc files only.
+    fn follow(&self) -> bool {
+        self.kind != Kind::Leases
+    }
+}
+
+/// Reads `path` into `buf` within the bounds (see the module doc); the text is its complete
+/// lines. Problems other than a missing file are logged (the caller calls this only when the
+/// file changed, so each is said once per change).
+fn read_names_file(path: &Path, follow: bool, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    let read = open_regular(path, follow)
+        .and_then(|(mut f, _)| read_at_most(&mut f, READ_LIMIT, buf).map_err(ReadError::Io));
+    match read {
+        Ok(false) => true,
+        Ok(true) => {
+            // Cut at the last complete line.
+            let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            buf.truncate(end);
+            warn!(
+                "{}: larger than {} bytes; only the first {} bytes (complete lines) are read",
+                path.display(),
+                READ_LIMIT,
+                end
+            );
+            true
+        }
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            warn!("{}: {e}; not read for device names", path.display());
+            false
+        }
+    }
 }
 
 /// The name tables, refreshed from their files.
@@ -92,6 +149,8 @@ pub struct Names {
     leases: Vec<Lease>,
     ethers: Vec<([u8; 6], String)>,
     hosts: Vec<(IpAddr, String)>,
+    /// The file being read, reused.
+    buf: Vec<u8>,
 }
 
 impl Names {
@@ -120,6 +179,7 @@ impl Names {
             leases: Vec::new(),
             ethers: Vec::new(),
             hosts: Vec::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -132,14 +192,23 @@ impl Names {
         Names::new(&leases, ETHERS.into(), HOSTS.into())
     }
 
-    /// Re-reads every file whose mtime or size changed (or that appeared or vanished); true when
-    /// anything was re-read.
+    /// Re-reads every file whose mtime, size or inode changed (or that appeared or vanished);
+    /// true when anything was re-read.
     pub fn refresh(&mut self) -> bool {
+        use std::os::unix::fs::MetadataExt;
         let mut changed = [false; 3];
         for s in &mut self.sources {
-            let stamp = std::fs::metadata(&s.path)
-                .ok()
-                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+            let meta = match s.follow() {
+                true => std::fs::metadata(&s.path),
+                false => std::fs::symlink_metadata(&s.path),
+            };
+            let stamp = meta.ok().map(|m| {
+                (
+                    m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    m.len(),
+                    m.ino(),
+                )
+            });
             if stamp != s.stamp {
                 s.stamp = stamp;
                 changed[s.kind as usize] = true;
@@ -148,8 +217,9 @@ impl Names {
         if changed[Kind::Leases as usize] {
             self.leases.clear();
             for s in self.sources.iter().filter(|s| s.kind == Kind::Leases) {
-                if let Ok(t) = std::fs::read_to_string(&s.path) {
-                    self.leases.extend(parse_leases(&t));
+                if read_names_file(&s.path, s.follow(), &mut self.buf) {
+                    self.leases
+                        .extend(parse_leases(&String::from_utf8_lossy(&self.buf)));
                 }
             }
         }
@@ -157,17 +227,19 @@ impl Names {
             if !changed[kind as usize] {
                 continue;
             }
-            let text = self
-                .sources
-                .iter()
-                .find(|s| s.kind == kind)
-                .and_then(|s| std::fs::read_to_string(&s.path).ok())
-                .unwrap_or_default();
+            self.buf.clear();
+            if let Some(s) = self.sources.iter().find(|s| s.kind == kind) {
+                read_names_file(&s.path, s.follow(), &mut self.buf);
+            }
+            let text = String::from_utf8_lossy(&self.buf);
             match kind {
                 Kind::Ethers => self.ethers = parse_ethers(&text),
                 _ => self.hosts = parse_hosts(&text),
             }
         }
+        // A big file read once does not keep its buffer for ever.
+        self.buf.clear();
+        self.buf.shrink_to(64 << 10);
         changed.iter().any(|c| *c)
     }
 
@@ -249,6 +321,57 @@ garbage line
         std::fs::remove_file(&lf).unwrap();
         assert!(n.refresh());
         assert_eq!(n.lookup(&m1, None), Some("from-ethers"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn hostile_lease_files_never_block_and_are_read_bounded() {
+        let dir = std::env::temp_dir().join(format!("netmon-names-hostile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (lf, ef, hf) = (dir.join("leases"), dir.join("ethers"), dir.join("hosts"));
+        // A FIFO nobody writes to, where dnsmasq's file should be: skipped at once.
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&lf)
+            .status()
+            .unwrap()
+            .success());
+        let mut n = Names::new(std::slice::from_ref(&lf), ef.clone(), hf.clone());
+        let t = std::time::Instant::now();
+        n.refresh();
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        assert!(n.leases.is_empty());
+        // A link to a real leases file: not followed.
+        std::fs::remove_file(&lf).unwrap();
+        let real = dir.join("real-leases");
+        std::fs::write(&real, "1 02:00:00:00:00:01 10.0.0.1 linked *\n").unwrap();
+        std::os::unix::fs::symlink(&real, &lf).unwrap();
+        assert!(n.refresh());
+        assert_eq!(n.lookup(&[2, 0, 0, 0, 0, 1], None), None);
+        // A 400 MB sparse file whose first line is a lease: at most READ_LIMIT is read.
+        std::fs::remove_file(&lf).unwrap();
+        let mut f = std::fs::File::create(&lf).unwrap();
+        std::io::Write::write_all(&mut f, b"1 02:00:00:00:00:02 10.0.0.2 first *\n").unwrap();
+        f.set_len(400 << 20).unwrap();
+        let t = std::time::Instant::now();
+        assert!(n.refresh());
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        // The buffer is not kept at its peak (the peak itself is bounded by READ_LIMIT: see
+        // tests/config.rs, which measures the agent's VmHWM with such a file).
+        assert!(n.buf.capacity() <= 64 << 10, "{}", n.buf.capacity());
+        assert_eq!(n.lookup(&[2, 0, 0, 0, 0, 2], None), Some("first"));
+        // /etc/hosts larger than the bound (an ad-block list): its first MiB is used, the
+        // line cut at the bound is not.
+        let mut hosts = String::from("10.0.0.7 nas\n");
+        while hosts.len() < READ_LIMIT + 100 {
+            hosts.push_str("0.0.0.0 ads.example\n");
+        }
+        hosts.push_str("10.0.0.8 late\n");
+        std::fs::write(&hf, &hosts).unwrap();
+        assert!(n.refresh());
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(n.lookup(&[2, 0, 0, 0, 0, 9], ip("10.0.0.7")), Some("nas"));
+        assert_eq!(n.lookup(&[2, 0, 0, 0, 0, 9], ip("10.0.0.8")), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

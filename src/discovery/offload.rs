@@ -6,7 +6,9 @@
 
 use crate::snapshot::OffloadInfo;
 
+/// Conntrack table, under PROC_ROOT.
 pub const CONNTRACK: &str = "net/nf_conntrack";
+/// OpenWrt's firewall configuration.
 pub const FIREWALL: &str = "/etc/config/firewall";
 
 /// Counts (software, hardware) offloaded flows in nf_conntrack text. A flow flagged
@@ -79,7 +81,8 @@ pub fn detect(conntrack: Option<&str>, firewall: Option<&str>) -> Option<Offload
 /// Reads the files (conntrack under `proc_root`) and detects.
 pub fn read(proc_root: &std::path::Path) -> Option<OffloadInfo> {
     let ct = std::fs::read_to_string(proc_root.join(CONNTRACK)).ok();
-    let fw = std::fs::read_to_string(FIREWALL).ok();
+    // A UCI file of a few KiB: read bounded (1 MiB), never a FIFO or a device.
+    let fw = crate::sys::fs::read_text(std::path::Path::new(FIREWALL), 1 << 20).ok();
     detect(ct.as_deref(), fw.as_deref())
 }
 

@@ -174,6 +174,7 @@ impl FileSource {
         Ok(src)
     }
 
+    /// The file being read.
     pub fn path(&self) -> &Path {
         &self.path
     }

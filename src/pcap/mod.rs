@@ -28,22 +28,38 @@ pub trait FrameSource {
 pub enum CaptureError {
     /// The file cannot be opened or read.
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// Not a pcap/pcapng file, or its header is broken.
-    NotACapture { path: PathBuf, reason: String },
+    NotACapture {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its header.
+        reason: String,
+    },
     /// A record is cut short (the file ends inside it) or its fields are impossible.
     /// `index` is the 1-based number of the packet record being read, `offset` the byte offset
     /// of the record (or block) in the file.
     Corrupt {
+        /// The file.
         path: PathBuf,
+        /// 1-based number of the packet record.
         index: u64,
+        /// Byte offset of the record (or block) in the file.
         offset: u64,
+        /// What is wrong with it.
         reason: String,
     },
     /// No interface of the file has a link type we decode.
-    Unsupported { path: PathBuf, linktypes: Vec<u32> },
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The LINKTYPE_* numbers of its interfaces.
+        linktypes: Vec<u32>,
+    },
 }
 
 impl fmt::Display for CaptureError {

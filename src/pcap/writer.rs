@@ -15,12 +15,16 @@ use pcap_file::{DataLink, Endianness, TsResolution};
 
 use super::CaptureError;
 
+/// How a pcap file is written.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterOptions {
+    /// Big-endian header and records (the default is little-endian).
     pub big_endian: bool,
+    /// Nanosecond timestamps (the default is microseconds).
     pub nanoseconds: bool,
     /// LINKTYPE_* number (1 = Ethernet).
     pub linktype: u32,
+    /// The snap length in the file header; longer frames are cut to it.
     pub snaplen: u32,
 }
 
@@ -35,6 +39,7 @@ impl Default for WriterOptions {
     }
 }
 
+/// A classic pcap file being written; `finish` flushes it.
 pub struct PcapWriter {
     path: PathBuf,
     out: BufWriter<File>,
@@ -43,6 +48,7 @@ pub struct PcapWriter {
 }
 
 impl PcapWriter {
+    /// Creates (or truncates) `path` and writes the file header.
     pub fn create(path: impl AsRef<Path>, opts: WriterOptions) -> Result<PcapWriter, CaptureError> {
         let path = path.as_ref().to_path_buf();
         let io = |source| CaptureError::Io {
@@ -119,6 +125,7 @@ impl PcapWriter {
         Ok(())
     }
 
+    /// Frames written so far.
     pub fn frames(&self) -> u64 {
         self.written
     }

@@ -3,6 +3,7 @@
 
 use super::ParseError;
 
+/// The file parsed here.
 pub const FILE: &str = "/proc/loadavg";
 
 /// The three load averages.

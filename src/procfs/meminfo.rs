@@ -6,15 +6,21 @@
 use super::{parse_u64, ParseError};
 use crate::snapshot::{self, Memory};
 
+/// The file parsed here.
 pub const FILE: &str = "/proc/meminfo";
 
 /// The fields the agent uses, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemInfo {
+    /// MemTotal, bytes.
     pub total: u64,
+    /// MemFree, bytes.
     pub free: u64,
+    /// MemAvailable, bytes (kernels since 3.14).
     pub available: Option<u64>,
+    /// Buffers, bytes.
     pub buffers: u64,
+    /// Cached, bytes.
     pub cached: u64,
 }
 
@@ -48,6 +54,7 @@ impl MemInfo {
     }
 }
 
+/// Parses the text of /proc/meminfo.
 pub fn parse(text: &str) -> Result<MemInfo, ParseError> {
     if text.trim().is_empty() {
         return Err(ParseError::Empty { file: FILE });

@@ -7,7 +7,8 @@
 //! - cpu.percent: /proc/stat, busy share of all CPUs between two samples; cores: its cpuN lines
 //! - cpu.loadAverage: /proc/loadavg
 //! - memory: /proc/meminfo (MemTotal, MemAvailable or MemFree + Buffers + Cached)
-//! - disk: /proc/self/mountinfo (/proc/mounts) filtered like `df`, sizes from statvfs(3)
+//! - disk: /proc/self/mountinfo (/proc/mounts) filtered like `df -l` (network and FUSE file
+//!   systems only with DISK_REMOTE=1), sizes from statvfs(3)
 //! - uptimeSeconds: /proc/uptime
 //! - interfaces: /proc/net/dev, /sys/class/net/NAME/{operstate,speed,address,mtu,ifindex},
 //!   addresses from getifaddrs(3)
@@ -39,16 +40,24 @@ use crate::sys::{ifaddrs, statvfs};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// The file has no content at all.
-    Empty { file: &'static str },
+    Empty {
+        /// The file.
+        file: &'static str,
+    },
     /// A line of the wrong shape.
     BadLine {
+        /// The file.
         file: &'static str,
+        /// Line number, from 1.
         line: usize,
+        /// What is wrong with it.
         reason: &'static str,
     },
     /// Something every version of the file has is not there.
     Missing {
+        /// The file.
         file: &'static str,
+        /// What is missing.
         what: &'static str,
     },
 }
@@ -95,7 +104,9 @@ pub(crate) fn parse_f64(s: &str) -> Option<f64> {
 /// Everything the procfs side contributes to one snapshot.
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// CPU, memory, disks, uptime.
     pub metrics: Metrics,
+    /// Every interface with its counters and rates.
     pub interfaces: Vec<Interface>,
 }
 
@@ -118,6 +129,7 @@ const MOUNTS_LINE: u32 = 1 << 5;
 const NETDEV: u32 = 1 << 6;
 const NETDEV_LINE: u32 = 1 << 7;
 
+/// Reads /proc and /sys under their roots and turns two samples into rates.
 pub struct Collector {
     proc_root: PathBuf,
     sys_root: PathBuf,
@@ -129,6 +141,8 @@ pub struct Collector {
     scratch: String,
     device: String,
     slots: Vec<mounts::Slot>,
+    /// DISK_REMOTE: also report (and statvfs) network and FUSE file systems.
+    remote_disks: bool,
     cpu: Option<stat::CpuTimes>,
     cores: u32,
     net: Vec<IfState>,
@@ -139,6 +153,7 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A collector reading under `proc_root` and `sys_root`.
     pub fn new(proc_root: PathBuf, sys_root: PathBuf) -> Collector {
         Collector {
             proc_root,
@@ -148,6 +163,7 @@ impl Collector {
             scratch: String::with_capacity(128),
             device: String::with_capacity(128),
             slots: Vec::with_capacity(32),
+            remote_disks: false,
             cpu: None,
             cores: 1,
             net: Vec::with_capacity(16),
@@ -155,6 +171,13 @@ impl Collector {
             net_at: None,
             failing: 0,
         }
+    }
+
+    /// A collector for the configuration: its roots and DISK_REMOTE.
+    pub fn for_config(cfg: &crate::config::Config) -> Collector {
+        let mut c = Collector::new(cfg.proc_root.clone(), cfg.sys_root.clone());
+        c.remote_disks = cfg.disk_remote;
+        c
     }
 
     /// Takes the baseline sample that the first `sample` computes CPU and rates against.
@@ -274,7 +297,14 @@ impl Collector {
         self.failing &= !MOUNTS;
         let text = std::mem::take(&mut self.buf);
         let stat_dev = |p: &str| std::fs::metadata(p).ok().map(|m| m.dev());
-        let bad = mounts::select(&text, format, stat_dev, &mut self.scratch, &mut self.slots);
+        let bad = mounts::select(
+            &text,
+            format,
+            self.remote_disks,
+            stat_dev,
+            &mut self.scratch,
+            &mut self.slots,
+        );
         match bad {
             Some(e) => {
                 self.fail(MOUNTS_LINE, (), &e);
@@ -286,7 +316,7 @@ impl Collector {
             let Some(m) = slot.mount(&text, format) else {
                 continue;
             };
-            if m.is_dummy() {
+            if m.is_dummy() || slot.network {
                 continue;
             }
             self.scratch.clear();

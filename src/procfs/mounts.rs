@@ -16,6 +16,11 @@
 //! 3. Relative mount points, mount points that statvfs cannot reach, and file systems of zero
 //!    blocks (cgroup, bpf, pstore, ...) are left out.
 //!
+//! Unlike `df` (like `df -l`, and further): network and FUSE file systems ([`Mount::is_network`])
+//! and everything mounted below one are left out before anything is asked of them, unless the
+//! caller includes them (DISK_REMOTE=1). A stat(2) or statvfs(2) on a hung NFS server or a FUSE
+//! daemon that stopped answering waits for ever, and the agent has one thread.
+//!
 //! Sizes: total = f_blocks, used = f_blocks - f_bfree, free = f_bavail (what a user can still
 //! write, as df's "Available"), each times f_frsize; percentUsed = used / (used + free), df's
 //! "Use%" before df rounds it up.
@@ -26,7 +31,9 @@ use super::{parse_u64, ParseError};
 use crate::snapshot::{self, Disk};
 use crate::sys::statvfs::FsUsage;
 
+/// The mount table with mount ids and roots.
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+/// The mount table in fstab format (kernels and containers without mountinfo).
 pub const MOUNTS: &str = "/proc/mounts";
 
 /// Which of the two mount tables the text is.
@@ -39,6 +46,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// The file of this format.
     pub fn file(self) -> &'static str {
         match self {
             Format::MountInfo => MOUNTINFO,
@@ -51,8 +59,11 @@ impl Format {
 /// are octal escapes (`\040`); see [`unescape_into`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mount<'a> {
+    /// What is mounted (device or source).
     pub source: &'a str,
+    /// Where.
     pub target: &'a str,
+    /// File system type.
     pub fstype: &'a str,
     /// The directory of the file system mounted here (mountinfo only; `/` unless bind-mounted).
     pub root: Option<&'a str>,
@@ -99,6 +110,43 @@ impl Mount<'_> {
                     | "vxfs"
             )
             || self.source == "-hosts"
+    }
+}
+
+/// FUSE file systems: their answers come from a user-space daemon (sshfs, rclone, s3fs, ...).
+/// `fuseblk` (ntfs-3g, exfat-fuse on a local disk) is a block device and stays in.
+fn is_fuse(fstype: &str) -> bool {
+    fstype == "fuse" || fstype.starts_with("fuse.")
+}
+
+impl Mount<'_> {
+    /// A file system whose stat can wait on a network or on a user-space daemon: gnulib's
+    /// remote ones (`df -l` leaves those out) except overlays, the network file system types
+    /// whatever their source looks like, and FUSE. (OpenWrt's root is an overlay whose source
+    /// is "overlayfs:/overlay": the ':' makes it remote to gnulib, and `df -l` there would
+    /// hide `/`.)
+    pub fn is_network(&self) -> bool {
+        (self.is_remote() && !matches!(self.fstype, "overlay" | "overlayfs" | "aufs"))
+            || is_fuse(self.fstype)
+            || matches!(
+                self.fstype,
+                "nfs"
+                    | "nfs4"
+                    | "cifs"
+                    | "smb3"
+                    | "smbfs"
+                    | "ncpfs"
+                    | "9p"
+                    | "ceph"
+                    | "glusterfs"
+                    | "lustre"
+                    | "davfs"
+                    | "sshfs"
+                    | "beegfs"
+                    | "orangefs"
+                    | "pvfs2"
+                    | "gfs2"
+            )
     }
 }
 
@@ -243,8 +291,11 @@ fn unescaped_len(s: &str) -> usize {
 /// filed under (None: unknown, never matches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
+    /// Byte range of the entry's line in the table text.
     pub line: Range<usize>,
     key: Option<u64>,
+    /// A network or FUSE file system, or one mounted below one, left alone (never stat'ed).
+    pub network: bool,
 }
 
 impl Slot {
@@ -255,19 +306,29 @@ impl Slot {
     }
 }
 
+/// Whether `target` is `base` or below it (both as the mount table writes them).
+fn is_below(target: &str, base: &str) -> bool {
+    target
+        .strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || base.ends_with('/'))
+}
+
 /// df's `filter_mount_list`: fills `out` with one slot per device, in table order.
 /// `stat_dev` gives st_dev of an (unescaped) mount point, None when stat fails; `scratch` is a
-/// reusable buffer for the unescaped path. Bad lines are skipped; the first is returned so the
-/// caller can report it.
+/// reusable buffer for the unescaped path. Without `remote`, network and FUSE file systems and
+/// whatever is mounted below them get a slot marked `network` and are never stat'ed. Bad lines
+/// are skipped; the first is returned so the caller can report it.
 pub fn select(
     text: &str,
     format: Format,
+    remote: bool,
     mut stat_dev: impl FnMut(&str) -> Option<u64>,
     scratch: &mut String,
     out: &mut Vec<Slot>,
 ) -> Option<ParseError> {
     out.clear();
     let mut first_error = None;
+    let mut any_network = false;
     for (line, parsed) in entries(text, format) {
         let me = match parsed {
             Ok(m) => m,
@@ -276,6 +337,23 @@ pub fn select(
                 continue;
             }
         };
+        if !remote {
+            // Reaching a mount point below a hung network mount waits on it too.
+            let below = any_network
+                && out.iter().filter(|s| s.network).any(|s| {
+                    s.mount(text, format)
+                        .is_some_and(|n| n.is_network() && is_below(me.target, n.target))
+                });
+            if me.is_network() || below {
+                any_network = true;
+                out.push(Slot {
+                    line,
+                    key: None,
+                    network: true,
+                });
+                continue;
+            }
+        }
         let st_dev = if me.is_dummy() {
             None
         } else {
@@ -286,13 +364,18 @@ pub fn select(
         let Some(dev) = st_dev else {
             // Dummies and unreachable mount points are filed under the table's own number,
             // to be filtered out later (as df does).
-            out.push(Slot { line, key: me.dev });
+            out.push(Slot {
+                line,
+                key: me.dev,
+                network: false,
+            });
             continue;
         };
         let Some(j) = out.iter().rposition(|s| s.key == Some(dev)) else {
             out.push(Slot {
                 line,
                 key: Some(dev),
+                network: false,
             });
             continue;
         };
@@ -304,6 +387,7 @@ pub fn select(
             out.push(Slot {
                 line,
                 key: Some(dev),
+                network: false,
             });
             continue;
         }
@@ -402,10 +486,18 @@ mod tests {
     fn df(text: &str, format: Format, mountinfo: &str) -> Vec<(String, String, String)> {
         let mut slots = Vec::new();
         let mut scratch = String::new();
-        let err = select(text, format, stat_from(mountinfo), &mut scratch, &mut slots);
+        let err = select(
+            text,
+            format,
+            false,
+            stat_from(mountinfo),
+            &mut scratch,
+            &mut slots,
+        );
         assert_eq!(err, None);
         slots
             .iter()
+            .filter(|s| !s.network)
             .filter_map(|s| {
                 let m = s.mount(text, format).unwrap();
                 let (mut dev, mut mp) = (String::new(), String::new());
@@ -521,7 +613,7 @@ mod tests {
         };
         let run = |text: &str| {
             let (mut out, mut s) = (Vec::new(), String::new());
-            select(text, Format::Mounts, stat, &mut s, &mut out);
+            select(text, Format::Mounts, true, stat, &mut s, &mut out);
             out.iter()
                 .map(|sl| {
                     let m = sl.mount(text, Format::Mounts).unwrap();
@@ -568,7 +660,7 @@ mod tests {
         let stat = |p: &str| (p == "/" || p == "/srv").then_some(makedev(8, 1));
         let (mut out, mut s) = (Vec::new(), String::new());
         assert_eq!(
-            select(text, Format::MountInfo, stat, &mut s, &mut out),
+            select(text, Format::MountInfo, false, stat, &mut s, &mut out),
             None
         );
         assert_eq!(out.len(), 1);
@@ -577,7 +669,7 @@ mod tests {
         let text =
             "1 0 8:1 / /a/b rw - ext4 /dev/sda1 rw\n2 0 8:1 /deep /a rw - ext4 /dev/sda1 rw\n";
         let stat = |_: &str| Some(makedev(8, 1));
-        select(text, Format::MountInfo, stat, &mut s, &mut out);
+        select(text, Format::MountInfo, false, stat, &mut s, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].mount(text, Format::MountInfo).unwrap().target,
@@ -645,16 +737,103 @@ mod tests {
         // Extra columns are fine; bad lines are skipped by `select` and reported once.
         let text = "garbage\n/dev/sda1 / ext4 rw 0 0 extra\n";
         let (mut out, mut s) = (Vec::new(), String::new());
-        let err = select(text, Format::Mounts, |_| Some(1), &mut s, &mut out);
+        let err = select(text, Format::Mounts, false, |_| Some(1), &mut s, &mut out);
         assert_eq!(err.unwrap().to_string(), "/proc/mounts:1: no mount point");
         assert_eq!(out.len(), 1);
         for end in 0..OPENWRT.len() {
             let (mut out, mut s) = (Vec::new(), String::new());
             let text = &OPENWRT[..end];
-            select(text, Format::MountInfo, |_| Some(1), &mut s, &mut out);
+            select(
+                text,
+                Format::MountInfo,
+                false,
+                |_| Some(1),
+                &mut s,
+                &mut out,
+            );
             for slot in &out {
                 slot.mount(text, Format::MountInfo).unwrap();
             }
         }
+    }
+
+    /// A NAS-attached router's table (types and sources as the kernel writes them for each
+    /// client: mount.nfs, mount.cifs, sshfs, rclone, s3fs, ceph, glusterfs, davfs2, 9p, AFS).
+    const NETWORKED: &str = "\
+20 1 254:0 / / rw - ext4 /dev/vda rw
+21 20 0:30 / /tmp rw - tmpfs tmpfs rw
+22 20 0:40 / /mnt/nfs rw - nfs 10.0.0.5:/export rw
+23 22 8:17 / /mnt/nfs/usb rw - ext4 /dev/sdb1 rw
+24 20 0:41 / /mnt/nfs4 rw - nfs4 nas:/ rw
+25 20 0:42 / /mnt/smb rw - cifs //nas/share rw
+26 20 0:43 / /mnt/ssh rw - fuse.sshfs me@host:/home rw
+27 20 0:44 / /mnt/gdrive rw - fuse.rclone gdrive: rw
+28 20 0:45 / /mnt/s3 rw - fuse.s3fs s3fs rw
+29 20 0:46 / /mnt/ceph rw - ceph 10.0.0.6:6789:/ rw
+37 20 0:52 / /mnt/over rw - overlay overlayfs:/overlay rw
+30 20 0:47 / /mnt/gluster rw - fuse.glusterfs gl:/vol rw
+31 20 0:48 / /mnt/dav rw - davfs https://dav.example/ rw
+32 20 0:49 / /mnt/9p rw - 9p hostshare rw
+33 20 0:50 / /afs rw - afs AFS rw
+34 20 0:51 / /mnt/fuse rw - fuse somefs rw
+35 20 8:33 / /mnt/ntfs rw - fuseblk /dev/sdc1 rw
+36 20 8:49 / /mnt/nfsish rw - ext4 /dev/sdd1 rw
+";
+
+    #[test]
+    fn network_and_fuse_file_systems_are_never_stat_ed() {
+        let mut stat_calls = Vec::new();
+        let (mut out, mut s) = (Vec::new(), String::new());
+        let mut n = 100;
+        let err = select(
+            NETWORKED,
+            Format::MountInfo,
+            false,
+            |p| {
+                stat_calls.push(p.to_owned());
+                n += 1;
+                Some(n)
+            },
+            &mut s,
+            &mut out,
+        );
+        assert_eq!(err, None);
+        // Only local file systems were asked; /mnt/nfs/usb is local but below NFS, and
+        // /mnt/nfsish only shares a prefix with /mnt/nfs.
+        assert_eq!(
+            stat_calls,
+            ["/", "/tmp", "/mnt/over", "/mnt/ntfs", "/mnt/nfsish"],
+            "{stat_calls:?}"
+        );
+        let kept: Vec<&str> = out
+            .iter()
+            .filter(|sl| !sl.network)
+            .map(|sl| sl.mount(NETWORKED, Format::MountInfo).unwrap().target)
+            .collect();
+        assert_eq!(kept, ["/", "/tmp", "/mnt/over", "/mnt/ntfs", "/mnt/nfsish"]);
+        // DISK_REMOTE=1: everything is asked and kept, as plain df does.
+        stat_calls.clear();
+        select(
+            NETWORKED,
+            Format::MountInfo,
+            true,
+            |p| {
+                stat_calls.push(p.to_owned());
+                n += 1;
+                Some(n)
+            },
+            &mut s,
+            &mut out,
+        );
+        assert_eq!(stat_calls.len(), 18);
+        assert!(out.iter().all(|sl| !sl.network));
+        // gnulib's remote rule alone (what `df -l` drops) misses the FUSE ones and 9p/davfs
+        // whose sources have no ':'; ours catches them.
+        for m in parse(NETWORKED).unwrap() {
+            let local = matches!(m.fstype, "ext4" | "tmpfs" | "fuseblk" | "overlay");
+            assert_eq!(m.is_network(), !local, "{}", m.target);
+        }
+        assert!(is_below("/a/b", "/a") && is_below("/a", "/a") && is_below("/x", "/"));
+        assert!(!is_below("/ab", "/a") && !is_below("/a", "/a/b"));
     }
 }

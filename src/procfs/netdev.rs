@@ -10,19 +10,29 @@
 use super::{parse_u64, ParseError};
 use crate::snapshot::LinkStatus;
 
+/// The file parsed here.
 pub const FILE: &str = "/proc/net/dev";
 
 /// The counters of one interface (those the payload carries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DevStats<'a> {
+    /// Interface name.
     pub name: &'a str,
+    /// Bytes received.
     pub rx_bytes: u64,
+    /// Packets received.
     pub rx_packets: u64,
+    /// Receive errors.
     pub rx_errors: u64,
+    /// Received packets dropped.
     pub rx_dropped: u64,
+    /// Bytes sent.
     pub tx_bytes: u64,
+    /// Packets sent.
     pub tx_packets: u64,
+    /// Transmit errors.
     pub tx_errors: u64,
+    /// Transmitted packets dropped.
     pub tx_dropped: u64,
 }
 

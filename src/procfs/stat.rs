@@ -7,29 +7,40 @@
 
 use super::{parse_u64, ParseError};
 
+/// The file parsed here.
 pub const FILE: &str = "/proc/stat";
 
 /// The aggregate CPU counters, in ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
+    /// Normal processes in user mode.
     pub user: u64,
+    /// Niced processes in user mode.
     pub nice: u64,
+    /// Kernel mode.
     pub system: u64,
+    /// Idle.
     pub idle: u64,
+    /// Waiting for I/O (counted as idle).
     pub iowait: u64,
+    /// Servicing interrupts.
     pub irq: u64,
+    /// Servicing softirqs.
     pub softirq: u64,
+    /// Stolen by the hypervisor.
     pub steal: u64,
 }
 
 /// What the agent takes from /proc/stat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
+    /// The aggregate `cpu` line.
     pub cpu: CpuTimes,
     /// Number of `cpuN` lines: the CPUs online.
     pub cores: u32,
 }
 
+/// Parses the text of /proc/stat.
 pub fn parse(text: &str) -> Result<Stat, ParseError> {
     if text.trim().is_empty() {
         return Err(ParseError::Empty { file: FILE });

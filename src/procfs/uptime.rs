@@ -2,6 +2,7 @@
 
 use super::ParseError;
 
+/// The file parsed here.
 pub const FILE: &str = "/proc/uptime";
 
 /// Seconds since boot, as the kernel prints them (hundredths).

@@ -17,9 +17,12 @@ pub mod backlog;
 pub mod debug_events;
 pub mod http;
 pub mod net;
+mod redact;
 pub mod register;
 pub mod rest;
+mod retry;
 pub mod tls;
+pub mod url;
 pub mod wait;
 pub mod ws;
 mod wskey;
@@ -31,13 +34,15 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tls::ClientConfig;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::error::Error;
 use crate::snapshot::{CaptureMode, Snapshot};
 use backlog::Backlog;
 use debug_events::DebugEvents;
 use rest::{Rest, Step};
 use ws::Ws;
+
+pub use redact::redact;
 
 /// Catch-up POSTs per cycle at most, so a recovering fleet does not flood the platform.
 const MAX_POSTS_PER_CYCLE: u32 = 10;
@@ -101,16 +106,6 @@ impl Limiter {
     }
 }
 
-/// Removes the key from text that came from outside (a server echoing the header back).
-pub fn redact(text: &str, key: Option<&Secret>) -> String {
-    match key {
-        Some(k) if !k.expose().is_empty() && text.contains(k.expose()) => {
-            text.replace(k.expose(), "<redacted>")
-        }
-        _ => text.to_owned(),
-    }
-}
-
 /// FNV-1a, 64 bit: a hash that stays the same across builds and platforms.
 fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -161,6 +156,9 @@ pub struct Shipper {
     summary_at: Instant,
     marks: Marks,
     config_summary: serde_json::Value,
+    /// Snapshots delivered (REST + WebSocket) when last looked, and when that number last grew.
+    delivered: u64,
+    last_delivery: Option<std::time::SystemTime>,
     last: LastAttempt,
 }
 
@@ -235,23 +233,37 @@ impl Shipper {
     ) -> Result<Shipper, Error> {
         let tls = tls_for(cfg)?;
         let reloading = backlog.is_some();
-        let rest = cfg.platform_api_url.as_ref().map(|u| {
-            let backlog = backlog.unwrap_or_else(|| {
-                let (backlog, warnings) =
-                    Backlog::new(cfg.backlog_kb as usize * 1024, cfg.backlog_dir.as_deref());
-                for w in warnings {
-                    warn!("{w}");
-                }
-                if !backlog.is_empty() {
-                    info!(
-                        "API: {} snapshots from the spool wait for delivery",
-                        backlog.len()
-                    );
-                }
-                backlog
-            });
-            Rest::new(u.clone(), cfg.api_key.clone(), cfg.http_timeout, backlog)
-        });
+        let rest = match cfg.platform_api_url.as_ref() {
+            None => None,
+            Some(u) => {
+                let backlog = match backlog {
+                    Some(b) => b,
+                    None => {
+                        let (backlog, warnings) = Backlog::new(
+                            cfg.backlog_kb as usize * 1024,
+                            cfg.backlog_dir.as_deref(),
+                        )?;
+                        for w in warnings {
+                            warn!("{w}");
+                        }
+                        if !backlog.is_empty() {
+                            info!(
+                                "API: {} snapshots from the spool wait for delivery",
+                                backlog.len()
+                            );
+                        }
+                        backlog
+                    }
+                };
+                Some(Rest::new(
+                    u.clone(),
+                    cfg.api_key.clone(),
+                    cfg.http_timeout,
+                    cfg.cycle,
+                    backlog,
+                ))
+            }
+        };
         let ws = cfg
             .platform_ws_url
             .as_ref()
@@ -299,6 +311,8 @@ impl Shipper {
             started: false,
             summary_at: now + SUMMARY_EVERY,
             marks: Marks::default(),
+            delivered: 0,
+            last_delivery: None,
             config_summary,
             last: LastAttempt::default(),
         })
@@ -309,6 +323,20 @@ impl Shipper {
         self.rest
             .as_ref()
             .map_or((0, 0), |r| (r.depth() as u64, r.backlog.lost()))
+    }
+
+    /// When a platform last accepted a snapshot (REST 2xx or a WebSocket message sent).
+    pub fn last_delivery(&self) -> Option<std::time::SystemTime> {
+        self.last_delivery
+    }
+
+    fn note_deliveries(&mut self) {
+        let n = self.rest.as_ref().map_or(0, |r| r.stats.sent)
+            + self.ws.as_ref().map_or(0, |w| w.stats.sent);
+        if n > self.delivered {
+            self.delivered = n;
+            self.last_delivery = Some(std::time::SystemTime::now());
+        }
     }
 
     fn event(&mut self, now: Instant, kind: &str, fields: serde_json::Value) {
@@ -348,6 +376,7 @@ impl Shipper {
         if let Some(rest) = self.rest.as_mut() {
             rest.enqueue(seq, text.into_bytes(), now);
         }
+        self.note_deliveries();
         self.window = Some(Window {
             end: now + self.timeout,
             posts: 0,
@@ -424,6 +453,7 @@ impl Shipper {
             ws.on_ready(readable, writable, error, now);
         }
         self.flush_ws_events(now);
+        self.note_deliveries();
     }
 
     /// When `run_due` next has work: now while the window is open, else the WebSocket's timers.
@@ -453,6 +483,7 @@ impl Shipper {
         }
         self.step(now);
         self.flush_ws_events(now);
+        self.note_deliveries();
     }
 
     fn step(&mut self, now: Instant) {
@@ -595,9 +626,8 @@ pub fn check(cfg: &Config, snap: &Snapshot) -> (Vec<String>, bool) {
                     "refused"
                 };
                 format!(
-                    "FAILED: {what} (HTTP {}): {}",
-                    r.status,
-                    redact(&http::printable(&r.body, 120), cfg.api_key.as_ref())
+                    "FAILED: {what} ({})",
+                    http::status_text(r.status, &r.reason, cfg.api_key.as_ref())
                 )
             }
             Err(e) => {
@@ -704,18 +734,12 @@ mod tests {
     }
 
     #[test]
-    fn limiter_and_redaction() {
+    fn limiter_counts_what_it_held_back() {
         let t0 = Instant::now();
         let mut l = Limiter::new(Duration::from_secs(60));
         assert_eq!(l.allow(t0), Some(0));
         assert_eq!(l.allow(t0 + Duration::from_secs(10)), None);
         assert_eq!(l.allow(t0 + Duration::from_secs(20)), None);
         assert_eq!(l.allow(t0 + Duration::from_secs(61)), Some(2));
-        let k = Secret::new("sk-123".into());
-        assert_eq!(
-            redact("echo Bearer sk-123!", Some(&k)),
-            "echo Bearer <redacted>!"
-        );
-        assert_eq!(redact("nothing", None), "nothing");
     }
 }

@@ -21,7 +21,7 @@ pub enum RegisterError {
     NoUrl,
     Tls(tls::TlsError),
     Http(HttpError),
-    Status { status: u16, body: String },
+    Status { status: u16, reason: String },
     Reply(String),
     NoFile,
     File { path: PathBuf, reason: String },
@@ -33,8 +33,12 @@ impl fmt::Display for RegisterError {
             RegisterError::NoUrl => write!(f, "GENERATE_KEY_URL is not set"),
             RegisterError::Tls(e) => write!(f, "{e}"),
             RegisterError::Http(e) => write!(f, "key request failed: {e}"),
-            RegisterError::Status { status, body } => {
-                write!(f, "key request refused with HTTP {status}: {body}")
+            RegisterError::Status { status, reason } => {
+                write!(
+                    f,
+                    "key request refused ({})",
+                    http::status_text(*status, reason, None)
+                )
             }
             RegisterError::Reply(m) => write!(f, "key reply unusable: {m}"),
             RegisterError::NoFile => {
@@ -78,7 +82,7 @@ pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
     if !(200..300).contains(&resp.status) {
         return Err(RegisterError::Status {
             status: resp.status,
-            body: http::printable(&resp.body, 200),
+            reason: resp.reason,
         });
     }
     parse_reply(&resp.body)
@@ -87,7 +91,8 @@ pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
 /// The key from a JSON reply: `apiKey`, `api_key` or `key`, a string that can be stored.
 pub fn parse_reply(body: &[u8]) -> Result<Secret, RegisterError> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        RegisterError::Reply(format!("not JSON ({e}): {}", http::printable(body, 60)))
+        // serde_json's message names a line and column, never the text (which may be a key).
+        RegisterError::Reply(format!("not JSON ({e})"))
     })?;
     let key = ["apiKey", "api_key", "key"]
         .iter()

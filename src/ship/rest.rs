@@ -11,7 +11,7 @@ use super::tls::ClientConfig;
 
 use super::backlog::Backlog;
 use super::http::{self, HttpError};
-use super::{redact, Backoff, Limiter};
+use super::{redact, retry, Backoff, Limiter};
 use crate::config::{Secret, Url};
 
 pub struct Rest {
@@ -25,6 +25,10 @@ pub struct Rest {
     retry_at: Option<Instant>,
     /// Since when delivery fails, and how often it failed since.
     failing: Option<(Instant, u64)>,
+    /// The reason of the last failure, to tell a new one from a repeat.
+    last_reason: String,
+    /// CYCLE_TIME: how long a Retry-After is honoured is counted in cycles.
+    cycle: Duration,
     rejected_log: Limiter,
     pub stats: Stats,
 }
@@ -39,7 +43,7 @@ pub struct Stats {
 /// What one attempt did, for the shipper's cycle budget and the debug events.
 pub enum Step {
     Delivered,
-    /// Kept for a retry (the reason, and whether it starts an outage).
+    /// Kept for a retry (the reason, and whether it starts an outage or changes its reason).
     Failed {
         reason: String,
         first: bool,
@@ -54,7 +58,13 @@ pub enum Step {
 }
 
 impl Rest {
-    pub fn new(url: Url, key: Option<Secret>, timeout: Duration, backlog: Backlog) -> Rest {
+    pub fn new(
+        url: Url,
+        key: Option<Secret>,
+        timeout: Duration,
+        cycle: Duration,
+        backlog: Backlog,
+    ) -> Rest {
         Rest {
             url,
             key,
@@ -64,6 +74,8 @@ impl Rest {
             backoff: Backoff::new(),
             retry_at: None,
             failing: None,
+            last_reason: String::new(),
+            cycle,
             rejected_log: Limiter::new(Duration::from_secs(60)),
             stats: Stats::default(),
         }
@@ -90,7 +102,7 @@ impl Rest {
         if let Some((s, b)) = self.fresh.take() {
             self.backlog.push(s, b);
         }
-        std::mem::replace(&mut self.backlog, Backlog::new(0, None).0)
+        std::mem::replace(&mut self.backlog, Backlog::in_ram(0))
     }
 
     pub fn is_failing(&self) -> bool {
@@ -126,38 +138,58 @@ impl Rest {
         if let Some(a) = &auth {
             headers.push(("Authorization", a.as_str()));
         }
+        let size = body.len();
         let started = Instant::now();
         let res = http::post(&self.url, &headers, body, timeout, tls, false);
         let ms = started.elapsed().as_millis();
-        let retry = |reason: String, after: Option<Duration>, this: &mut Rest| {
+        let retry = |reason: String, after: Option<u64>, this: &mut Rest| {
             if let Some((s, b)) = this.fresh.take() {
                 this.backlog.push(s, b);
             }
             this.stats.failed += 1;
-            let mut delay = this.backoff.next_delay();
-            if let Some(a) = after {
-                delay = delay.max(a.min(Duration::from_secs(3600)));
-            }
+            let fits = (this.backlog.room() / size.max(1)) as u64;
+            let backoff = this.backoff.next_delay();
+            let delay = retry::delay(backoff, after, this.cycle, fits);
+            let asked = match after {
+                Some(a) => format!(
+                    " (Retry-After {a} s, honoured for {} s)",
+                    retry::honoured(a, this.cycle, fits).as_secs()
+                ),
+                None => String::new(),
+            };
             this.retry_at = Some(now + delay);
-            let first = this.failing.is_none();
             let depth = this.depth();
+            // A new outage, or the same one for a new reason: warn. A repeat: debug only.
+            let changed = this.last_reason != reason;
+            let report = this.failing.is_none() || changed;
             match &mut this.failing {
                 None => {
                     this.failing = Some((now, 1));
                     warn!(
-                        "API: delivery failing: {reason}; keeping snapshots for retry (backlog {depth}), next try in {:.1} s",
+                        "API: delivery failing: {reason}; keeping snapshots for retry (backlog {depth}), next try in {:.1} s{asked}",
                         delay.as_secs_f64()
                     );
                 }
                 Some((_, n)) => {
                     *n += 1;
-                    debug!(
-                        "API: still failing ({n} attempts): {reason}; backlog {depth}, next try in {:.1} s",
-                        delay.as_secs_f64()
-                    );
+                    if changed {
+                        warn!(
+                            "API: delivery still failing ({n} attempts), now: {reason}; backlog {depth}, next try in {:.1} s{asked}",
+                            delay.as_secs_f64()
+                        );
+                    } else {
+                        debug!(
+                            "API: still failing ({n} attempts): {reason}; backlog {depth}, next try in {:.1} s{asked}",
+                            delay.as_secs_f64()
+                        );
+                    }
                 }
             }
-            Step::Failed { reason, first }
+            this.last_reason.clone_from(&reason);
+            Step::Failed {
+                reason,
+                first: report,
+            }
         };
         let resp = match res {
             Ok(r) => r,
@@ -170,7 +202,8 @@ impl Rest {
             Err(e) => return retry(redact(&e.to_string(), self.key.as_ref()), None, self),
         };
         let status = resp.status;
-        let snippet = redact(&http::printable(&resp.body, 200), self.key.as_ref());
+        // Server text in logs: the reason phrase only (bounded, printable), masked.
+        let status_text = http::status_text(status, &resp.reason, self.key.as_ref());
         match status {
             200..=299 => {
                 if self.fresh.take().is_none() {
@@ -180,6 +213,7 @@ impl Rest {
                 self.backoff.reset();
                 self.retry_at = None;
                 debug!("API: Data sent successfully (seq {seq}, HTTP {status}, {ms} ms)");
+                self.last_reason.clear();
                 if let Some((since, attempts)) = self.failing.take() {
                     info!(
                         "API: delivery recovered after {attempts} failed attempts over {} s; {} snapshots waiting",
@@ -194,13 +228,14 @@ impl Rest {
                 Step::Delivered
             }
             408 | 429 | 500..=599 => {
-                let reason = format!("HTTP {status} from {}: {}", self.url.host, snippet);
+                let reason = format!("{status_text} from {}", self.url.host);
                 retry(reason, resp.retry_after, self)
             }
             300..=399 => {
+                // The Location is never logged: it could echo the request's Authorization.
                 let reason = format!(
-                    "HTTP {status} redirect to {} not followed: fix PLATFORM_API_URL",
-                    resp.location.as_deref().unwrap_or("?")
+                    "HTTP {status} redirect from {} not followed: fix PLATFORM_API_URL",
+                    self.url.host
                 );
                 retry(reason, None, self)
             }
@@ -212,6 +247,7 @@ impl Rest {
                 self.backoff.reset();
                 self.retry_at = None;
                 self.failing = None;
+                self.last_reason.clear();
                 if let Some(suppressed) = self.rejected_log.allow(now) {
                     let more = if suppressed > 0 {
                         format!(" ({suppressed} more since the last report)")
@@ -220,14 +256,10 @@ impl Rest {
                     };
                     if status == 401 || status == 403 {
                         error!(
-                            "API: API key rejected (HTTP {status}): {}; snapshot seq {seq} dropped{more}",
-                            snippet
+                            "API: API key rejected ({status_text}); snapshot seq {seq} dropped{more}"
                         );
                     } else {
-                        warn!(
-                            "API: snapshot seq {seq} refused with HTTP {status}: {}; dropped{more}",
-                            snippet
-                        );
+                        warn!("API: snapshot seq {seq} refused ({status_text}); dropped{more}");
                     }
                 }
                 Step::Dropped

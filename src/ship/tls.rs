@@ -72,9 +72,12 @@ pub fn explain(e: &io::Error, _host: &str) -> String {
 #[cfg(feature = "tls")]
 pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let path = ca_file.unwrap_or(Path::new(SYSTEM_BUNDLE));
-    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+    // A regular file of at most 4 MiB (the Mozilla bundle is ~220 KB): never a FIFO or a
+    // device, never read without end.
+    let mut pem = Vec::new();
+    crate::sys::fs::read_regular(path, true, 4 << 20, &mut pem).map_err(|e| TlsError::Read {
         path: path.to_owned(),
-        source,
+        source: e.into_io(),
     })?;
     let mut store = RootCertStore::empty();
     let mut skipped = 0;
@@ -254,8 +257,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/nonexistent/ca.pem: cannot read"), "{e}");
-        let e = roots(Some(Path::new("/dev/null"))).unwrap_err().to_string();
+        let empty = std::env::temp_dir().join(format!("netmon-empty-ca-{}", std::process::id()));
+        std::fs::write(&empty, "").unwrap();
+        let e = roots(Some(&empty)).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&empty);
         assert!(e.contains("no usable CA certificate"), "{e}");
+        // A device is not read at all (/dev/zero would never end).
+        let e = roots(Some(Path::new("/dev/zero"))).unwrap_err().to_string();
+        assert!(
+            e.contains("is a character device, not a regular file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -329,7 +329,7 @@ impl Ws {
         let host = &self.url.host;
         // The opening handshake (RFC 6455 section 4.1).
         let key = wskey::new_key();
-        let path = self.url.path.split('#').next().unwrap_or("/");
+        let path = self.url.request_target();
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nUser-Agent: netmon-agent/{}\r\n",
             http::host_header(&self.url),
@@ -357,11 +357,14 @@ impl Ws {
         conn.write_all(req.as_bytes())
             .and_then(|()| conn.flush())
             .map_err(io_err)?;
-        let mut buf = Vec::with_capacity(1024);
-        let head = http::read_head(&mut conn, &mut buf).map_err(|e| match e {
+        let mut reply = http::ReplyParser::new(0);
+        let early = http::read_head(&mut conn, &mut reply).map_err(|e| match e {
             http::ReadError::Io(e) => io_err(e),
-            http::ReadError::Bad(m) => format!("{host}: handshake failed: {m}"),
+            http::ReadError::Reply(m) => format!("{host}: handshake failed: {m}"),
         })?;
+        let Some(head) = reply.head() else {
+            return Err(format!("{host}: handshake failed: no reply"));
+        };
         let status = head.status;
         if status != 101 {
             return Err(if status == 401 || status == 403 {
@@ -371,16 +374,18 @@ impl Ws {
             });
         }
         let has_token = |name: &str, token: &str| {
-            head.get(name)
-                .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            reply.field(name).is_some_and(|v| {
+                v.split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            })
         };
         let bad = if !has_token("upgrade", "websocket") {
             Some("no 'Upgrade: websocket' in the reply")
         } else if !has_token("connection", "upgrade") {
             Some("no 'Connection: Upgrade' in the reply")
-        } else if head.get("sec-websocket-accept") != Some(wskey::accept(&key).as_str()) {
+        } else if reply.field("sec-websocket-accept") != Some(wskey::accept(&key).as_bytes()) {
             Some("wrong Sec-WebSocket-Accept in the reply")
-        } else if head.get("sec-websocket-protocol").is_some() {
+        } else if reply.field("sec-websocket-protocol").is_some() {
             Some("the server chose a subprotocol that was not asked for")
         } else {
             None
@@ -388,8 +393,8 @@ impl Ws {
         if let Some(m) = bad {
             return Err(format!("{host}: handshake failed: {m}"));
         }
-        // Frames the server sent right after its reply are already in `buf`.
-        buf.drain(..head.len);
+        // Frames the server sent right after its reply were read with it.
+        let buf = early;
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)

@@ -1,11 +1,11 @@
-//! Tests only (and the test of the per-frame path lives here, outside the modules the benchmark
-//! and fuzzer compile by path): a global allocator that counts this thread's allocations, so a test can assert
+//! Tests only: a global allocator that counts this thread's allocations, so a test can assert
 //! that the per-frame path (decode + account) allocates nothing. Other test threads' allocations
 //! do not disturb the count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+/// The counting allocator (over the system one).
 pub struct Counting;
 
 thread_local! {

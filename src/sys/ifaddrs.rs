@@ -5,7 +5,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// The addresses of one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addresses {
+    /// IPv4 addresses with their prefix lengths.
     pub ipv4: Vec<(Ipv4Addr, u8)>,
+    /// IPv6 addresses with their prefix lengths.
     pub ipv6: Vec<(Ipv6Addr, u8)>,
 }
 

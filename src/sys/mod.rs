@@ -4,6 +4,7 @@
 
 #[cfg(test)]
 pub mod count_alloc;
+pub mod fs;
 pub mod ifaddrs;
 pub mod packet;
 pub mod poll;

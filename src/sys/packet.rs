@@ -10,6 +10,7 @@
 //! the block before anything is read through it.
 
 use std::io;
+use std::marker::PhantomData;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
@@ -26,9 +27,13 @@ pub const SNAP_DHCP: u32 = 1536;
 /// How the ring is cut up. Built by `RingGeometry::new`, which is the only place the rules live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingGeometry {
+    /// Bytes per block: a power of two, a page multiple, at most 1 MiB.
     pub block_size: u32,
+    /// Number of blocks.
     pub block_nr: u32,
+    /// `tp_frame_size` (TPACKET_V3 ignores it except for its checks).
     pub frame_size: u32,
+    /// `tp_frame_nr`, consistent with the above.
     pub frame_nr: u32,
 }
 
@@ -137,7 +142,9 @@ pub enum OpenError {
     Ring(String),
     /// Anything else, with the call that failed.
     Sys {
+        /// The call that failed.
         what: &'static str,
+        /// Its error.
         source: io::Error,
     },
 }
@@ -173,10 +180,13 @@ pub fn ifindex(name: &str) -> Option<i32> {
 /// What `open` needs to know.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
+    /// The interface to bind to.
     pub interface: &'a str,
+    /// Promiscuous through PACKET_ADD_MEMBERSHIP.
     pub promisc: bool,
     /// None: no receive ring (a socket that only sends and reads replies through `recv`).
     pub ring: Option<RingGeometry>,
+    /// Bytes kept of an ordinary frame (the filter keeps more of DHCP).
     pub snap: u32,
     /// Milliseconds after which the kernel hands over a block that is not full.
     pub block_timeout_ms: u32,
@@ -392,9 +402,13 @@ pub fn open(opts: &Options<'_>) -> Result<PacketSocket, OpenError> {
 /// wire as the kernel counted it.
 #[derive(Debug, Clone, Copy)]
 pub struct RawFrame<'a> {
+    /// The bytes the filter kept.
     pub data: &'a [u8],
+    /// Length on the wire as the kernel counted it (`tp_len`).
     pub orig_len: u32,
+    /// Timestamp, seconds.
     pub ts_sec: u32,
+    /// Timestamp, nanoseconds.
     pub ts_nsec: u32,
     /// The VLAN TCI from the ring header, when the kernel took the tag out of the frame.
     pub vlan_tci: Option<u16>,
@@ -404,18 +418,39 @@ pub struct RawFrame<'a> {
     pub pkttype: u8,
 }
 
-/// A block lent to the reader; dropping it hands the block back to the kernel.
+/// A block lent to the reader: it borrows the socket mutably (one block at a time), and
+/// dropping it hands the block back to the kernel. Frames are lent one at a time by
+/// [`Block::next_frame`], each borrowing the block, so no frame can be kept after the block is
+/// handed back and the kernel starts rewriting it:
+///
+/// ```compile_fail
+/// use netmon_agent::sys::packet::{PacketSocket, RawFrame};
+/// fn keep(sock: &mut PacketSocket) -> Option<RawFrame<'_>> {
+///     let mut block = sock.next_block()?;
+///     block.next_frame() // error: returns a value referencing the local `block`
+/// }
+/// ```
 pub struct Block<'a> {
-    block: &'a [u8],
-    status: &'a AtomicU32,
+    /// The block's status word, shared with the kernel and only ever accessed atomically; no
+    /// reference to plain bytes covers it.
+    status: NonNull<AtomicU32>,
+    /// The block's frames: from `offset_to_first_pkt` to the end of the block. Frame offsets
+    /// below are relative to it, so no frame reaches back into the block descriptor.
+    frames: NonNull<u8>,
+    frames_len: usize,
     remaining: u32,
     offset: usize,
     /// A frame header pointed outside the block: the rest of the block is skipped.
-    pub malformed: bool,
+    malformed: bool,
+    /// The block lives in the socket's ring, borrowed for as long as the block is lent.
+    _ring: PhantomData<&'a mut Ring>,
 }
 
 // Offsets inside the block descriptor and the frame header, from libc's types.
 const BLOCK_STATUS: usize = 8; // version, offset_to_priv, then hdr.bh1.block_status
+const BLOCK_NUM_PKTS: usize = 12;
+const BLOCK_FIRST_PKT: usize = 16;
+const BLOCK_DESC: usize = size_of::<libc::tpacket_block_desc>();
 const TP3_HDR: usize = size_of::<libc::tpacket3_hdr>();
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -425,15 +460,54 @@ fn read_u16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-impl<'a> Iterator for Block<'a> {
-    type Item = RawFrame<'a>;
+impl<'a> Block<'a> {
+    /// Takes the block at `base` (`size` bytes) when its status says the kernel handed it over.
+    ///
+    /// # Safety
+    /// `base` must be 4-byte aligned and point at `size` bytes of a TPACKET_V3 block (starting
+    /// with a `tpacket_block_desc`) that stay mapped and are not accessed by anything else in
+    /// this process for `'a`.
+    unsafe fn take(base: NonNull<u8>, size: usize) -> Option<Block<'a>> {
+        if size < BLOCK_DESC {
+            return None;
+        }
+        let status = base.add(BLOCK_STATUS).cast::<AtomicU32>();
+        // SAFETY (for the reads below): the caller guarantees the descriptor lies in the
+        // mapping, 4-byte aligned; the status word is only accessed atomically (the kernel
+        // writes it too), and after the Acquire load saw TP_STATUS_USER the kernel no longer
+        // writes to the rest of the block until we store TP_STATUS_KERNEL.
+        if status.as_ref().load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+            return None;
+        }
+        // tpacket_block_desc: version, offset_to_priv, then bh1: block_status, num_pkts,
+        // offset_to_first_pkt, blk_len.
+        let num = base.add(BLOCK_NUM_PKTS).cast::<u32>().read();
+        let first = base.add(BLOCK_FIRST_PKT).cast::<u32>().read() as usize;
+        let malformed = !(BLOCK_DESC..size).contains(&first);
+        let first = if malformed { size } else { first };
+        Some(Block {
+            status,
+            frames: base.add(first),
+            frames_len: size - first,
+            remaining: num,
+            offset: 0,
+            malformed,
+            _ring: PhantomData,
+        })
+    }
 
-    fn next(&mut self) -> Option<RawFrame<'a>> {
+    /// The next frame of the block, borrowed from it; None at the end of the block or at the
+    /// first frame header that points outside it (then [`Block::malformed`] is true).
+    pub fn next_frame(&mut self) -> Option<RawFrame<'_>> {
         if self.remaining == 0 || self.malformed {
             return None;
         }
         self.remaining -= 1;
-        match parse_frame(self.block, self.offset) {
+        // SAFETY: `frames`/`frames_len` lie inside this block (see `take`), which the kernel
+        // does not write while it is ours; the slice borrows `self`, so it ends before `drop`
+        // hands the block back.
+        let area = unsafe { std::slice::from_raw_parts(self.frames.as_ptr(), self.frames_len) };
+        match parse_frame(area, self.offset) {
             Some((frame, next)) => {
                 if next == 0 {
                     self.remaining = 0;
@@ -447,6 +521,11 @@ impl<'a> Iterator for Block<'a> {
                 None
             }
         }
+    }
+
+    /// True when a frame header pointed outside the block (the rest of it was skipped).
+    pub fn malformed(&self) -> bool {
+        self.malformed
     }
 }
 
@@ -492,18 +571,23 @@ fn parse_frame(block: &[u8], off: usize) -> Option<(RawFrame<'_>, u32)> {
 
 impl Drop for Block<'_> {
     fn drop(&mut self) {
-        self.status.store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        // SAFETY: the status word is in the mapping, which outlives the block (the block
+        // borrows the socket that owns it), and is only ever accessed atomically.
+        unsafe { self.status.as_ref() }.store(libc::TP_STATUS_KERNEL, Ordering::Release);
     }
 }
 
 /// Kernel capture counters since the last call (reading resets them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Frames the kernel passed to the ring.
     pub packets: u32,
+    /// Frames the kernel dropped (ring full).
     pub drops: u32,
 }
 
 impl PacketSocket {
+    /// The interface index the socket is bound to.
     pub fn ifindex(&self) -> i32 {
         self.ifindex
     }
@@ -513,28 +597,12 @@ impl PacketSocket {
         let ring = self.ring.as_mut()?;
         let bs = ring.geometry.block_size as usize;
         let idx = ring.current as usize;
-        // SAFETY: block `idx` < block_nr lies inside the mapping; its first 4-byte-aligned word
-        // at BLOCK_STATUS is the status the kernel and we hand back and forth atomically.
-        let status =
-            unsafe { &*(ring.base.as_ptr().add(idx * bs + BLOCK_STATUS) as *const AtomicU32) };
-        if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
-            return None;
-        }
+        // SAFETY: block `idx` < block_nr lies inside the mapping, page aligned (block_size is a
+        // page multiple); the returned block borrows the ring mutably, so nothing else here
+        // touches it while it is lent.
+        let block = unsafe { Block::take(ring.base.add(idx * bs), bs) }?;
         ring.current = (ring.current + 1) % ring.geometry.block_nr;
-        // SAFETY: the block is ours until its status is set back to TP_STATUS_KERNEL (in
-        // Block's Drop); the kernel does not write to it meanwhile. The slice is within the mapping.
-        let block = unsafe { std::slice::from_raw_parts(ring.base.as_ptr().add(idx * bs), bs) };
-        // tpacket_block_desc: version, offset_to_priv, then bh1: block_status, num_pkts,
-        // offset_to_first_pkt, blk_len.
-        let num = read_u32(block, 12).unwrap_or(0);
-        let first = read_u32(block, 16).unwrap_or(0) as usize;
-        Some(Block {
-            block,
-            status,
-            remaining: num,
-            offset: first,
-            malformed: first >= bs,
-        })
+        Some(block)
     }
 
     /// Packets and drops counted by the kernel since the previous call.
@@ -693,5 +761,57 @@ mod tests {
         for n in 0..block.len() {
             let _ = parse_frame(&block[..n], 48);
         }
+    }
+
+    /// A whole block in memory, lent as the ring lends it: frames in order, the frame area
+    /// starting at `offset_to_first_pkt`, the status handed back on drop.
+    #[test]
+    fn block_lends_frames_and_hands_back() {
+        const SIZE: usize = 1024;
+        let mut words = vec![0u32; SIZE / 4]; // u32s: the status word is 4-byte aligned
+        let base = NonNull::new(words.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY (the writes and `take`s below): every offset is inside `words`, which stays
+        // alive, and nothing else touches it while a block is lent.
+        let put32 = |at: usize, v: u32| unsafe { base.add(at).cast::<u32>().write(v) };
+        let put16 = |at: usize, v: u16| unsafe { base.add(at).cast::<u16>().write_unaligned(v) };
+        let put8 = |at: usize, v: u8| unsafe { base.add(at).write(v) };
+        // descriptor: status USER, 3 frames, first at 64
+        put32(BLOCK_STATUS, libc::TP_STATUS_USER);
+        put32(BLOCK_NUM_PKTS, 3);
+        put32(BLOCK_FIRST_PKT, 64);
+        // frame 0 at 64: next +128, 14 bytes at +80, len 60, outgoing
+        for (at, next, first_byte) in [(64usize, 128u32, 0xaa_u8), (192, 0, 0xbb)] {
+            put32(at, next);
+            put32(at + 12, 14);
+            put32(at + 16, 60);
+            put16(at + 24, 80);
+            put8(at + 48 + 10, 4);
+            put8(at + 80, first_byte);
+        }
+        let mut block = unsafe { Block::take(base, SIZE) }.expect("status USER");
+        let mut seen = Vec::new();
+        while let Some(f) = block.next_frame() {
+            seen.push((f.data[0], f.data.len(), f.orig_len, f.pkttype));
+        }
+        // next_offset 0 ends the block even though num_pkts said 3.
+        assert_eq!(seen, vec![(0xaa, 14, 60, 4), (0xbb, 14, 60, 4)]);
+        assert!(!block.malformed());
+        drop(block);
+        assert_eq!(words[BLOCK_STATUS / 4], libc::TP_STATUS_KERNEL);
+        // The kernel's block is not taken.
+        assert!(unsafe { Block::take(base, SIZE) }.is_none());
+        // A first-frame offset inside the descriptor or past the block: malformed, no frames.
+        for first in [0u32, 8, SIZE as u32, u32::MAX] {
+            words[BLOCK_STATUS / 4] = libc::TP_STATUS_USER;
+            words[BLOCK_FIRST_PKT / 4] = first;
+            let mut block = unsafe { Block::take(base, SIZE) }.unwrap();
+            assert!(block.next_frame().is_none() && block.malformed(), "{first}");
+        }
+        // A frame pointing outside the block stops it there.
+        words[BLOCK_STATUS / 4] = libc::TP_STATUS_USER;
+        words[BLOCK_FIRST_PKT / 4] = 64;
+        words[(64 + 12) / 4] = 4000; // snaplen past the end
+        let mut block = unsafe { Block::take(base, SIZE) }.unwrap();
+        assert!(block.next_frame().is_none() && block.malformed());
     }
 }

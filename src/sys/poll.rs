@@ -7,28 +7,37 @@ use std::time::Duration;
 /// Readiness of one polled fd.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ready {
+    /// Data to read (or a peer that closed).
     pub readable: bool,
+    /// Room to write.
     pub writable: bool,
     /// Error or hang-up on the fd.
     pub error: bool,
 }
 
+/// One fd to poll and what for.
 pub struct Interest<'a> {
+    /// The fd.
     pub fd: BorrowedFd<'a>,
+    /// Wake when readable.
     pub read: bool,
+    /// Wake when writable.
     pub write: bool,
 }
 
+/// Fds one poll takes at most.
+pub const MAX_FDS: usize = 16;
+
 /// Waits until one of `fds` is ready or `timeout` passes (rounded up to whole milliseconds, so
 /// a deadline is never woken for early). EINTR is a normal return with nothing ready.
-/// At most 8 fds (the loop polls the ring, the signalfd and a couple of sockets).
+/// At most [`MAX_FDS`] fds (the rings, the signalfd, the platform and metrics sockets).
 pub fn poll(fds: &[Interest<'_>], timeout: Duration, out: &mut [Ready]) -> io::Result<usize> {
     let mut pfds = [libc::pollfd {
         fd: -1,
         events: 0,
         revents: 0,
-    }; 8];
-    let n = fds.len().min(8).min(out.len());
+    }; MAX_FDS];
+    let n = fds.len().min(MAX_FDS).min(out.len());
     for (p, i) in pfds.iter_mut().zip(&fds[..n]) {
         p.fd = i.fd.as_raw_fd();
         p.events = if i.read { libc::POLLIN } else { 0 } | if i.write { libc::POLLOUT } else { 0 };

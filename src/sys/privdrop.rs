@@ -16,20 +16,29 @@ use std::fmt;
 
 use super::syscall;
 
+/// CAP_NET_RAW's number.
 pub const CAP_NET_RAW: u32 = 13;
 const CAP_SETPCAP: u32 = 8;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
 
+/// Why switching users failed.
 #[derive(Debug)]
 pub enum PrivError {
     /// The user is not in the password database.
     NoSuchUser(String),
     /// Not root, and not that user either: there is nothing we may switch to.
-    NotRoot { user: String, uid: u32 },
+    NotRoot {
+        /// The user asked for.
+        user: String,
+        /// Our uid.
+        uid: u32,
+    },
     /// A system call of the switch failed.
     Sys {
+        /// The call that failed.
         what: &'static str,
+        /// Its error.
         source: std::io::Error,
     },
     /// The switch seemed to work, but the check afterwards found a way back.
@@ -72,8 +81,11 @@ fn sys(what: &'static str) -> impl FnOnce(std::io::Error) -> PrivError {
 /// A user from the password database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// User name.
     pub name: String,
+    /// User id.
     pub uid: u32,
+    /// Primary group id.
     pub gid: u32,
 }
 
@@ -121,8 +133,11 @@ pub fn lookup_user(name: &str) -> Result<User, PrivError> {
 /// The three capability sets of the calling thread, as bit masks (bit N = capability N).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Caps {
+    /// Effective set.
     pub effective: u64,
+    /// Permitted set.
     pub permitted: u64,
+    /// Inheritable set.
     pub inheritable: u64,
 }
 
@@ -140,6 +155,7 @@ struct CapData {
     inheritable: u32,
 }
 
+/// The calling thread's capability sets (capget).
 pub fn caps_get() -> std::io::Result<Caps> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -160,6 +176,7 @@ pub fn caps_get() -> std::io::Result<Caps> {
     })
 }
 
+/// Sets the calling thread's capability sets (capset).
 pub fn caps_set(c: Caps) -> std::io::Result<()> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,

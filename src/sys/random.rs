@@ -26,6 +26,7 @@ pub fn fill(buf: &mut [u8]) {
     }
 }
 
+/// A random u64 (from [`fill`]).
 pub fn u64() -> u64 {
     let mut b = [0u8; 8];
     fill(&mut b);

@@ -6,12 +6,16 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::syscall;
 
+/// A signal the loop acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
+    /// SIGINT or SIGTERM: stop.
     Terminate,
+    /// SIGHUP: reload the configuration.
     Reload,
 }
 
+/// The signalfd for SIGINT, SIGTERM and SIGHUP.
 pub struct SignalFd {
     fd: OwnedFd,
 }

@@ -12,7 +12,9 @@ use super::syscall;
 /// Whether the connect finished inside `connect(2)` (loopback often does) or is under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
+    /// The connection is up.
     Connected,
+    /// The connection is under way: wait for writability.
     InProgress,
 }
 
@@ -32,6 +34,7 @@ pub fn connect_start(addr: &SocketAddr) -> io::Result<(TcpStream, Started)> {
     ))?;
     // SAFETY: `raw` is a descriptor socket(2) just returned; nothing else owns or closes it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    set_liveness(&fd)?;
     let rc = match addr {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_in is plain data; all zeroes is a valid value of it.
@@ -69,6 +72,65 @@ pub fn connect_start(addr: &SocketAddr) -> io::Result<(TcpStream, Started)> {
         }
         _ => Err(e),
     }
+}
+
+/// How long a platform connection may go without a sign of the peer before the kernel gives it
+/// up. A connection idle for `KEEPALIVE_IDLE` is probed every `KEEPALIVE_INTERVAL`, and dropped
+/// after `KEEPALIVE_PROBES` unanswered probes (15 + 3 x 5 = 30 s); data unacknowledged for
+/// `USER_TIMEOUT` drops it too (a peer that vanished while we were sending). Without them a dead
+/// path is only noticed after tcp_retries2 (about 15 minutes) or, when idle, never.
+pub const KEEPALIVE_IDLE: u32 = 15;
+/// Seconds between keep-alive probes.
+pub const KEEPALIVE_INTERVAL: u32 = 5;
+/// Unanswered probes before the connection is dropped.
+pub const KEEPALIVE_PROBES: u32 = 3;
+/// How long sent data may stay unacknowledged (TCP_USER_TIMEOUT).
+pub const USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sets an `int` socket option. Sound for any fd and value: the kernel reads exactly one int.
+fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
+    let v = value as libc::c_int;
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        level,
+        name,
+        (&v as *const libc::c_int).cast(),
+        size_of::<libc::c_int>() as libc::socklen_t
+    ))
+    .map(drop)
+}
+
+/// Reads an `int` socket option.
+pub fn get_int(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<u32> {
+    let mut v: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    syscall!(getsockopt(
+        fd.as_raw_fd(),
+        level,
+        name,
+        (&mut v as *mut libc::c_int).cast(),
+        &mut len
+    ))?;
+    Ok(v as u32)
+}
+
+/// Keepalive probes and a user timeout on a TCP socket (see `KEEPALIVE_IDLE`).
+fn set_liveness(fd: &OwnedFd) -> io::Result<()> {
+    set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE)?;
+    set_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPINTVL,
+        KEEPALIVE_INTERVAL,
+    )?;
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES)?;
+    set_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_USER_TIMEOUT,
+        USER_TIMEOUT.as_millis() as u32,
+    )
 }
 
 /// # Safety
@@ -146,6 +208,22 @@ mod tests {
             s.read_exact(&mut b).unwrap();
             assert_eq!(&b, b"ping");
         }
+    }
+
+    #[test]
+    fn sockets_carry_keepalive_and_a_user_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (s, _) = connect_start(&l.local_addr().unwrap()).unwrap();
+        // Read back from the kernel.
+        let get = |level, name| get_int(&s, level, name).unwrap();
+        assert_eq!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), KEEPALIVE_IDLE);
+        assert_eq!(
+            get(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT), KEEPALIVE_PROBES);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT), 30_000);
     }
 
     #[test]

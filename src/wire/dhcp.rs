@@ -18,14 +18,19 @@ mod field {
     pub const OPTIONS: usize = 240;
 }
 
+/// The DHCP magic cookie after the BOOTP header.
 pub const MAGIC_COOKIE: [u8; 4] = [0x63, 0x82, 0x53, 0x63];
 /// BOOTREQUEST: a message from a client.
 pub const OP_REQUEST: u8 = 1;
+/// Option 0: padding.
 pub const OPT_PAD: u8 = 0;
+/// Option 12: host name.
 pub const OPT_HOST_NAME: u8 = 12;
+/// Option 255: end of options.
 pub const OPT_END: u8 = 255;
 /// UDP ports: clients send from 68 to 67.
 pub const SERVER_PORT: u16 = 67;
+/// The client's port.
 pub const CLIENT_PORT: u16 = 68;
 
 /// A read-only view of a BOOTP/DHCP message.
@@ -35,10 +40,12 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    /// A view without any check (see [`Packet::check_len`]).
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
     }
 
+    /// A view of a buffer that passed [`Packet::check_len`].
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let p = Packet::new_unchecked(buffer);
         p.check_len()?;
@@ -56,6 +63,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
     }
 
+    /// `op`: 1 request, 2 reply.
     pub fn op(&self) -> u8 {
         self.buffer.as_ref()[field::OP]
     }

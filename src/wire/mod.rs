@@ -22,6 +22,7 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// The result of the views here.
 pub type Result<T> = core::result::Result<T, Error>;
 
 type Field = core::ops::Range<usize>;

@@ -15,11 +15,17 @@ use super::{Error, Result};
 /// Linux `PACKET_*` packet types (`sll_pkttype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketType {
+    /// To this host (PACKET_HOST).
     Host,
+    /// Broadcast (PACKET_BROADCAST).
     Broadcast,
+    /// Multicast (PACKET_MULTICAST).
     Multicast,
+    /// To another host (PACKET_OTHERHOST).
     OtherHost,
+    /// Sent by this host (PACKET_OUTGOING).
     Outgoing,
+    /// Any other value.
     Unknown(u16),
 }
 
@@ -63,7 +69,9 @@ mod v2 {
 /// Which of the two header versions a view reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// LINKTYPE_LINUX_SLL (113), 16 bytes.
     V1,
+    /// LINKTYPE_LINUX_SLL2 (276), 20 bytes.
     V2,
 }
 
@@ -75,10 +83,12 @@ pub struct Header<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Header<T> {
+    /// A view without any check (see [`Header::check_len`]).
     pub const fn new_unchecked(buffer: T, version: Version) -> Header<T> {
         Header { buffer, version }
     }
 
+    /// A view of a buffer that passed [`Header::check_len`].
     pub fn new_checked(buffer: T, version: Version) -> Result<Header<T>> {
         let h = Header::new_unchecked(buffer, version);
         h.check_len()?;
@@ -94,6 +104,7 @@ impl<T: AsRef<[u8]>> Header<T> {
         }
     }
 
+    /// Length of the header in this version.
     pub fn header_len(&self) -> usize {
         match self.version {
             Version::V1 => v1::PAYLOAD,
@@ -106,6 +117,7 @@ impl<T: AsRef<[u8]>> Header<T> {
         u16::from_be_bytes([b[0], b[1]])
     }
 
+    /// Where the frame was going.
     pub fn packet_type(&self) -> PacketType {
         match self.version {
             Version::V1 => PacketType::from(self.u16_at(v1::PKTTYPE)),
@@ -170,6 +182,7 @@ impl<T: AsRef<[u8]>> Header<T> {
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Header<&'a T> {
+    /// The bytes after the header.
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }

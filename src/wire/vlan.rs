@@ -9,7 +9,9 @@ use super::{Error, Result};
 
 /// TPIDs that introduce a tag: 802.1Q, 802.1ad, and the pre-standard 0x9100 Q-in-Q.
 pub const TPID_8021Q: u16 = 0x8100;
+/// TPID of an 802.1ad service tag.
 pub const TPID_8021AD: u16 = 0x88a8;
+/// TPID of pre-standard Q-in-Q tags.
 pub const TPID_QINQ_OLD: u16 = 0x9100;
 
 /// True when `ethertype` announces a VLAN tag.
@@ -34,6 +36,7 @@ pub struct Tag<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Tag<T> {
+    /// A view without any check (see [`Tag::check_len`]).
     pub const fn new_unchecked(buffer: T) -> Tag<T> {
         Tag { buffer }
     }

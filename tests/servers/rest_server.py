@@ -14,9 +14,15 @@ connection, so a test can switch it while running) or --mode:
   huge          200 with a 100 MB body
   garbage       random bytes instead of HTTP, then close
   close         read the request, close the connection without an answer
+  chunkbomb     500, chunked, then 64 KiB of "fffffffffffffffe" size lines, then silence
+  continue      "100 Continue" heads, as fast as the client reads, forever; when the client
+                hangs up, logs {"ended": "continue", "sent": bytes written before}
+  echo302       302 whose Location (and body) echo the request's Authorization header
+  echo:S:N      status S; reason phrase and body are "invalid token: <Authorization>" cut at N
+  retry:S:T     status S with Retry-After: T
 With --cert/--key it speaks TLS. Prints READY once listening.
 """
-import argparse, json, os, socket, ssl, sys, threading, time
+import argparse, json, os, socket, ssl, sys, threading, time, urllib.parse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
@@ -127,6 +133,34 @@ def handle(conn):
             while sent < size:
                 conn.sendall(block)
                 sent += len(block)
+        elif m == "chunkbomb":
+            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + b"fffffffffffffffe\r\n" * (65536 // 18))
+            wait_for_close(conn)
+        elif m == "continue":
+            block = b"HTTP/1.1 100 Continue\r\n\r\n" * 2000
+            sent = 0
+            try:
+                while True:
+                    conn.sendall(block)
+                    sent += len(block)
+            finally:
+                with lock, open(args.log, "a") as f:
+                    f.write(json.dumps({"t": time.time(), "ended": m, "sent": sent}) + "\n")
+        elif m == "echo302":
+            auth = urllib.parse.quote(headers.get("authorization", ""))
+            body = f"moved to /login?h={auth}".encode()
+            conn.sendall(f"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1/login?h={auth}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        elif m.startswith("echo:"):
+            _, status, n = m.split(":")
+            text = ("invalid token: " + headers.get("authorization", ""))[: int(n)]
+            body = text.encode()
+            conn.sendall(f"HTTP/1.1 {status} {text}\r\nContent-Length: {len(body)}\r\n"
+                         f"Connection: close\r\n\r\n".encode() + body)
+        elif m.startswith("retry:"):
+            _, status, t = m.split(":")
+            answer(conn, int(status), b'{"error":"later"}', f"Retry-After: {t}\r\n")
         elif m == "garbage":
             conn.sendall(os.urandom(3000))
         elif m == "close":

@@ -1,0 +1,420 @@
+//! The agent against a hostile network and hostile servers (real servers on 127.0.0.1, the
+//! kernel's own counters as reference): replies that try to grow memory or keep a call
+//! reading, servers that echo the API key back, URLs that would inject headers, a Retry-After
+//! of three thousand years, failure reasons that change.
+
+use std::fs;
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::Duration;
+
+use crate::common::*;
+use crate::ship::{
+    base_config, free_port, posted, python_ready, records, rest, start_agent, stderr_of,
+    wait_until, write_config, Proc,
+};
+
+/// A field of /proc/PID/status or /proc/PID/io (KiB for memory, bytes for io).
+fn proc_field(pid: i32, file: &str, name: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/{file}"))
+}
+
+/// CPU time (user + system) of a process in clock ticks, from /proc/PID/stat.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the ")" closing the command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    f[11] + f[12]
+}
+
+/// (peak RSS in KiB, CPU ticks so far) of a process, from the kernel.
+fn peak_and_cpu(p: &Proc) -> (u64, u64) {
+    (proc_field(p.pid(), "status", "VmHWM:"), cpu_ticks(p.pid()))
+}
+
+/// The most one connection can have taken of an endless reply when the agent reads at most
+/// 64 KiB of it: that, plus what the kernels buffer on the way (the agent's receive buffer at
+/// its largest, tcp_rmem's maximum, and the server's send buffer, tcp_wmem's maximum).
+fn sent_bound() -> u64 {
+    let max = |f: &str| -> u64 {
+        fs::read_to_string(format!("/proc/sys/net/ipv4/{f}"))
+            .unwrap()
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    64 * 1024 + max("tcp_rmem") + max("tcp_wmem")
+}
+
+#[test]
+fn chunk_bombs_and_endless_interim_replies_are_capped() {
+    if !python_ready() {
+        return;
+    }
+    let k = crate::ship::key();
+    let mut runs = Vec::new();
+    for mode in ["chunkbomb", "continue"] {
+        let dir = scratch(&format!("hostile-net-{mode}"));
+        let api = rest(&dir, "rest", free_port(), "ok");
+        let mut cfg = base_config(&k, 1, 1);
+        cfg.push("INTERFACE=lo".into());
+        cfg.push("INTERFACE=lo".into());
+        cfg.push("LOG_LEVEL=info".into());
+        cfg.push(format!(
+            "PLATFORM_API_URL=http://127.0.0.1:{}/api",
+            api.port
+        ));
+        let conf = write_config(&dir, &cfg);
+        let (agent, errf) = start_agent(&dir, &conf, "1");
+        runs.push((mode, api, agent, errf));
+    }
+    for (_, api, _, _) in &runs {
+        let log = api.log.clone();
+        wait_until(Duration::from_secs(20), "2 posts", || {
+            posted(&log).len() >= 2
+        });
+    }
+    // The same stretch of normal cycles first: what reading /proc and a normal reply cost.
+    let quiet: Vec<(u64, u64)> = runs.iter().map(|r| peak_and_cpu(&r.2)).collect();
+    sleep(Duration::from_secs(6));
+    let before: Vec<(u64, u64)> = runs.iter().map(|r| peak_and_cpu(&r.2)).collect();
+    for (mode, api, _, _) in &runs {
+        api.set_mode(mode);
+    }
+    sleep(Duration::from_secs(6));
+    let after: Vec<(u64, u64)> = runs.iter().map(|r| peak_and_cpu(&r.2)).collect();
+    for (_, api, _, _) in &runs {
+        api.set_mode("ok");
+    }
+    for (i, (mode, api, agent, errf)) in runs.iter_mut().enumerate() {
+        let log = api.log.clone();
+        wait_until(Duration::from_secs(30), "recovery", || {
+            let r = records(&log);
+            let p = posted(&log);
+            r.iter()
+                .any(|r| r["mode"] == "ok" && r["t"].as_f64() > Some(0.0))
+                && p.last().is_some_and(|l| l["agent"]["backlog"] == 0)
+                && p.len() >= 12
+        });
+        agent.stop();
+        let err = stderr_of(errf, &k);
+        let normal_cpu = before[i].1 - quiet[i].1;
+        let hostile_cpu = after[i].1 - before[i].1;
+        let recs = records(&api.log);
+        let hostile_posts = recs.iter().filter(|r| r["mode"] == *mode).count();
+        let sent: Vec<u64> = recs.iter().filter_map(|r| r["sent"].as_u64()).collect();
+        eprintln!(
+            "{mode}: CPU ticks in 6 s normal {normal_cpu}, hostile {hostile_cpu}; {hostile_posts} hostile POSTs, bytes sent per connection {sent:?}; peak RSS {} -> {} KiB",
+            before[i].0, after[i].0
+        );
+        assert!(hostile_posts >= 1, "{mode}: no hostile POST");
+        // No reading spree: about the CPU of normal cycles (the issue saw 33 %).
+        assert!(
+            hostile_cpu <= normal_cpu + 30,
+            "{mode}: {hostile_cpu} CPU ticks in 6 s, {normal_cpu} normally"
+        );
+        // The server could not push more than the cap and the kernels' buffers (the issue
+        // saw 522 MB in one 2 s call).
+        if *mode == "continue" {
+            assert!(!sent.is_empty());
+            assert!(
+                sent.iter().all(|&n| n <= sent_bound()),
+                "{sent:?} > {}",
+                sent_bound()
+            );
+        }
+        // Memory: the peak does not move (the issue saw 169 MB).
+        assert!(
+            after[i].0 <= before[i].0 + 1024,
+            "{mode}: peak RSS {} -> {} KiB",
+            before[i].0,
+            after[i].0
+        );
+        // The continues end at the cap; the bomb's 500 is all that is read of it (a failed
+        // POST needs no more than its status).
+        let why = match *mode {
+            "continue" => "the reply is over 64 KiB",
+            _ => "HTTP 500 Internal Server Error",
+        };
+        assert!(
+            err.contains("API: delivery failing") && err.contains(why),
+            "{mode}: {err}"
+        );
+    }
+}
+
+/// A key whose every 4-character run alternates letter case, which no log text does by
+/// itself: finding any of them in output means the key leaked.
+fn alternating_key() -> String {
+    let mut b = [0u8; 24];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .unwrap();
+    b.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let c = (b'a' + x % 26) as char;
+            if i % 2 == 0 {
+                c
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect()
+}
+
+/// Panics when any run of 4 or more characters of `key` appears in `text` (any case).
+fn assert_no_key_run(text: &str, key: &str, what: &str) {
+    let lower = text.to_ascii_lowercase();
+    for i in 0..=key.len() - 4 {
+        let run = key[i..i + 4].to_ascii_lowercase();
+        assert!(
+            !lower.contains(&run),
+            "{what}: '{}' of the key appears in:\n{text}",
+            &key[i..i + 4]
+        );
+    }
+}
+
+#[test]
+fn the_key_never_leaks_through_echoing_servers() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("hostile-net-echo");
+    let k = alternating_key();
+    let modes = [
+        "echo302",
+        "echo:500:40",
+        "echo:500:200",
+        "echo:401:40",
+        "echo:503:200",
+    ];
+    let api = rest(&dir, "rest", free_port(), modes[0]);
+    let dbg = rest(&dir, "debug", free_port(), "ok");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
+    cfg.push(format!(
+        "PLATFORM_API_URL=http://127.0.0.1:{}/api",
+        api.port
+    ));
+    // The WebSocket handshake goes to the same echoing server.
+    cfg.push(format!("PLATFORM_WS_URL=ws://127.0.0.1:{}/ws", api.port));
+    cfg.push(format!("DEBUG_API_URL=http://127.0.0.1:{}/debug", dbg.port));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent_proc, errf) = start_agent(&dir, &conf, "1");
+    let mut checks = String::new();
+    for m in modes {
+        api.set_mode(m);
+        let log = api.log.clone();
+        wait_until(Duration::from_secs(20), m, || {
+            records(&log).iter().filter(|r| r["mode"] == m).count() >= 2
+        });
+        let o = run(agent().arg("check").arg("--config").arg(&conf));
+        checks.push_str(&stdout(&o));
+        checks.push_str(&stderr(&o));
+    }
+    agent_proc.stop();
+    // The server did echo the key, whole or cut.
+    let echoed = records(&api.log);
+    assert!(echoed
+        .iter()
+        .all(|r| r["headers"]["authorization"] == format!("Bearer {k}")));
+    let err = fs::read_to_string(&errf).unwrap();
+    assert_no_key_run(&err, &k, "agent stderr");
+    assert_no_key_run(&checks, &k, "check output");
+    let events: Vec<String> = records(&dbg.log)
+        .iter()
+        .map(|r| r["body"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        events.iter().any(|e| e.contains("deliveryFailed")),
+        "{events:?}"
+    );
+    for e in &events {
+        assert_no_key_run(e, &k, "debug event");
+    }
+    // The failures were reported, by status; the redirect target never.
+    assert!(err.contains("HTTP 302"), "{err}");
+    assert!(
+        err.contains("redirect from 127.0.0.1 not followed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HTTP 500 invalid token: Bearer <redacted> from"),
+        "{err}"
+    );
+    assert!(err.contains("API key rejected (HTTP 401"), "{err}");
+    assert!(!err.contains("login") && !checks.contains("login"), "{err}");
+}
+
+#[test]
+fn urls_that_would_inject_are_refused_with_exit_2_naming_the_key() {
+    let dir = scratch("hostile-net-urls");
+    let conf = dir.join("agent.conf");
+    // From the file: a bare CR inside the value, a space, an unbracketed IPv6 address.
+    for (line, why) in [
+        (
+            "PLATFORM_API_URL=http://127.0.0.1/api\rX-Evil: 1",
+            "contains a CR",
+        ),
+        ("PLATFORM_WS_URL=ws://127.0.0.1/a b", "contains a space"),
+        ("DEBUG_API_URL=http://::1/x", "must be in brackets"),
+        ("GENERATE_KEY_URL=http://127.0.0.1:0/k", "not a port"),
+        ("PLATFORM_API_URL=http://127.0.0.1:80:81/", "brackets"),
+    ] {
+        fs::write(&conf, format!("# test\n{line}\n")).unwrap();
+        let o = run(agent().args(["check", "--offline", "--config"]).arg(&conf));
+        let key = line.split('=').next().unwrap();
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{line:?}: {e}");
+        assert!(e.contains(&format!(":2: {key}: ")), "{line:?}: {e}");
+        assert!(e.contains(why), "{line:?}: {e}");
+        assert!(!e.contains('\r'), "the error echoes the CR: {e:?}");
+    }
+    // From the environment and from a flag: the header injection of the issue.
+    let o = run(agent()
+        .args(["check", "--offline"])
+        .env("NETMON_PLATFORM_WS_URL", "ws://127.0.0.1/ws\r\nX-Evil: 1"));
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("environment NETMON_PLATFORM_WS_URL: PLATFORM_WS_URL: the URL contains a CR"),
+        "{e}"
+    );
+    let o = run(agent().args([
+        "check",
+        "--offline",
+        "--set",
+        "PLATFORM_API_URL=http://127.0.0.1/api\nX-Evil: 1",
+    ]));
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("PLATFORM_API_URL: the URL contains a LF"), "{e}");
+    // Accepted: bracketed IPv6 with a port, shown without its query.
+    let o = run(agent().args([
+        "check",
+        "--offline",
+        "--set",
+        "PLATFORM_API_URL=http://[::1]:8080/api?token=abc#f",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("http://[::1]:8080/api?..."),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// POST times (server clock, seconds) of the records in `mode`.
+fn post_times(log: &PathBuf, mode: &str) -> Vec<f64> {
+    records(log)
+        .iter()
+        .filter(|r| r["mode"] == mode)
+        .filter_map(|r| r["t"].as_f64())
+        .collect()
+}
+
+#[test]
+fn retry_after_is_capped_at_three_cycles() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("hostile-net-retry");
+    let k = crate::ship::key();
+    let mode = "retry:503:99999999999";
+    let api = rest(&dir, "rest", free_port(), mode);
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
+    cfg.push(format!(
+        "PLATFORM_API_URL=http://127.0.0.1:{}/api",
+        api.port
+    ));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent, errf) = start_agent(&dir, &conf, "1");
+    let log = api.log.clone();
+    wait_until(Duration::from_secs(30), "4 refused POSTs", || {
+        post_times(&log, mode).len() >= 4
+    });
+    api.set_mode("ok");
+    wait_until(Duration::from_secs(20), "the backlog delivered", || {
+        posted(&log)
+            .last()
+            .is_some_and(|l| l["agent"]["backlog"] == 0 && l["agent"]["seq"].as_u64() > Some(4))
+    });
+    agent.stop();
+    let err = stderr_of(&errf, &k);
+    let times = post_times(&log, mode);
+    // Honoured up to the cap: 3 cycles (3 s) apart, not less (the backoff alone would retry
+    // after 0.5-1 s, then 1-2 s) and not more (a jittered backoff never reaches 4 s here).
+    for w in times[..4].windows(2) {
+        let gap = w[1] - w[0];
+        assert!((2.9..4.5).contains(&gap), "gaps {times:?}");
+    }
+    let snaps = posted(&log);
+    let run_id = snaps[0]["agent"]["runId"].clone();
+    assert!(snaps.iter().all(|s| s["agent"]["lost"] == 0));
+    let seqs: Vec<u64> = snaps
+        .iter()
+        .filter(|s| s["agent"]["runId"] == run_id)
+        .map(|s| s["agent"]["seq"].as_u64().unwrap())
+        .collect();
+    let max = *seqs.iter().max().unwrap();
+    assert!((0..=max).all(|q| seqs.contains(&q)), "{seqs:?}");
+    assert!(err.contains("Retry-After"), "{err}");
+}
+
+#[test]
+fn a_changed_failure_reason_is_logged_once_at_warn() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("hostile-net-reason");
+    let k = crate::ship::key();
+    let api = rest(&dir, "rest", free_port(), "close");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
+    cfg.push("LOG_LEVEL=info".into());
+    cfg.push(format!(
+        "PLATFORM_API_URL=http://127.0.0.1:{}/api",
+        api.port
+    ));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent, errf) = start_agent(&dir, &conf, "1");
+    let log = api.log.clone();
+    wait_until(Duration::from_secs(30), "2 closed POSTs", || {
+        post_times(&log, "close").len() >= 2
+    });
+    api.set_mode("status:500");
+    wait_until(Duration::from_secs(30), "2 refused POSTs", || {
+        post_times(&log, "status:500").len() >= 2
+    });
+    api.set_mode("ok");
+    wait_until(Duration::from_secs(60), "recovery", || {
+        posted(&log)
+            .last()
+            .is_some_and(|l| l["agent"]["backlog"] == 0 && l["agent"]["seq"].as_u64() > Some(3))
+    });
+    agent.stop();
+    let err = stderr_of(&errf, &k);
+    let warns: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    // One warning per distinct reason, not one per attempt.
+    let closed = warns
+        .iter()
+        .filter(|l| l.contains("closed without a reply"))
+        .count();
+    let refused = warns.iter().filter(|l| l.contains("HTTP 500")).count();
+    assert_eq!((closed, refused), (1, 1), "{err}");
+    assert!(err.contains("delivery recovered"), "{err}");
+}
