@@ -418,7 +418,12 @@ mod tests {
         let mut f = StatusFile::new(d.join("s.json"));
         for n in [0usize, 16, 256] {
             let devs: Vec<Device> = (0..n)
-                .map(|k| device(&format!("02:00:00:00:{:02x}:{:02x}", k / 256, k % 256), k as u64))
+                .map(|k| {
+                    device(
+                        &format!("02:00:00:00:{:02x}:{:02x}", k / 256, k % 256),
+                        k as u64,
+                    )
+                })
                 .collect();
             let s = snap(devs);
             f.publish(&state(), &s, "t");
@@ -428,7 +433,10 @@ mod tests {
             }
             let per = t0.elapsed() / 200;
             let bytes = std::fs::metadata(d.join("s.json")).unwrap().len();
-            println!("{n} devices: {bytes} bytes, {per:?} per publish, buffer {} bytes", f.buf.capacity());
+            println!(
+                "{n} devices: {bytes} bytes, {per:?} per publish, buffer {} bytes",
+                f.buf.capacity()
+            );
         }
         std::fs::remove_dir_all(&d).unwrap();
     }
