@@ -56,7 +56,7 @@ bench-live: ## live capture figures on a namespace lab (root; needs netsniff-ng,
 # ---- Cross builds, routers and packaging (scripts/cross.sh, openwrt/, packaging/) ----
 # Static musl binaries land in dist/netmon-agent-<rust target>. No Docker needed: zig +
 # cargo-zigbuild come from PyPI into .venv; see docs/openwrt.md.
-.PHONY: cross cross-all cross-deps size test-cross test-cross-ci ipk apk install uninstall \
+.PHONY: cross cross-all cross-deps size test-cross test-cross-ci ipk apk apk-tool install uninstall \
 	build-x86_64 build-aarch64 build-armv7 build-mipsel build-mips
 CROSS_TARGETS := x86_64 aarch64 armv7 mipsel mips
 ARCH ?= mipsel_24kc
@@ -87,16 +87,29 @@ test-cross-ci: ## CI subset: mipsel + armv7 builds and qemu checks, unit tests o
 	for t in mipsel armv7; do scripts/cross.sh build $$t && scripts/cross.sh check $$t || exit 1; done
 	if [ "$(CROSS_CI_MIPS_UNIT)" = 1 ]; then scripts/cross.sh unit mips; fi
 
-ipk: ## OpenWrt .ipk for ARCH=<openwrt arch> (default mipsel_24kc) and luci-app-netmon-agent (all) without the SDK -> dist/
-	scripts/cross.sh build $(ARCH)
-	openwrt/mkpkg.sh ipk $(ARCH) dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)) dist
-	openwrt/mkpkg-luci.sh ipk dist
+# The OpenWrt lab (../shared/openwrt-lab) builds apk-tools 3 for `make apk` (~30 s, once).
+OWRT_LAB ?= ../shared/openwrt-lab
+OWRT_LAB_WORK ?= $(CURDIR)/target/owrt-lab
+APK_TOOL := env LD_LIBRARY_PATH=$(OWRT_LAB_WORK)/stage/usr/lib $(OWRT_LAB_WORK)/stage/usr/bin/apk
+# PKG=<name> builds another package described in openwrt/mkpkg.d/<name>.sh (ARCH=all for one
+# without a binary).
+PKG ?= netmon-agent
+PKG_NEEDS_BINARY = $(shell sed -n 's/^PKG_NEEDS_BINARY=\([01]\).*/\1/p' openwrt/mkpkg.d/$(PKG).sh)
 
-apk: ## OpenWrt 25.12 .apk for ARCH=... with `apk mkpkg` (needs apk-tools v3)
-	@command -v apk >/dev/null && apk --version 2>/dev/null | grep -q 'apk-tools 3' || { echo "make apk: apk-tools v3 ('apk mkpkg') is not installed here; build the .apk with the OpenWrt SDK (openwrt/netmon-agent) or install apk-tools 3"; exit 1; }
-	scripts/cross.sh build $(ARCH)
-	openwrt/mkpkg.sh apk $(ARCH) dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)) dist
-	openwrt/mkpkg-luci.sh apk dist
+apk-tool: ## build apk-tools 3 (apk mkpkg) from the OpenWrt lab into OWRT_LAB_WORK
+	@test -x $(OWRT_LAB)/build.sh || { echo "make apk: $(OWRT_LAB)/build.sh not found (set OWRT_LAB=)"; exit 1; }
+	OWRT_LAB_WORK=$(OWRT_LAB_WORK) $(OWRT_LAB)/build.sh >/dev/null
+	@$(APK_TOOL) --version
+
+ipk: ## OpenWrt .ipk for ARCH=<openwrt arch> (default mipsel_24kc) + luci-app-netmon-agent (all), without the SDK -> dist/
+	if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then scripts/cross.sh build $(ARCH); fi
+	PKG=$(PKG) openwrt/mkpkg.sh ipk $(ARCH) $$(if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then echo dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)); else echo -; fi) dist
+	if [ "$(PKG)" = netmon-agent ]; then PKG=luci-app-netmon-agent openwrt/mkpkg.sh ipk all - dist; fi
+
+apk: apk-tool ## OpenWrt 25.12 .apk for ARCH=... (apk mkpkg from the OpenWrt lab) -> dist/
+	if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then scripts/cross.sh build $(ARCH); fi
+	PKG=$(PKG) APK="$(APK_TOOL)" openwrt/mkpkg.sh apk $(ARCH) $$(if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then echo dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)); else echo -; fi) dist
+	if [ "$(PKG)" = netmon-agent ]; then PKG=luci-app-netmon-agent APK="$(APK_TOOL)" openwrt/mkpkg.sh apk all - dist; fi
 
 install: release ## install the binary, config and systemd unit (DESTDIR=, PREFIX=/usr/local)
 	BIN=target/release/netmon-agent packaging/install.sh

@@ -78,8 +78,9 @@ impl Scheduler {
 }
 
 pub fn load_config(opts: &LoadOptions) -> Result<Config, Error> {
-    let cfg = config::load(opts)?;
+    let mut cfg = config::load(opts)?;
     crate::log::set_level(cfg.log_level);
+    crate::ship::register::load_key_file(&mut cfg).map_err(|e| Error::Usage(e.to_string()))?;
     for w in &cfg.warnings {
         warn!("{w}");
     }
@@ -194,6 +195,7 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
 /// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
 pub fn run(opts: LoadOptions) -> Result<(), Error> {
     let mut cfg = load_config(&opts)?;
+    crate::log::set_target(cfg.log_target);
     // Shared with the shipping waits (below), which drain the ring while a platform is slow;
     // never borrowed across a shipping call.
     let cap = Rc::new(RefCell::new(crate::monitor::Monitor::new(
@@ -229,11 +231,16 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
     });
     let started = SystemTime::now();
     let mut state = RunState::new(started);
+    // A key issued at start that could not be written yet: kept, and the write retried.
+    let mut key_pending = None;
+    let mut registered_key = None;
     if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
         let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
-        if !crate::ship::register::at_start(&mut cfg, &mut wait) {
-            return Ok(());
+        match crate::ship::register::at_start(&mut cfg, &mut wait) {
+            crate::ship::register::Started::Stopped => return Ok(()),
+            crate::ship::register::Started::Registered(p) => key_pending = p,
         }
+        registered_key = cfg.api_key.clone();
     }
     let mut shipper = match cfg.has_platform() {
         true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
@@ -309,12 +316,8 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                 n += 1;
             }
             let mut ship_slot = None;
-            if let Some((fd, write)) = shipper.as_ref().and_then(|s| s.interest()) {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write,
-                };
+            if let Some((fd, read, write)) = shipper.as_ref().and_then(|s| s.interest()) {
+                interests[n] = Interest { fd, read, write };
                 ship_slot = Some(n);
                 n += 1;
             }
@@ -367,7 +370,12 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
                         return Ok(());
                     }
                     Signal::Reload => match load_config(&opts) {
-                        Ok(new) => {
+                        Ok(mut new) => {
+                            // The key issued at start stays this run's key (never a second
+                            // registration), stored or not yet.
+                            if new.api_key.is_none() {
+                                new.api_key = registered_key.clone();
+                            }
                             if new.cycle != cfg.cycle {
                                 sched.reset(Instant::now(), new.cycle);
                             }
@@ -404,6 +412,9 @@ pub fn run(opts: LoadOptions) -> Result<(), Error> {
         }
         let now = Instant::now();
         if sched.take_due(now) {
+            if key_pending.as_mut().is_some_and(|p| p.retry_due(now)) {
+                key_pending = None;
+            }
             let sample = collector.sample(now);
             let wall = SystemTime::now();
             if let Some(step) = wall_watch.check(now, wall) {

@@ -63,7 +63,15 @@ pub const KEYS: &[(&str, &str)] = &[
         "endpoint (http/https) that issues an API key (`register`)",
     ),
     ("API_KEY", "bearer key for the platform (never logged)"),
+    (
+        "API_KEY_FILE",
+        "file holding the API key; registration stores the issued key there (default: none, the key goes into the config file)",
+    ),
     ("LOG_LEVEL", "error, warn, info or debug (default info)"),
+    (
+        "LOG_TARGET",
+        "stderr, or syslog (/dev/log, facility daemon; default stderr)",
+    ),
     (
         "DEVICE_TABLE_SIZE",
         "devices tracked at most, fixed at start (default 256, 1..65536)",
@@ -508,6 +516,10 @@ pub struct Config {
     pub api_key: Option<Secret>,
     /// LOG_LEVEL.
     pub log_level: Level,
+    /// LOG_TARGET.
+    pub log_target: crate::log::Target,
+    /// API_KEY_FILE.
+    pub api_key_file: Option<PathBuf>,
     /// DEVICE_TABLE_SIZE.
     pub device_table_size: usize,
     /// DEVICE_EXPIRE (zero: never).
@@ -815,6 +827,11 @@ impl Config {
                 Level::parse(v)
                     .ok_or_else(|| format!("'{v}' is not one of error, warn, info, debug"))
             })?,
+            log_target: l.parse("LOG_TARGET", crate::log::Target::Stderr, |v| {
+                crate::log::Target::parse(v)
+                    .ok_or_else(|| format!("'{v}' is not one of stderr, syslog"))
+            })?,
+            api_key_file: l.opt("API_KEY_FILE", path)?,
             device_table_size: l.parse("DEVICE_TABLE_SIZE", 256, number(1, 65_536))?,
             device_expire: l.parse(
                 "DEVICE_EXPIRE",

@@ -35,6 +35,24 @@ pub fn format(t: SystemTime) -> String {
     format_millis(unix_millis(t))
 }
 
+/// Seconds since the epoch as syslog's `Mmm dd hh:mm:ss` (RFC 3164: the day padded with a
+/// space), UTC.
+pub fn syslog_stamp(secs: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02}",
+        MONTHS[(m as usize).clamp(1, 12) - 1],
+        d,
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -418,3 +418,207 @@ fn a_changed_failure_reason_is_logged_once_at_warn() {
     assert_eq!((closed, refused), (1, 1), "{err}");
     assert!(err.contains("delivery recovered"), "{err}");
 }
+
+#[test]
+fn a_ping_flood_from_a_server_that_never_reads_leaves_memory_flat() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("hostile-net-pingflood");
+    let k = crate::ship::key();
+    // First a server that takes the upgrade and says nothing (rest_server's "silent" never
+    // answers: the connect fails and is retried), for the agent's own peak.
+    let ws = rest(&dir, "ws", free_port(), "silent");
+    let mut cfg = base_config(&k, 1, 3);
+    cfg.push("INTERFACE=lo".into());
+    cfg.push("LOG_LEVEL=info".into());
+    cfg.push(format!("PLATFORM_WS_URL=ws://127.0.0.1:{}/ws", ws.port));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent_proc, errf) = start_agent(&dir, &conf, "1");
+    let log = ws.log.clone();
+    wait_until(Duration::from_secs(20), "a connect", || {
+        !records(&log).is_empty()
+    });
+    sleep(Duration::from_secs(2));
+    let before = peak_and_cpu(&agent_proc).0;
+    ws.set_mode("pingflood");
+    // The flood runs for 12 s: at least three connections, each flooded until the agent
+    // gives up on a server that does not take its replies (HTTP_TIMEOUT, 3 s).
+    let mut peaks = Vec::new();
+    for _ in 0..12 {
+        sleep(Duration::from_secs(1));
+        peaks.push(peak_and_cpu(&agent_proc).0);
+    }
+    let connects = records(&log)
+        .iter()
+        .filter(|r| r["mode"] == "pingflood")
+        .count();
+    agent_proc.stop();
+    let err = stderr_of(&errf, &k);
+    eprintln!("peak RSS {before} KiB, then each second of the flood: {peaks:?} KiB; {connects} flooded connections");
+    // One pong waits at most: the peak does not move (the issue saw 4 -> 16 MB, the 16 MiB
+    // write buffer filled with pongs).
+    assert!(
+        peaks[11] <= before + 1024,
+        "peak RSS {before} KiB, then {peaks:?} KiB: pongs pile up"
+    );
+    assert!(connects >= 2, "{connects} connections: {err}");
+    assert!(err.contains("WebSocket: connection lost: stalled"), "{err}");
+}
+
+/// Two namespaces joined by a veth pair: the agent's side `a`, the server's side `b`.
+struct TwoNs {
+    a: String,
+    b: String,
+    veth_b: String,
+    net: String,
+}
+
+impl TwoNs {
+    fn new(tag: &str) -> TwoNs {
+        let id = std::process::id() % 100_000;
+        let t = TwoNs {
+            a: format!("nh{tag}{id}a"),
+            b: format!("nh{tag}{id}b"),
+            veth_b: format!("nh{tag}{id}"),
+            net: format!("10.97.{}", id % 250),
+        };
+        for n in [&t.a, &t.b] {
+            crate::lab::quiet(std::process::Command::new("ip").args(["netns", "del", n]));
+            crate::lab::sh(&["ip", "netns", "add", n]);
+            crate::lab::ns(n, &["ip", "link", "set", "lo", "up"]);
+        }
+        crate::lab::sh(&[
+            "ip", "-n", &t.a, "link", "add", "eth0", "type", "veth", "peer", "name", &t.veth_b,
+            "netns", &t.b,
+        ]);
+        for (n, dev, ip) in [(&t.a, "eth0", 1), (&t.b, t.veth_b.as_str(), 2)] {
+            crate::lab::ns(
+                n,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{}.{ip}/30", t.net),
+                    "dev",
+                    dev,
+                ],
+            );
+            crate::lab::ns(n, &["ip", "link", "set", dev, "up"]);
+        }
+        t
+    }
+
+    /// The path between the two sides works (up) or silently loses every packet (down: the
+    /// server's end of the veth goes down, so whatever the agent sends vanishes).
+    fn path(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        crate::lab::ns(&self.b, &["ip", "link", "set", &self.veth_b, state]);
+    }
+}
+
+impl Drop for TwoNs {
+    fn drop(&mut self) {
+        for n in [&self.a, &self.b] {
+            crate::lab::quiet(std::process::Command::new("ip").args(["netns", "del", n]));
+        }
+    }
+}
+
+#[test]
+fn a_dead_websocket_path_is_noticed_within_a_minute_and_reconnected() {
+    if crate::lab::skip_unless_root("a_dead_websocket_path_is_noticed") || !python_ready() {
+        return;
+    }
+    let dir = scratch("hostile-net-deadpath");
+    let lab = TwoNs::new("dp");
+    let log = dir.join("ws.jsonl");
+    let mut server = std::process::Command::new("ip");
+    server
+        .args(["netns", "exec", &lab.b, "python3"])
+        .arg(crate::ship::servers_dir().join("ws_server.py"))
+        .args([
+            "--host",
+            &format!("{}.2", lab.net),
+            "--port",
+            "8765",
+            "--log",
+        ])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut server = Proc {
+        child: server.spawn().unwrap(),
+    };
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "READY");
+    let k = crate::ship::key();
+    // The default cycle: the old idle ping never came at it.
+    let mut cfg = base_config(&k, 5, 3);
+    cfg.push("INTERFACE=eth0".into());
+    cfg.push("LOG_LEVEL=info".into());
+    cfg.push(format!("PLATFORM_WS_URL=ws://{}.2:8765/ws", lab.net));
+    let conf = write_config(&dir, &cfg);
+    let errf = dir.join("agent.stderr");
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &lab.a]).arg(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NETMON_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NETMON_SCAN_INTERVAL", "0")
+        .env("NETMON_PROMISC", "0")
+        .args(["run", "--config"])
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&errf).unwrap());
+    let mut agent_proc = Proc {
+        child: cmd.spawn().unwrap(),
+    };
+    let messages = |after: f64| {
+        records(&log)
+            .iter()
+            .filter(|r| r["event"] == "message" && r["t"].as_f64().unwrap_or(0.0) > after)
+            .count()
+    };
+    wait_until(Duration::from_secs(30), "2 WebSocket messages", || {
+        messages(0.0) >= 2
+    });
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    lab.path(false);
+    let cut = std::time::Instant::now();
+    let lost = |e: &str| e.contains("WebSocket: connection lost");
+    wait_until(Duration::from_secs(60), "the dead path noticed", || {
+        lost(&fs::read_to_string(&errf).unwrap_or_default())
+    });
+    let noticed = cut.elapsed();
+    lab.path(true);
+    let restored = now();
+    let back = std::time::Instant::now();
+    wait_until(
+        Duration::from_secs(60),
+        "a message after the path is back",
+        || messages(restored) >= 1,
+    );
+    let reconnected = back.elapsed();
+    agent_proc.stop();
+    let err = stderr_of(&errf, &k);
+    eprintln!(
+        "dead path noticed after {noticed:?}, messages again {reconnected:?} after it came back"
+    );
+    // A ping every 10 s and 15 s for its pong (or the kernel's 30 s user timeout).
+    assert!(noticed <= Duration::from_secs(45), "{noticed:?}: {err}");
+    assert!(err.contains("WebSocket: connected to"), "{err}");
+    assert!(err.contains("again after"), "{err}");
+}

@@ -1,36 +1,16 @@
-//! The OpenWrt package: the .ipk as opkg unpacks it (gzip + tar), its maintainer scripts in a
-//! scratch root, and the procd init script under busybox ash with shims for the procd and UCI
-//! helpers. The generated agent config is read back by the real agent (`check`).
+//! The OpenWrt package: the .ipk as opkg unpacks it (gzip + tar), and a router owner's life with
+//! it on OpenWrt's real userland (../shared/openwrt-lab: procd, ubus, logd, uci, opkg, apk-tools
+//! booted in namespaces): install, idle until configured, one registration, respawn, restart,
+//! reboot, interface changes, syslog priorities, privileges, upgrade, removal; as .ipk and .apk.
 
 use crate::common::*;
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn has(tool: &str, arg: &str) -> bool {
-    Command::new(tool)
-        .arg(arg)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// busybox for `ash`; missing: skip, except in CI.
-fn busybox() -> bool {
-    if has("busybox", "true") {
-        return true;
-    }
-    assert!(
-        !in_ci(),
-        "busybox is not installed (apt-get install busybox)"
-    );
-    println!("skipped: busybox is not installed");
-    false
 }
 
 fn sh(cmd: &mut Command) -> String {
@@ -126,11 +106,12 @@ fn ipk_unpacks_as_opkg_reads_it() {
             "./etc/capabilities/netmon-agent.json",
             "./etc/config/netmon-agent",
             "./etc/init.d/netmon-agent",
-            "./usr/bin/netmon-agent",
+            "./lib/upgrade/keep.d/netmon-agent",
+            "./usr/sbin/netmon-agent",
         ]
     );
     let mode = |p: &str| data[p].0.as_str();
-    assert_eq!(mode("./usr/bin/netmon-agent"), "-rwxr-xr-x");
+    assert_eq!(mode("./usr/sbin/netmon-agent"), "-rwxr-xr-x");
     assert_eq!(mode("./etc/init.d/netmon-agent"), "-rwxr-xr-x");
     assert_eq!(mode("./etc/config/netmon-agent"), "-rw-------");
     assert_eq!(mode("./etc/capabilities/netmon-agent.json"), "-rw-r--r--");
@@ -140,16 +121,23 @@ fn ipk_unpacks_as_opkg_reads_it() {
     );
     let installed: u64 = data.values().map(|(_, _, s)| s).sum();
     assert_eq!(
-        data["./usr/bin/netmon-agent"].2,
+        data["./usr/sbin/netmon-agent"].2,
         std::fs::metadata(bin()).unwrap().len()
     );
 
     let ctrl = listing(&x.join("control.tar.gz"));
     assert_eq!(
         ctrl.keys().filter(|k| *k != "./").collect::<Vec<_>>(),
-        ["./conffiles", "./control", "./postinst", "./prerm"]
+        [
+            "./conffiles",
+            "./control",
+            "./postinst",
+            "./postinst-pkg",
+            "./prerm"
+        ]
     );
     assert_eq!(ctrl["./postinst"].0, "-rwxr-xr-x");
+    assert_eq!(ctrl["./postinst-pkg"].0, "-rwxr-xr-x");
     assert_eq!(ctrl["./prerm"].0, "-rwxr-xr-x");
     let cx = dir.join("c");
     std::fs::create_dir_all(&cx).unwrap();
@@ -165,7 +153,7 @@ fn ipk_unpacks_as_opkg_reads_it() {
         format!("{}-r1", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(fields["Architecture"], "mipsel_24kc");
-    assert_eq!(fields["Depends"], "libc");
+    assert_eq!(fields["Depends"], "libc, ca-bundle");
     assert_eq!(fields["Require-User"], "netmon:netmon");
     assert_eq!(fields["Installed-Size"], installed.to_string());
     assert!(fields["Description"].contains("CAP_NET_RAW"));
@@ -194,351 +182,709 @@ fn ipk_unpacks_as_opkg_reads_it() {
     ] {
         assert_eq!(caps[set], serde_json::json!(["CAP_NET_RAW"]), "{set}");
     }
+    // The issued key survives a firmware upgrade (sysupgrade keeps what keep.d lists).
+    assert_eq!(
+        std::fs::read_to_string(dx.join("lib/upgrade/keep.d/netmon-agent")).unwrap(),
+        "/etc/netmon-agent/api_key\n"
+    );
     // Reproducible: the same inputs give the same bytes.
     let again = build_ipk(&dir.join("again"), "mipsel_24kc");
     assert_eq!(std::fs::read(&ipk).unwrap(), std::fs::read(again).unwrap());
 }
 
-#[test]
-fn ipk_maintainer_scripts_in_a_scratch_root() {
-    if !busybox() {
-        return;
+// ---------- the router owner's life on OpenWrt's real userland (../shared/openwrt-lab) ----------
+
+/// The key the platform issues (never in a log line).
+const LAB_KEY: &str = "lab-issued-KEY-0123456789abcdef";
+const PKG_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Network namespaces: the router (br-lan 192.168.1.1/24, br-guest 192.168.2.1/24) and one
+/// client on each bridge; the platform runs on the LAN client (192.168.1.10). Removed on drop.
+struct Net {
+    router: String,
+    lan_client: String,
+    guest_client: String,
+}
+
+fn ip(args: &str) {
+    sh(Command::new("sh").arg("-c").arg(format!("ip {args}")));
+}
+
+impl Net {
+    fn new() -> Net {
+        let id = std::process::id();
+        let n = Net {
+            router: format!("nmowr{id}"),
+            lan_client: format!("nmowl{id}"),
+            guest_client: format!("nmowg{id}"),
+        };
+        let r = &n.router;
+        for ns in [&n.router, &n.lan_client, &n.guest_client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            ip(&format!("netns add {ns}"));
+            ip(&format!("-n {ns} link set lo up"));
+        }
+        for (br, client, addr, peer) in [
+            ("br-lan", &n.lan_client, "192.168.1", "lan1"),
+            ("br-guest", &n.guest_client, "192.168.2", "guest1"),
+        ] {
+            ip(&format!("-n {r} link add {br} type bridge"));
+            ip(&format!(
+                "-n {r} link add {peer} type veth peer name eth0 netns {client}"
+            ));
+            ip(&format!("-n {r} link set {peer} master {br} up"));
+            ip(&format!("-n {r} addr add {addr}.1/24 dev {br}"));
+            ip(&format!("-n {r} link set {br} up"));
+            ip(&format!("-n {client} addr add {addr}.10/24 dev eth0"));
+            ip(&format!("-n {client} link set eth0 up"));
+            ip(&format!("-n {client} route add default via {addr}.1"));
+        }
+        n
     }
-    let dir = scratch("openwrt-postinst");
-    let ipk = build_ipk(&dir, "aarch64_cortex-a53");
-    let root = dir.join("root");
-    let info = root.join("usr/lib/opkg/info");
-    std::fs::create_dir_all(&info).unwrap();
-    std::fs::create_dir_all(root.join("lib")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    // What opkg does: unpack data into the root, control files into info/ as <pkg>.<name>,
-    // and write the file list.
-    let x = dir.join("x");
-    std::fs::create_dir_all(&x).unwrap();
-    sh(Command::new("sh").arg("-c").arg(format!(
-        "gzip -dc '{}' | tar -x -C '{}' && tar xzf '{x}/data.tar.gz' -C '{}' && mkdir '{x}/c' && tar xzf '{x}/control.tar.gz' -C '{x}/c'",
-        ipk.display(),
-        x.display(),
-        root.display(),
-        x = x.display()
-    )));
-    for f in ["control", "conffiles", "postinst", "prerm"] {
-        std::fs::copy(x.join("c").join(f), info.join(format!("netmon-agent.{f}"))).unwrap();
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in [&self.router, &self.lan_client, &self.guest_client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
     }
-    let list = sh(Command::new("tar").arg("tzf").arg(x.join("data.tar.gz")));
-    let list: String = list
-        .lines()
-        .filter(|l| !l.ends_with('/'))
-        .map(|l| format!("{}\n", l.trim_start_matches('.')))
-        .collect();
-    std::fs::write(info.join("netmon-agent.list"), list).unwrap();
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/ash\n").unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-    let shell = repo().join("tests/shell");
-    std::fs::copy(
-        shell.join("openwrt-functions.sh"),
-        root.join("lib/functions.sh"),
-    )
-    .unwrap();
-    std::fs::copy(shell.join("rc.common"), root.join("etc/rc.common")).unwrap();
-    let log = dir.join("log");
-    let maint = |script: &str| {
-        sh(Command::new("busybox")
-            .arg("ash")
-            .arg(info.join(format!("netmon-agent.{script}")))
-            .env("IPKG_INSTROOT", &root)
-            .env("SHIM_LOG", &log))
+}
+
+/// One lab: its own OWRT_LAB_WORK (stage/ and the busybox download shared with the build
+/// cache in target/owrt-lab), booted in the router namespace with `pkgs` at /lab.
+struct Lab {
+    work: PathBuf,
+    script: PathBuf,
+    netns: String,
+    mount: PathBuf,
+    booted: bool,
+}
+
+impl Lab {
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("OWRT_LAB_WORK", &self.work)
+            .env("LAB_NETNS", &self.netns)
+            .env("LAB_MOUNT", &self.mount);
+    }
+    fn boot(&mut self, keep: bool) {
+        let mut c = Command::new(self.script.join("lab.sh"));
+        c.arg("boot");
+        self.env(&mut c);
+        if keep {
+            c.env("LAB_KEEP", "1");
+        }
+        let out = sh(&mut c);
+        assert!(out.contains("booted"), "{out}");
+        self.booted = true;
+    }
+    fn stop(&mut self) {
+        let mut c = Command::new(self.script.join("lab.sh"));
+        c.arg("stop");
+        self.env(&mut c);
+        let _ = c.output();
+        self.booted = false;
+    }
+    /// Runs `cmd` with ash inside the lab; (success, stdout + stderr).
+    fn try_run(&self, cmd: &str) -> (bool, String) {
+        let mut c = Command::new(self.script.join("lab.sh"));
+        c.arg("run").arg(cmd);
+        self.env(&mut c);
+        let o = c.output().expect("lab.sh run");
+        (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
+    }
+    fn run(&self, cmd: &str) -> String {
+        let (ok, out) = self.try_run(cmd);
+        assert!(ok, "in the lab: {cmd}\n{out}");
+        out
+    }
+    /// The agent's pid as procd reports it (None: no running instance).
+    fn agent_pid(&self) -> Option<u32> {
+        let out = self.run(
+            "ubus call service list '{\"name\":\"netmon-agent\"}' | jsonfilter -e '@[\"netmon-agent\"].instances.*.pid' || true",
+        );
+        out.trim().parse().ok()
+    }
+    fn wait_pid(&self, what: &str, secs: u64, f: impl Fn(Option<u32>) -> bool) -> Option<u32> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let p = self.agent_pid();
+            if f(p) {
+                return p;
+            }
+            assert!(
+                Instant::now() < end,
+                "{what}: procd reports pid {p:?}\n{}",
+                self.run("logread | tail -30")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    /// netmon-agent's logread lines.
+    fn log(&self) -> Vec<String> {
+        self.run("logread -e netmon-agent || true")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+    fn wait_log(&self, what: &str, secs: u64, needle: &str) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while !self.log().iter().any(|l| l.contains(needle)) {
+            assert!(
+                Instant::now() < end,
+                "{what}: no log line with '{needle}'\n{}",
+                self.run("logread | tail -40")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.booted {
+            self.stop();
+        }
+    }
+}
+
+/// The lab's scripts and a built userland, or a printed reason to skip (CI fails instead).
+fn lab_ready() -> Option<(PathBuf, PathBuf)> {
+    let skip = |why: &str| {
+        assert!(!in_ci(), "the OpenWrt lab test cannot run in CI: {why}");
+        println!("skipped: {why}");
+        None
     };
-
-    maint("postinst");
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
-    let group = std::fs::read_to_string(root.join("etc/group")).unwrap();
-    let user: Vec<&str> = passwd
-        .lines()
-        .find(|l| l.starts_with("netmon:"))
-        .expect("user netmon created")
-        .split(':')
-        .collect();
-    let grp: Vec<&str> = group
-        .lines()
-        .find(|l| l.starts_with("netmon:"))
-        .expect("group netmon created")
-        .split(':')
-        .collect();
-    assert_eq!(user[3], grp[2], "the user's primary group is netmon");
-    assert_ne!(user[2], "0");
-    let rcd = root.join("etc/rc.d");
-    assert_eq!(
-        std::fs::read_link(rcd.join("S95netmon-agent")).unwrap(),
-        Path::new("../init.d/netmon-agent")
-    );
-    assert!(rcd.join("K10netmon-agent").exists());
-    // Offline (IPKG_INSTROOT set): enabled, never started.
-    let calls = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(calls, "rc.common|netmon-agent|enable\n");
-    // Running it again (reinstall) creates nothing twice.
-    maint("postinst");
-    let passwd2 = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
-    assert_eq!(passwd, passwd2);
-
-    maint("prerm");
-    assert!(!rcd.join("S95netmon-agent").exists());
-    assert!(!rcd.join("K10netmon-agent").exists());
-    assert!(std::fs::read_to_string(&log)
-        .unwrap()
-        .ends_with("rc.common|netmon-agent|disable\n"));
-}
-
-/// Runs the init script's start_service and service_triggers under busybox ash with `uci` as
-/// the UCI file and returns (procd calls, the generated config text, its mode).
-struct InitRun {
-    calls: Vec<Vec<String>>,
-    conf: Option<(String, u32)>,
-    conf_path: PathBuf,
-    stderr: String,
-}
-
-fn run_init(name: &str, uci: &str, ujail: bool, passwd: &str) -> InitRun {
-    let dir = scratch(&format!("openwrt-init-{name}"));
-    let uci_dir = dir.join("uci");
-    std::fs::create_dir_all(&uci_dir).unwrap();
-    std::fs::write(uci_dir.join("netmon-agent"), uci).unwrap();
-    std::fs::write(dir.join("passwd"), passwd).unwrap();
-    std::fs::write(
-        dir.join("network.sh"),
-        "network_get_device() { eval \"$1=br-lan\"; }\n",
-    )
-    .unwrap();
-    let ujail_path = dir.join("ujail");
-    if ujail {
-        std::fs::write(&ujail_path, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&ujail_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if !is_root() {
+        return skip("needs root (namespaces, mounts)");
     }
-    let caps = repo().join("openwrt/netmon-agent/files/netmon-agent.json");
-    let conf = dir.join("run/netmon-agent.conf");
-    let log = dir.join("log");
-    let script = format!(
-        ". '{shims}'\n. '{init}'\nCONF='{conf}'\nSTATUS_DIR='{sdir}'\nSTATUS_FILE='{sdir}/status.json'\nUJAIL='{ujail}'\nCAPS='{caps}'\nNETWORK_SH='{net}'\nstart_service\nservice_triggers\n",
-        shims = repo().join("tests/shell/procd-shims.sh").display(),
-        init = repo()
-            .join("openwrt/netmon-agent/files/netmon-agent.init")
-            .display(),
-        conf = conf.display(),
-        sdir = dir.join("run/status").display(),
-        ujail = ujail_path.display(),
-        caps = caps.display(),
-        net = dir.join("network.sh").display(),
-    );
-    let o = Command::new("busybox")
-        .args(["ash", "-c", &script])
-        .env("SHIM_LOG", &log)
-        .env("UCI_DIR", &uci_dir)
-        .env("SHIM_PASSWD", dir.join("passwd"))
+    let Some(shared) = shared() else {
+        return skip("../shared (openwrt-lab) is not there");
+    };
+    let script = shared.join("openwrt-lab");
+    if !script.join("lab.sh").exists() {
+        return skip("../shared/openwrt-lab is not there");
+    }
+    // Built once per target dir (build.sh keeps a stamp): ~30 s the first time.
+    let cache = repo().join("target/owrt-lab");
+    let o = Command::new(script.join("build.sh"))
+        .env("OWRT_LAB_WORK", &cache)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let calls = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split('|').map(str::to_owned).collect())
-        .collect();
-    let conf_read = std::fs::read_to_string(&conf).ok().map(|t| {
-        (
-            t,
-            std::fs::metadata(&conf).unwrap().permissions().mode() & 0o7777,
+    if !o.status.success() {
+        return skip(&format!(
+            "openwrt-lab/build.sh failed (its build deps: cmake pkg-config libjson-c-dev lua5.1 liblua5.1-dev libssl-dev meson ninja-build zlib1g-dev libzstd-dev):\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        ));
+    }
+    Some((script, cache))
+}
+
+/// A fresh lab work dir sharing the cached stage/ (and busybox download), with a rootfs.
+fn lab_work(script: &Path, cache: &Path, name: &str) -> PathBuf {
+    let work = scratch(name);
+    std::os::unix::fs::symlink(cache.join("stage"), work.join("stage")).unwrap();
+    std::fs::create_dir_all(cache.join("debs")).unwrap();
+    std::os::unix::fs::symlink(cache.join("debs"), work.join("debs")).unwrap();
+    sh(Command::new(script.join("mkrootfs.sh")).env("OWRT_LAB_WORK", &work));
+    // OpenWrt images ship libgcc (libgcc_s.so.1); the lab's glibc userland has only what its
+    // own binaries need, and the test build of the agent links libgcc_s.
+    let libgcc = Path::new("/lib/x86_64-linux-gnu/libgcc_s.so.1");
+    let dest = work.join("rootfs/lib/x86_64-linux-gnu/libgcc_s.so.1");
+    if libgcc.exists() && !dest.exists() {
+        std::fs::copy(libgcc, dest).unwrap();
+    }
+    work
+}
+
+/// The packages under test: .ipk and .apk, releases 1 and 2, from the test build (stripped).
+fn lab_packages(dir: &Path, cache: &Path) -> PathBuf {
+    let pkgs = dir.join("pkgs");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    let stripped = dir.join("netmon-agent");
+    sh(Command::new("strip").arg("-o").arg(&stripped).arg(bin()));
+    let apk = format!(
+        "env LD_LIBRARY_PATH={s}/usr/lib {s}/usr/bin/apk",
+        s = cache.join("stage").display()
+    );
+    for release in ["1", "2"] {
+        for kind in ["ipk", "apk"] {
+            sh(Command::new(repo().join("openwrt/mkpkg.sh"))
+                .args([kind, "x86_64"])
+                .arg(&stripped)
+                .arg(&pkgs)
+                .env("MKPKG_ANY_BINARY", "1")
+                .env("PKG_RELEASE_OVERRIDE", release)
+                .env("APK", &apk));
+        }
+    }
+    pkgs
+}
+
+/// The platform: tests/servers/rest_server.py on the LAN client, answering every request
+/// (key requests and snapshots) with the issued key's JSON.
+struct Platform {
+    child: std::process::Child,
+    log: PathBuf,
+    mode: PathBuf,
+}
+
+impl Platform {
+    fn start(dir: &Path, netns: &str) -> Platform {
+        let log = dir.join("platform.jsonl");
+        let mode = dir.join("platform.mode");
+        std::fs::write(&mode, format!("reply:{{\"apiKey\": \"{LAB_KEY}\"}}")).unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", netns, "python3"])
+            .arg(repo().join("tests/servers/rest_server.py"))
+            .args(["--host", "192.168.1.10", "--port", "8080", "--log"])
+            .arg(&log)
+            .arg("--mode-file")
+            .arg(&mode)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
         )
-    });
-    InitRun {
-        calls,
-        conf: conf_read,
-        conf_path: conf,
-        stderr: stderr(&o),
+        .unwrap();
+        assert_eq!(line.trim(), "READY");
+        Platform { child, log, mode }
     }
-}
-
-impl InitRun {
-    /// The arguments of `procd_set_param NAME ...`, if it was called.
-    fn param(&self, name: &str) -> Option<Vec<String>> {
-        self.calls
+    fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+    fn registrations(&self) -> usize {
+        self.records()
             .iter()
-            .find(|c| c[0] == "procd_set_param" && c[1] == name)
-            .map(|c| c[2..].to_vec())
+            .filter(|r| r["path"] == "/key")
+            .count()
     }
-    fn called(&self, f: &str) -> Option<Vec<String>> {
-        self.calls
-            .iter()
-            .find(|c| c[0] == f)
-            .map(|c| c[1..].to_vec())
+    fn snapshots(&self) -> Vec<serde_json::Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["path"] == "/api")
+            .collect()
     }
-}
-
-fn shipped_uci() -> String {
-    std::fs::read_to_string(repo().join("openwrt/netmon-agent/files/netmon-agent.config")).unwrap()
-}
-
-fn with_option(uci: &str, opt: &str, value: &str) -> String {
-    uci.lines()
-        .map(|l| {
-            if l.trim_start().starts_with(&format!("option {opt} ")) {
-                format!("\toption {opt} '{value}'")
-            } else {
-                l.to_owned()
+    fn set_mode(&self, m: &str) {
+        std::fs::write(&self.mode, m).unwrap();
+    }
+    /// Waits for `n` more snapshots than `since`, all with the issued key; returns the count.
+    fn wait_snapshots(&self, since: usize, n: usize, lab: &Lab, what: &str) -> usize {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.snapshots();
+            if s.len() >= since + n {
+                for r in &s[since..] {
+                    assert_eq!(
+                        r["headers"]["authorization"],
+                        format!("Bearer {LAB_KEY}"),
+                        "{what}"
+                    );
+                }
+                return s.len();
             }
+            assert!(
+                Instant::now() < end,
+                "{what}: {} snapshots, wanted {}\n{}",
+                s.len(),
+                since + n,
+                lab.run("logread | tail -30")
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the owner writes: the LAN on br-lan, a guest network on br-guest.
+const NETWORK_CONFIG: &str = "\
+config interface 'loopback'
+\toption device 'lo'
+\toption proto 'static'
+\toption ipaddr '127.0.0.1'
+\toption netmask '255.0.0.0'
+
+config device
+\toption name 'br-lan'
+\toption type 'bridge'
+\tlist ports 'lan1'
+
+config interface 'lan'
+\toption device 'br-lan'
+\toption proto 'static'
+\toption ipaddr '192.168.1.1'
+\toption netmask '255.255.255.0'
+
+config device
+\toption name 'br-guest'
+\toption type 'bridge'
+\tlist ports 'guest1'
+
+config interface 'guest'
+\toption device 'br-guest'
+\toption proto 'static'
+\toption ipaddr '192.168.2.1'
+\toption netmask '255.255.255.0'
+";
+
+/// The owner's configuration: the platform's endpoints, an empty key with a key URL.
+const CONFIGURE: &str = "uci set netmon-agent.main.api_url='http://192.168.1.10:8080/api' && \
+     uci set netmon-agent.main.generate_key_url='http://192.168.1.10:8080/key' && \
+     uci set netmon-agent.main.api_key='' && \
+     uci set netmon-agent.main.cycle_time='1' && \
+     uci set netmon-agent.main.respawn_timeout='1' && \
+     uci commit netmon-agent && reload_config";
+
+fn status_field(lab: &Lab, pid: u32, field: &str) -> String {
+    lab.run(&format!("grep '^{field}:' /proc/{pid}/status"))
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn agent_conf(lab: &Lab) -> String {
+    lab.run("cat /var/run/netmon-agent/agent.conf")
+}
+
+/// The running agent's checks: not root, no effective capabilities, one registration, the
+/// same key in its file (0600, the service user's).
+fn assert_agent_state(lab: &Lab, platform: &Platform, pid: u32, what: &str) {
+    let uid = status_field(lab, pid, "Uid");
+    assert_ne!(uid, "0", "{what}: the agent runs as root");
+    let netmon_uid = lab.run("id -u netmon");
+    assert_eq!(uid, netmon_uid.trim(), "{what}");
+    assert_eq!(
+        status_field(lab, pid, "CapEff"),
+        "0000000000000000",
+        "{what}"
+    );
+    assert_eq!(platform.registrations(), 1, "{what}: registrations");
+    assert_eq!(
+        lab.run("cat /etc/netmon-agent/api_key"),
+        format!("{LAB_KEY}\n"),
+        "{what}"
+    );
+    let ls = lab.run("ls -ln /etc/netmon-agent/api_key");
+    let f: Vec<&str> = ls.split_whitespace().collect();
+    assert_eq!(f[0], "-rw-------", "{what}: {ls}");
+    assert_eq!(f[2], netmon_uid.trim(), "{what}: {ls}");
+    assert!(
+        !agent_conf(lab).contains(LAB_KEY),
+        "{what}: the key is in the generated config"
+    );
+}
+
+/// Every netmon-agent line in logread: one tag, the right priority, never the key.
+fn assert_log_lines(lab: &Lab) {
+    let lines = lab.log();
+    for l in &lines {
+        assert!(!l.contains(LAB_KEY), "key in logread: {l}");
+        if l.contains(" netmon-agent[") {
+            let tag_at = l.find(" netmon-agent[").unwrap();
+            let rest = &l[tag_at + 1..];
+            assert!(!rest[12..].contains("netmon-agent:"), "doubled prefix: {l}");
+            for (word, prio) in [("INFO:", "daemon.info"), ("WARN:", "daemon.warn")] {
+                assert!(
+                    !(rest.contains(word) && !l.contains(prio)),
+                    "a {word} line at another priority: {l}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lab_router_owner_life_ipk_then_apk() {
+    let Some((script, cache)) = lab_ready() else {
+        return;
+    };
+    let t0 = Instant::now();
+    let dir = scratch("openwrt-lab");
+    let pkgs = lab_packages(&dir, &cache);
+    let net = Net::new();
+    let platform = Platform::start(&dir, &net.lan_client);
+    let mut lab = Lab {
+        work: lab_work(&script, &cache, "openwrt-lab-work"),
+        script: script.clone(),
+        netns: net.router.clone(),
+        mount: pkgs.clone(),
+        booted: false,
+    };
+    lab.boot(false);
+    lab.run(&format!(
+        "cat > /etc/config/network <<'EOF'\n{NETWORK_CONFIG}EOF\nreload_config"
+    ));
+
+    // 1. opkg install: enabled, but idle until a platform is configured, and logread says why.
+    let r1 = format!("netmon-agent_{PKG_VERSION}-r1_x86_64.ipk");
+    lab.run(&format!("opkg install /lab/{r1}"));
+    assert!(lab
+        .run("grep '^netmon:' /etc/passwd")
+        .starts_with("netmon:"));
+    assert!(lab.run("ls /etc/rc.d").contains("S95netmon-agent"));
+    lab.wait_log("idle after install", 10, "idle: no platform endpoint");
+    assert_eq!(lab.agent_pid(), None, "runs with no platform configured");
+    assert!(lab.run("pidof netmon-agent || true").trim().is_empty());
+    let idle = lab.log().into_iter().find(|l| l.contains("idle:")).unwrap();
+    assert!(idle.contains("daemon.notice netmon-agent:"), "{idle}");
+
+    // 2. The owner sets the URLs (and an empty key with a key URL) + uci commit +
+    // reload_config: it starts, registers once, and snapshots arrive with the issued key.
+    lab.run(CONFIGURE);
+    let pid1 = lab
+        .wait_pid("start after reload_config", 15, |p| p.is_some())
+        .unwrap();
+    let mut seen = platform.wait_snapshots(0, 3, &lab, "first snapshots");
+    assert_agent_state(&lab, &platform, pid1, "after the first start");
+    let snap: serde_json::Value =
+        serde_json::from_str(platform.snapshots()[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(snap["agent"]["capture"]["interface"], "br-lan", "{snap}");
+    lab.wait_log("syslog info", 5, "capture open on br-lan");
+    let started = lab
+        .log()
+        .into_iter()
+        .find(|l| l.contains("capture open on br-lan"))
+        .unwrap();
+    assert!(
+        started.contains(&format!(
+            "daemon.info netmon-agent[{pid1}]: capture open on br-lan"
+        )),
+        "{started}"
+    );
+
+    // 3. A reload-only change (cycle_time) is applied by SIGHUP: same pid, new value.
+    lab.run("uci set netmon-agent.main.cycle_time='2' && uci commit netmon-agent && reload_config");
+    lab.wait_log("SIGHUP reload", 10, "config reloaded");
+    assert!(agent_conf(&lab).contains("CYCLE_TIME=\"2\""));
+    assert_eq!(
+        lab.agent_pid(),
+        Some(pid1),
+        "a SIGHUP-only change restarted it"
+    );
+    lab.run("uci set netmon-agent.main.cycle_time='1' && uci commit netmon-agent && reload_config");
+
+    // 4. Warnings and errors at their priorities: a failing platform, then a refused key.
+    platform.set_mode("status:500");
+    lab.wait_log("a warning", 15, "API: ");
+    platform.set_mode("status:401");
+    lab.wait_log("an error", 15, "API key rejected");
+    platform.set_mode(&format!("reply:{{\"apiKey\": \"{LAB_KEY}\"}}"));
+    let lines = lab.log();
+    let warn = lines
+        .iter()
+        .find(|l| {
+            l.contains("netmon-agent[")
+                && (l.contains("delivery failing") || l.contains("refused with HTTP 500"))
         })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
+        .expect("a warning line");
+    assert!(warn.contains("daemon.warn netmon-agent["), "{warn}");
+    let err = lines
+        .iter()
+        .find(|l| l.contains("API key rejected"))
+        .unwrap();
+    assert!(err.contains("daemon.err netmon-agent["), "{err}");
+    assert_log_lines(&lab);
 
-const PASSWD: &str =
-    "root:x:0:0:root:/root:/bin/ash\nnetmon:x:65536:65536:netmon:/var:/bin/false\n";
+    // 5. kill -9: procd respawns it; still one registration, the same key.
+    lab.run(&format!("kill -9 {pid1}"));
+    let pid2 = lab
+        .wait_pid("respawn after kill -9", 15, |p| {
+            p.is_some_and(|p| p != pid1)
+        })
+        .unwrap();
+    seen = platform.wait_snapshots(seen, 2, &lab, "after respawn");
+    assert_agent_state(&lab, &platform, pid2, "after kill -9");
 
-#[test]
-fn init_script_with_ujail_runs_jailed_as_netmon_with_net_raw() {
-    if !busybox() {
-        return;
-    }
-    let r = run_init("ujail", &shipped_uci(), true, PASSWD);
-    assert_eq!(
-        r.param("command").unwrap(),
-        [
-            "/usr/bin/netmon-agent",
-            "run",
-            "--config",
-            r.conf_path.to_str().unwrap()
-        ]
-    );
-    assert_eq!(r.param("respawn").unwrap(), ["3600", "5", "5"]);
-    assert_eq!(r.called("procd_add_jail").unwrap(), ["netmon-agent"]);
-    assert_eq!(
-        r.param("capabilities").unwrap(),
-        [repo()
-            .join("openwrt/netmon-agent/files/netmon-agent.json")
-            .to_str()
-            .unwrap()]
-    );
-    assert_eq!(r.param("user").unwrap(), ["netmon"]);
-    assert_eq!(r.param("group").unwrap(), ["netmon"]);
-    assert_eq!(r.param("no_new_privs").unwrap(), ["1"]);
-    assert_eq!(r.param("stderr").unwrap(), ["1"]);
-    // No platform configured: the per-cycle JSON on stdout stays out of logd.
-    assert_eq!(r.param("stdout"), None);
-    assert_eq!(r.param("file").unwrap(), ["/etc/config/netmon-agent"]);
-    assert_eq!(
-        r.called("procd_add_reload_trigger").unwrap(),
-        ["netmon-agent"]
-    );
-    assert_eq!(
-        r.called("procd_add_reload_interface_trigger").unwrap(),
-        ["lan"]
-    );
-    let order: Vec<&str> = r.calls.iter().map(|c| c[0].as_str()).collect();
-    assert_eq!(order.first(), Some(&"chown"));
-    assert!(order.contains(&"procd_open_instance") && order.contains(&"procd_close_instance"));
-    let (conf, mode) = r.conf.clone().expect("config written");
-    assert_eq!(mode, 0o600);
-    assert_eq!(
-        r.called("chown").unwrap(),
-        ["netmon", &format!("{}.tmp", r.conf_path.display())]
-    );
-    // Empty options are left to the agent; the interface comes from netifd (network.lan).
-    assert_eq!(
-        conf,
-        format!("INTERFACE=\"br-lan\"\nCYCLE_TIME=\"5\"\nSCAN_INTERVAL=\"60\"\nLOG_LEVEL=\"info\"\nRUN_AS_USER=\"netmon\"\nSTATUS_FILE=\"{}/status.json\"\n",
-            r.conf_path.with_file_name("status").display())
-    );
-}
+    // 6. /etc/init.d/netmon-agent restart.
+    lab.run("/etc/init.d/netmon-agent restart");
+    let pid3 = lab
+        .wait_pid("restart", 15, |p| p.is_some_and(|p| p != pid2))
+        .unwrap();
+    seen = platform.wait_snapshots(seen, 2, &lab, "after restart");
+    assert_agent_state(&lab, &platform, pid3, "after restart");
 
-#[test]
-fn init_script_without_ujail_starts_root_and_the_key_stays_off_argv() {
-    if !busybox() {
-        return;
-    }
-    let key = "k3y-With#hash\"quote";
-    let mut uci = with_option(&shipped_uci(), "api_key", key);
-    uci = with_option(&uci, "api_url", "http://127.0.0.1:9/api/v1/snapshots#x");
-    uci = with_option(&uci, "interface", "eth1");
-    uci = with_option(&uci, "network_range", "10.9.0.0/24");
-    uci = with_option(&uci, "respawn_retry", "0");
-    let r = run_init("nojail", &uci, false, PASSWD);
-    assert_eq!(r.called("procd_add_jail"), None);
-    assert_eq!(r.param("user"), None, "starts as root, drops by itself");
-    assert_eq!(r.param("capabilities"), None);
-    assert_eq!(r.param("stdout").unwrap(), ["1"]);
-    assert_eq!(r.param("respawn").unwrap(), ["3600", "5", "0"]);
-    for c in &r.calls {
+    // 7. The interface by the option: a restart onto br-guest; then '' follows network.lan.
+    lab.run("uci set netmon-agent.main.interface='br-guest' && uci commit netmon-agent && reload_config");
+    let pid4 = lab
+        .wait_pid("interface option", 15, |p| p.is_some_and(|p| p != pid3))
+        .unwrap();
+    assert!(agent_conf(&lab).contains("INTERFACE=\"br-guest\""));
+    lab.wait_log("capture on br-guest", 10, "capture open on br-guest");
+    lab.run("uci set netmon-agent.main.interface='' && uci commit netmon-agent && reload_config");
+    let pid5 = lab
+        .wait_pid("interface back to network.lan", 15, |p| {
+            p.is_some_and(|p| p != pid4)
+        })
+        .unwrap();
+    assert!(agent_conf(&lab).contains("INTERFACE=\"br-lan\""));
+    // 8. ... and by network.lan's device.
+    lab.run("uci set network.lan.device='br-guest' && uci commit network && reload_config");
+    let pid6 = lab
+        .wait_pid("network.lan device change", 15, |p| {
+            p.is_some_and(|p| p != pid5)
+        })
+        .unwrap();
+    assert!(
+        agent_conf(&lab).contains("INTERFACE=\"br-guest\""),
+        "{}",
+        agent_conf(&lab)
+    );
+    lab.run("uci set network.lan.device='br-lan' && uci commit network && reload_config");
+    let pid7 = lab
+        .wait_pid("network.lan device back", 15, |p| {
+            p.is_some_and(|p| p != pid6)
+        })
+        .unwrap();
+    seen = platform.wait_snapshots(seen, 2, &lab, "after the interface changes");
+    assert_agent_state(&lab, &platform, pid7, "after the interface changes");
+    // The snapshots of the agent started last capture on br-lan again.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last: serde_json::Value = serde_json::from_str(
+            platform.snapshots().last().unwrap()["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        if last["agent"]["capture"]["interface"] == "br-lan" {
+            break;
+        }
         assert!(
-            !c.iter().any(|a| a.contains("k3y")),
-            "key in a procd call: {c:?}"
+            Instant::now() < end,
+            "still capturing on {}",
+            last["agent"]["capture"]["interface"]
         );
+        std::thread::sleep(Duration::from_millis(250));
     }
-    let (conf, mode) = r.conf.clone().unwrap();
-    assert_eq!(mode, 0o600);
-    assert!(conf.contains("RUN_AS_USER=\"netmon\"\n"), "{conf}");
-    // The real agent reads the generated file back: every value arrives intact.
-    let o = run(agent()
-        .args(["check", "--offline", "--config"])
-        .arg(&r.conf_path));
-    let out = stdout(&o);
-    assert!(o.status.success(), "{}{out}", stderr(&o));
-    assert!(out.contains("eth1"), "{out}");
-    assert!(out.contains("10.9.0.0/24"), "{out}");
-    assert!(
-        out.contains("http://127.0.0.1:9/api/v1/snapshots#x"),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!("set <redacted, {} chars>", key.len())),
-        "{out}"
-    );
-    assert!(!out.contains("k3y"));
-}
+    seen = platform.snapshots().len().max(seen);
 
-#[test]
-fn init_script_disabled_or_without_the_user() {
-    if !busybox() {
-        return;
-    }
-    let r = run_init(
-        "disabled",
-        &with_option(&shipped_uci(), "enabled", "0"),
-        true,
-        PASSWD,
+    // 9. `check` shows the state; a bad value is named and not applied.
+    let check = lab.run("/etc/init.d/netmon-agent check");
+    assert!(
+        check.contains("api key") && check.contains("redacted"),
+        "{check}"
     );
-    assert_eq!(r.called("procd_open_instance"), None);
-    assert!(r.conf.is_none());
+    assert!(!check.contains(LAB_KEY));
+    lab.run(
+        "uci set netmon-agent.main.cycle_time='often' && uci commit netmon-agent && reload_config",
+    );
+    lab.wait_log("validation", 10, "cycle_time=often is not range(1,86400)");
+    assert_eq!(
+        lab.agent_pid(),
+        Some(pid7),
+        "a bad value stopped or restarted it"
+    );
+    lab.run("uci set netmon-agent.main.cycle_time='1' && uci commit netmon-agent");
 
-    // The user is missing (the package's postinst did not run): run as root, say so.
-    let r = run_init(
-        "nouser",
-        &shipped_uci(),
-        true,
-        "root:x:0:0:root:/root:/bin/ash\n",
-    );
-    assert!(
-        r.stderr.contains("user 'netmon' does not exist"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(r.called("procd_add_jail"), None);
-    assert_eq!(r.param("user"), None);
-    assert!(!r.conf.unwrap().0.contains("RUN_AS_USER"));
+    // 10. A reboot (the overlay kept, like flash): it comes back with the same key.
+    lab.stop();
+    lab.boot(true);
+    let pid8 = lab.wait_pid("after reboot", 20, |p| p.is_some()).unwrap();
+    seen = platform.wait_snapshots(seen, 2, &lab, "after reboot");
+    assert_agent_state(&lab, &platform, pid8, "after reboot");
 
-    // A newline inside a value cannot smuggle in another key.
-    let r = run_init(
-        "newline",
-        &with_option(&shipped_uci(), "api_key", "abc\nRUN_AS_USER=root"),
-        false,
-        PASSWD,
+    // 11. Upgrade r1 -> r2: the edited config and the key stay.
+    lab.run(&format!(
+        "opkg install /lab/netmon-agent_{PKG_VERSION}-r2_x86_64.ipk"
+    ));
+    assert!(lab
+        .run("opkg list-installed netmon-agent")
+        .contains(&format!("{PKG_VERSION}-r2")));
+    assert_eq!(
+        lab.run("uci get netmon-agent.main.api_url").trim(),
+        "http://192.168.1.10:8080/api"
     );
-    let conf = r.conf.unwrap().0;
-    assert!(
-        !conf.contains("API_KEY") && !conf.contains("=root"),
-        "{conf}"
+    let pid9 = lab
+        .wait_pid("after upgrade", 20, |p| p.is_some_and(|p| p != pid8))
+        .unwrap();
+    seen = platform.wait_snapshots(seen, 2, &lab, "after upgrade");
+    assert_agent_state(&lab, &platform, pid9, "after upgrade");
+
+    // 12. opkg remove: stopped, and no key left in /var/run.
+    lab.run("opkg remove netmon-agent");
+    lab.wait_pid("opkg remove stops it", 10, |p| p.is_none());
+    assert!(lab
+        .run("sleep 1; pidof netmon-agent || true")
+        .trim()
+        .is_empty());
+    let left = lab.run(&format!(
+        "grep -rl '{LAB_KEY}' /var/run /tmp 2>/dev/null || true"
+    ));
+    assert!(left.trim().is_empty(), "the key is left in {left}");
+    assert_log_lines(&lab);
+    let _ = seen;
+    lab.stop();
+    println!("ipk part: {:.0} s", t0.elapsed().as_secs_f64());
+
+    // The same as .apk (OpenWrt 25.12) on a fresh router: apk add, configure, upgrade, apk del.
+    let platform2 = {
+        drop(platform);
+        std::fs::remove_file(dir.join("platform.jsonl")).ok();
+        Platform::start(&dir, &net.lan_client)
+    };
+    lab.work = lab_work(&script, &cache, "openwrt-lab-work-apk");
+    lab.boot(false);
+    lab.run(&format!(
+        "cat > /etc/config/network <<'EOF'\n{NETWORK_CONFIG}EOF\nreload_config"
+    ));
+    lab.run(&format!(
+        "apk add --allow-untrusted /lab/netmon-agent-{PKG_VERSION}-r1.apk"
+    ));
+    assert!(lab
+        .run("grep '^netmon:' /etc/passwd")
+        .starts_with("netmon:"));
+    lab.wait_log("idle after apk add", 10, "idle: no platform endpoint");
+    assert_eq!(lab.agent_pid(), None);
+    lab.run(CONFIGURE);
+    let apid = lab.wait_pid("apk: start", 15, |p| p.is_some()).unwrap();
+    let mut seen2 = platform2.wait_snapshots(0, 2, &lab, "apk: snapshots");
+    assert_agent_state(&lab, &platform2, apid, "apk: first start");
+    lab.run("uci set netmon-agent.main.scan_interval='30' && uci commit netmon-agent");
+    lab.run(&format!(
+        "apk add --allow-untrusted /lab/netmon-agent-{PKG_VERSION}-r2.apk"
+    ));
+    assert!(lab
+        .run("apk info -v netmon-agent 2>/dev/null; apk list -I 2>/dev/null || true")
+        .contains(&format!("{PKG_VERSION}-r2")));
+    assert_eq!(
+        lab.run("uci get netmon-agent.main.scan_interval").trim(),
+        "30"
     );
-    assert!(
-        r.stderr.contains("API_KEY contains a newline"),
-        "{}",
-        r.stderr
+    let apid2 = lab
+        .wait_pid("apk: after upgrade", 20, |p| p.is_some_and(|p| p != apid))
+        .unwrap();
+    seen2 = platform2.wait_snapshots(seen2, 2, &lab, "apk: after upgrade");
+    assert_agent_state(&lab, &platform2, apid2, "apk: after upgrade");
+    lab.run("apk del netmon-agent");
+    lab.wait_pid("apk del stops it", 10, |p| p.is_none());
+    assert!(lab
+        .run("sleep 1; pidof netmon-agent || true")
+        .trim()
+        .is_empty());
+    let left = lab.run(&format!(
+        "grep -rl '{LAB_KEY}' /var/run /tmp 2>/dev/null || true"
+    ));
+    assert!(left.trim().is_empty(), "the key is left in {left}");
+    assert_log_lines(&lab);
+    let _ = seen2;
+    lab.stop();
+    println!(
+        "OpenWrt lab test (ipk + apk): {:.0} s",
+        t0.elapsed().as_secs_f64()
     );
 }

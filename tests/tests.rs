@@ -11,6 +11,7 @@ mod luci;
 mod openwrt;
 mod privdrop;
 mod procfs;
+mod register;
 mod replay;
 mod run;
 mod ship;

@@ -9,7 +9,13 @@ use crate::error::Error;
 /// Registers and says where the key went (never the key).
 pub fn command(common: &Common) -> Result<ExitCode, Error> {
     let cfg = crate::agent::load_config(&common.load_options()?)?;
-    let path = crate::ship::register::register(&cfg).map_err(|e| Error::Other(e.to_string()))?;
+    // An issued key that cannot be written yet is kept and the write retried (Ctrl-C ends it).
+    let mut wait = |d: std::time::Duration| {
+        std::thread::sleep(d);
+        true
+    };
+    let path = crate::ship::register::register(&cfg, &mut wait)
+        .map_err(|e| Error::Other(e.to_string()))?;
     println!("API key written to {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

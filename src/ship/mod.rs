@@ -443,8 +443,8 @@ impl Shipper {
         }
     }
 
-    /// The WebSocket fd for the poll set: (fd, want write).
-    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
+    /// The WebSocket fd for the poll set: (fd, want read, want write).
+    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool, bool)> {
         self.ws.as_ref().and_then(|w| w.interest())
     }
 

@@ -1,20 +1,23 @@
 //! Key registration: POST `{serverId, serverIp, hostname, agentVersion}` to GENERATE_KEY_URL,
 //! take the key from the JSON reply (`apiKey`, `api_key` or `key`) and write `API_KEY=...` into
-//! the config file in place: every other line and comment kept, atomic replace (temporary file,
-//! fsync, rename, directory fsync), mode 0600, owner kept. A bad reply changes nothing.
+//! API_KEY_FILE (the key alone) or into the config file in place (every other line and comment
+//! kept): through the directory's fd, never following a symlink, atomic (temporary file, fsync,
+//! rename, directory fsync), an existing file's owner and mode kept, a new one 0600. A bad reply
+//! changes nothing; an issued key that cannot be written is kept in memory and the write retried.
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::http::{self, HttpError};
 use super::{tls, Backoff};
 use crate::config::{Config, Secret};
+use crate::sys::openat::Dir;
 
 #[derive(Debug)]
 pub enum RegisterError {
@@ -44,9 +47,7 @@ impl fmt::Display for RegisterError {
             RegisterError::NoFile => {
                 write!(f, "no config file to store the key in (use --config FILE)")
             }
-            RegisterError::File { path, reason } => {
-                write!(f, "{}: cannot store the key: {reason}", path.display())
-            }
+            RegisterError::File { path, reason } => write!(f, "{}: {reason}", path.display()),
         }
     }
 }
@@ -101,8 +102,7 @@ pub fn parse_reply(body: &[u8]) -> Result<Secret, RegisterError> {
     let key = key
         .as_str()
         .ok_or_else(|| RegisterError::Reply("the key is not a string".into()))?;
-    let ok = |c: char| c.is_ascii_alphanumeric() || "._~+/=:-".contains(c);
-    if key.is_empty() || key.len() > 1024 || !key.chars().all(ok) {
+    if key.is_empty() || key.len() > 1024 || !key.chars().all(key_char) {
         return Err(RegisterError::Reply(
             "the key is empty, too long or has characters a config line cannot hold".into(),
         ));
@@ -150,85 +150,299 @@ pub fn update_text(text: &str, key: &str) -> String {
     out
 }
 
-/// Writes the key into the config file at `path` (a regular file; symlinks are followed).
-pub fn write_key(path: &Path, key: &Secret) -> Result<PathBuf, RegisterError> {
-    let ferr = |p: &Path, reason: String| RegisterError::File {
-        path: p.to_owned(),
-        reason,
-    };
-    let real = fs::canonicalize(path).map_err(|e| ferr(path, e.to_string()))?;
-    let meta = fs::metadata(&real).map_err(|e| ferr(&real, e.to_string()))?;
-    if !meta.is_file() {
-        return Err(ferr(&real, "not a regular file".into()));
-    }
-    let text = fs::read_to_string(&real).map_err(|e| ferr(&real, e.to_string()))?;
-    let new = update_text(&text, key.expose());
-    let dir = real.parent().unwrap_or(Path::new("/"));
-    let name = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.netmon-tmp"));
-    let res = (|| -> std::io::Result<()> {
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
-        f.write_all(new.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &real)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(ferr(&real, e.to_string()));
-    }
-    Ok(real)
+/// Where an issued key is stored: API_KEY_FILE (the key alone on one line) when set, else the
+/// config file (`API_KEY=...` replaced or appended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    KeyFile(PathBuf),
+    ConfigFile(PathBuf),
 }
 
-/// `netmon-agent register`: request a key and store it; returns the file written.
-pub fn register(cfg: &Config) -> Result<PathBuf, RegisterError> {
-    let path = cfg.source.clone().ok_or(RegisterError::NoFile)?;
-    // Checked before asking, so a key is not issued for nothing.
-    let meta = fs::metadata(&path).map_err(|e| RegisterError::File {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+impl Dest {
+    pub fn of(cfg: &Config) -> Option<Dest> {
+        match (&cfg.api_key_file, &cfg.source) {
+            (Some(p), _) => Some(Dest::KeyFile(p.clone())),
+            (None, Some(p)) => Some(Dest::ConfigFile(p.clone())),
+            (None, None) => None,
+        }
+    }
+    pub fn path(&self) -> &Path {
+        match self {
+            Dest::KeyFile(p) | Dest::ConfigFile(p) => p,
+        }
+    }
+}
+
+/// The largest config or key file read back (a config file is a few kB).
+const MAX_FILE: u64 = 1 << 20;
+
+/// Splits `path` into its directory and its last component (which must be a plain name).
+fn split(path: &Path) -> Result<(&Path, &str), String> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("not a file name")?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Ok((dir, name))
+}
+
+/// What is at `name` in `dir` now: None when nothing, else its text and metadata. A symlink,
+/// a non-regular file or an oversized file is an error (never followed, never read).
+fn read_existing(dir: &Dir, name: &str) -> Result<Option<(String, fs::Metadata)>, String> {
+    let mut f = match dir.open_read(name) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err("is a symlink; not following it".into())
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let meta = f.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
-        return Err(RegisterError::File {
-            path,
-            reason: "not a regular file".into(),
-        });
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE {
+        return Err(format!("larger than {MAX_FILE} bytes"));
+    }
+    let mut text = String::new();
+    Read::by_ref(&mut f)
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(Some((text, meta)))
+}
+
+/// The text the destination holds with `key` stored in it.
+fn new_text(dest: &Dest, old: Option<&str>, key: &str) -> String {
+    match dest {
+        Dest::KeyFile(_) => format!("{key}\n"),
+        Dest::ConfigFile(_) => update_text(old.unwrap_or(""), key),
+    }
+}
+
+/// Stores the key: through the directory's fd, never following a symlink at the name (a
+/// symlink swapped in there is an error, and the file it points to is never touched); a new
+/// file is 0600 and ours, an existing one keeps its owner and mode; atomic (temporary file,
+/// fsync, rename, directory fsync). Returns the path written.
+pub fn store_key(dest: &Dest, key: &Secret) -> Result<PathBuf, RegisterError> {
+    let path = dest.path();
+    let ferr = |reason: String| RegisterError::File {
+        path: path.to_owned(),
+        reason: format!("cannot store the key: {reason}"),
+    };
+    let (dir_path, name) = split(path).map_err(|r| ferr(r.to_owned()))?;
+    let dir = Dir::open(dir_path).map_err(|e| ferr(format!("directory: {e}")))?;
+    let existing = read_existing(&dir, name).map_err(ferr)?;
+    let text = new_text(
+        dest,
+        existing.as_ref().map(|(t, _)| t.as_str()),
+        key.expose(),
+    );
+    let tmp = format!(".{name}.netmon-tmp");
+    let res = (|| -> Result<(), String> {
+        match dir.unlink(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{tmp}: {e}")),
+        }
+        let mut f = dir.create_new(&tmp, 0o600).map_err(|e| e.to_string())?;
+        if let Some((_, meta)) = &existing {
+            let mine = f.metadata().map_err(|e| e.to_string())?;
+            if (mine.uid(), mine.gid()) != (meta.uid(), meta.gid()) {
+                std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
+                    format!("cannot keep its owner {}:{} ({e})", meta.uid(), meta.gid())
+                })?;
+            }
+            f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(|e| e.to_string())?;
+        }
+        f.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        f.sync_all().map_err(|e| e.to_string())?;
+        dir.rename(&tmp, name).map_err(|e| e.to_string())?;
+        dir.sync().map_err(|e| e.to_string())
+    })();
+    if let Err(reason) = res {
+        let _ = dir.unlink(&tmp);
+        return Err(ferr(reason));
+    }
+    Ok(path.to_owned())
+}
+
+/// The key held in API_KEY_FILE, when API_KEY itself is not set: read without following a
+/// symlink, a regular file of at most 4 KiB, the key on its first line. A missing or empty file
+/// is no key (registration will store one); anything else unusable is an error naming the file.
+pub fn load_key_file(cfg: &mut Config) -> Result<(), RegisterError> {
+    let Some(path) = cfg.api_key_file.clone() else {
+        return Ok(());
+    };
+    if cfg.api_key.is_some() {
+        return Ok(());
+    }
+    let ferr = |reason: String| RegisterError::File {
+        path: path.clone(),
+        reason: format!("API_KEY_FILE: {reason}"),
+    };
+    let (dir_path, name) = split(&path).map_err(|r| ferr(r.to_owned()))?;
+    let dir = match Dir::open(dir_path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ferr(format!("directory: {e}"))),
+    };
+    let Some((text, meta)) = read_existing(&dir, name).map_err(ferr)? else {
+        return Ok(());
+    };
+    if meta.len() > 4096 {
+        return Err(ferr("larger than 4096 bytes".into()));
+    }
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        return Ok(());
+    }
+    if !key.chars().all(key_char) {
+        return Err(ferr(
+            "the key has characters a key cannot hold (spaces or control characters)".into(),
+        ));
+    }
+    cfg.api_key = Some(Secret::new(key.to_owned()));
+    Ok(())
+}
+
+fn key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._~+/=:-".contains(c)
+}
+
+/// `netmon-agent register`: request a key and store it; returns the file written. When the key
+/// was issued but cannot be stored, it is held in memory and the write retried (with `wait`
+/// between attempts, which returns false to give up), saying so each time.
+pub fn register(
+    cfg: &Config,
+    wait: &mut dyn FnMut(Duration) -> bool,
+) -> Result<PathBuf, RegisterError> {
+    let dest = Dest::of(cfg).ok_or(RegisterError::NoFile)?;
+    // Checked before asking, so a key is not issued for nothing.
+    if let Dest::ConfigFile(path) = &dest {
+        let (dir_path, name) = split(path).map_err(|r| RegisterError::File {
+            path: path.clone(),
+            reason: r.to_owned(),
+        })?;
+        let found = Dir::open(dir_path)
+            .map_err(|e| e.to_string())
+            .and_then(|d| read_existing(&d, name));
+        match found {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(RegisterError::File {
+                    path: path.clone(),
+                    reason: "does not exist".into(),
+                })
+            }
+            Err(reason) => {
+                return Err(RegisterError::File {
+                    path: path.clone(),
+                    reason,
+                })
+            }
+        }
     }
     if cfg.api_key.is_some() {
         warn!("register: replacing the API_KEY already set");
     }
     let key = request_key(cfg)?;
-    write_key(&path, &key)
+    let mut pending = PendingKey::new(dest, key);
+    loop {
+        match pending.try_store() {
+            Ok(p) => return Ok(p),
+            Err(e) => {
+                let d = pending.backoff.next_delay();
+                warn!(
+                    "registered, but {e}; the key is held in memory only, retrying the write in {:.0} s (interrupting gives the key up)",
+                    d.as_secs_f64().ceil()
+                );
+                if !wait(d) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// An issued key not yet stored: kept, and the write retried, so a key is never thrown away.
+pub struct PendingKey {
+    dest: Dest,
+    key: Secret,
+    backoff: Backoff,
+    next_try: Option<Instant>,
+}
+
+impl PendingKey {
+    pub fn new(dest: Dest, key: Secret) -> PendingKey {
+        PendingKey {
+            dest,
+            key,
+            backoff: Backoff::new(),
+            next_try: None,
+        }
+    }
+
+    pub fn try_store(&mut self) -> Result<PathBuf, RegisterError> {
+        store_key(&self.dest, &self.key)
+    }
+
+    /// For the run loop: retries the write when due; true once stored.
+    pub fn retry_due(&mut self, now: Instant) -> bool {
+        if self.next_try.is_some_and(|t| now < t) {
+            return false;
+        }
+        match self.try_store() {
+            Ok(p) => {
+                info!("API key stored in {}", p.display());
+                true
+            }
+            Err(e) => {
+                let d = self.backoff.next_delay();
+                debug!("the issued key is still in memory only: {e}");
+                self.next_try = Some(now + d);
+                false
+            }
+        }
+    }
 }
 
 /// `run` with no API_KEY but a GENERATE_KEY_URL: registers, retrying with backoff; `wait`
-/// sleeps and returns false when the agent is told to stop. The key goes into `cfg` (and the
-/// config file when it can be written).
-pub fn at_start(cfg: &mut Config, wait: &mut dyn FnMut(Duration) -> bool) -> bool {
+/// sleeps and returns false when the agent is told to stop. The key goes into `cfg` and its
+/// store (API_KEY_FILE or the config file); when the write fails, the key is used from memory
+/// and the returned `PendingKey` retries the write. None also when stopped.
+pub fn at_start(cfg: &mut Config, wait: &mut dyn FnMut(Duration) -> bool) -> Started {
     let mut backoff = Backoff::new();
     let mut attempts = 0u64;
     loop {
         match request_key(cfg) {
             Ok(key) => {
-                match cfg.source.as_deref().map(|p| write_key(p, &key)) {
-                    Some(Ok(p)) => info!("registered: API key stored in {}", p.display()),
-                    Some(Err(e)) => warn!("registered, but {e}; using the key for this run only"),
-                    None => warn!(
-                        "registered, but there is no config file to store the key in; using it for this run only"
-                    ),
-                }
-                cfg.api_key = Some(key);
-                return true;
+                cfg.api_key = Some(key.clone());
+                let Some(dest) = Dest::of(cfg) else {
+                    warn!(
+                        "registered, but there is no config file or API_KEY_FILE to store the key in; using it for this run only"
+                    );
+                    return Started::Registered(None);
+                };
+                let mut pending = PendingKey::new(dest, key);
+                return match pending.try_store() {
+                    Ok(p) => {
+                        info!("registered: API key stored in {}", p.display());
+                        Started::Registered(None)
+                    }
+                    Err(e) => {
+                        let d = pending.backoff.next_delay();
+                        pending.next_try = Some(Instant::now() + d);
+                        warn!(
+                            "registered, but {e}; using the key from memory and retrying the write"
+                        );
+                        Started::Registered(Some(pending))
+                    }
+                };
             }
             Err(e) => {
                 attempts += 1;
@@ -242,11 +456,19 @@ pub fn at_start(cfg: &mut Config, wait: &mut dyn FnMut(Duration) -> bool) -> boo
                     debug!("registration attempt {attempts} failed: {e}");
                 }
                 if !wait(d) {
-                    return false;
+                    return Started::Stopped;
                 }
             }
         }
     }
+}
+
+/// What `at_start` ended with.
+pub enum Started {
+    /// Registered; with the key still to be written when the write failed.
+    Registered(Option<PendingKey>),
+    /// Told to stop while registering.
+    Stopped,
 }
 
 #[cfg(test)]

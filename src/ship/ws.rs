@@ -3,6 +3,11 @@
 //! agent's poll set, so pings are answered and server messages read (at most 64 KiB each, then
 //! discarded) while the loop does other work. A send that cannot be flushed within HTTP_TIMEOUT
 //! drops the connection; reconnects back off with jitter.
+//!
+//! Liveness: a ping every `PING_EVERY`; when nothing at all comes back within `PONG_WAIT` the
+//! path is dead and the connection is dropped (with the kernel's keepalive and user timeout,
+//! `sys::tcp`, as the second line). Pong replies are bounded: a ping read while our writes are
+//! blocked stops reading until its pong is out, so at most one pong ever waits.
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -18,8 +23,11 @@ use super::{http, wskey};
 use super::{redact, Backoff};
 use crate::config::{Secret, Url};
 
-/// A ping goes out when nothing was sent for this long.
-const PING_IDLE: Duration = Duration::from_secs(30);
+/// A ping goes out this often (every second cycle at the default 5 s)...
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// ...and the connection is given up when nothing at all came back this long after it: with the
+/// ping interval, a dead path is noticed within 25 s.
+const PONG_WAIT: Duration = Duration::from_secs(15);
 /// A connection that lasted this long resets the reconnect backoff.
 const STABLE: Duration = Duration::from_secs(60);
 /// The largest server message read (and thrown away).
@@ -31,7 +39,14 @@ pub struct Ws {
     timeout: Duration,
     sock: Option<WebSocket<Conn>>,
     up_since: Instant,
-    last_write: Instant,
+    /// When the next ping is due.
+    next_ping: Instant,
+    /// A ping went out and nothing came back since: the connection is dead at this time.
+    pong_due: Option<Instant>,
+    /// A ping arrived while our writes were blocked: its pong waits in tungstenite, and reading
+    /// stops until the socket takes it, so a server that floods pings and never reads gets one
+    /// pong queued, not one per ping.
+    read_paused: bool,
     /// A frame is queued but not flushed yet, since then (seq of the snapshot, if any).
     pending: Option<(Instant, Option<u64>)>,
     backoff: Backoff,
@@ -60,7 +75,9 @@ impl Ws {
             timeout,
             sock: None,
             up_since: now,
-            last_write: now,
+            next_ping: now,
+            pong_due: None,
+            read_paused: false,
             pending: None,
             backoff: Backoff::new(),
             retry_at: None,
@@ -80,19 +97,24 @@ impl Ws {
         self.sock.is_none() && self.retry_at.map_or(true, |t| now >= t)
     }
 
-    /// The fd to poll: readable always, writable while a frame waits to be flushed.
-    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool)> {
+    /// The fd to poll: (fd, readable, writable). Readable unless reading waits for a pong to
+    /// go out, writable while a frame waits to be flushed.
+    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool, bool)> {
         let s = self.sock.as_ref()?;
-        let write = self.pending.is_some() || s.get_ref().wants_write();
-        Some((s.get_ref().as_fd(), write))
+        let write = self.pending.is_some() || s.get_ref().wants_write() || self.read_paused;
+        Some((s.get_ref().as_fd(), !self.read_paused, write))
     }
 
     /// The next time `tick` has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.sock.as_ref()?;
+        let ping = match self.pong_due {
+            Some(due) => due.min(self.next_ping),
+            None => self.next_ping,
+        };
         Some(match self.pending {
-            Some((since, _)) => since + self.timeout,
-            None => self.last_write + PING_IDLE,
+            Some((since, _)) => ping.min(since + self.timeout),
+            None => ping,
         })
     }
 
@@ -125,7 +147,6 @@ impl Ws {
             }
             return;
         }
-        self.last_write = now;
         match ws.write(msg).and_then(|()| ws.flush()) {
             Ok(()) => self.sent(seq),
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -161,6 +182,7 @@ impl Ws {
         };
         match ws.flush() {
             Ok(()) => {
+                self.read_paused = false;
                 if let Some((_, seq)) = self.pending.take() {
                     self.sent(seq);
                 }
@@ -176,10 +198,18 @@ impl Ws {
 
     fn read(&mut self, now: Instant) {
         for _ in 0..32 {
+            if self.read_paused {
+                return;
+            }
             let Some(ws) = self.sock.as_mut() else {
                 return;
             };
-            match ws.read() {
+            let msg = ws.read();
+            if msg.is_ok() {
+                // Anything from the server shows the path works.
+                self.pong_due = None;
+            }
+            match msg {
                 Ok(Message::Text(t)) => {
                     debug!(
                         "WebSocket: ignoring a {} byte message from the server",
@@ -198,7 +228,15 @@ impl Ws {
                         .unwrap_or_else(|| "no code".into());
                     return self.lost(&format!("the server closed the connection ({why})"), now);
                 }
-                Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
+                Ok(Message::Ping(_)) => {
+                    // tungstenite queued the pong; until it is out, read nothing more.
+                    self.flush(now);
+                    if self.pending.is_some() {
+                        self.read_paused = true;
+                        return;
+                    }
+                }
+                Ok(_) => {} // pong, raw frame
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
                     return self.lost("the server closed the connection", now)
@@ -213,7 +251,8 @@ impl Ws {
         self.flush(now);
     }
 
-    /// Timers: a send stalled past the timeout drops the connection; idle connections are pinged.
+    /// Timers: a send stalled past the timeout or a ping without any answer drops the
+    /// connection; a ping goes out every `PING_EVERY`.
     pub fn tick(&mut self, now: Instant) {
         if self.sock.is_none() {
             return;
@@ -221,13 +260,22 @@ impl Ws {
         if let Some((since, _)) = self.pending {
             if now >= since + self.timeout {
                 let t = self.timeout.as_secs();
-                self.lost(
+                return self.lost(
                     &format!("stalled: a message could not be sent within {t} s"),
                     now,
                 );
             }
-        } else if now >= self.last_write + PING_IDLE {
-            self.write(Message::Ping(Vec::new().into()), None, now);
+        }
+        if self.pong_due.is_some_and(|due| now >= due) {
+            let t = PONG_WAIT.as_secs();
+            return self.lost(&format!("no answer to a ping within {t} s"), now);
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + PING_EVERY;
+            if self.pending.is_none() {
+                self.pong_due.get_or_insert(now + PONG_WAIT);
+                self.write(Message::Ping(Vec::new().into()), None, now);
+            }
         }
     }
 
@@ -239,6 +287,8 @@ impl Ws {
         if self.pending.take().is_some_and(|(_, s)| s.is_some()) {
             self.stats.skipped += 1;
         }
+        self.read_paused = false;
+        self.pong_due = None;
         if now.duration_since(self.up_since) >= STABLE {
             self.backoff.reset();
         }
@@ -265,7 +315,9 @@ impl Ws {
                 let now2 = Instant::now();
                 self.sock = Some(ws);
                 self.up_since = now2;
-                self.last_write = now2;
+                self.next_ping = now2 + PING_EVERY;
+                self.pong_due = None;
+                self.read_paused = false;
                 self.stats.connects += 1;
                 match self.down.take() {
                     Some((since, attempts)) => {
@@ -535,5 +587,56 @@ mod tests {
         let c = client(1, Some("a\r\nX-Evil: 1"));
         let e = c.handshake(deadline(), None).err().unwrap();
         assert_eq!(e, "API_KEY cannot be sent in a header");
+    }
+
+    #[test]
+    fn a_ping_without_answer_drops_the_connection() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut b).unwrap();
+                req.extend_from_slice(&b[..n]);
+            }
+            let req = String::from_utf8(req).unwrap();
+            let key = req
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .to_owned();
+            s.write_all(&ok_reply(&key)[..]).unwrap();
+            // The client's first frame: a masked ping (FIN + opcode 9, mask bit, no payload).
+            let mut frame = [0u8; 6];
+            s.read_exact(&mut frame).unwrap();
+            // Hold the connection, silent, until the test is done.
+            let _ = rx.recv();
+            frame
+        });
+        let mut c = client(port, None);
+        let t0 = Instant::now();
+        c.connect(t0, t0 + Duration::from_secs(5), None).unwrap();
+        let s = Duration::from_secs;
+        assert!(c.next_deadline().unwrap() <= Instant::now() + PING_EVERY);
+        c.tick(t0 + s(11));
+        assert!(c.is_up());
+        assert_eq!(c.next_deadline(), Some(t0 + s(11) + PING_EVERY));
+        // Nothing back within PONG_WAIT of the first ping: dropped.
+        c.tick(t0 + s(21));
+        assert!(c.is_up());
+        c.tick(t0 + s(26));
+        assert!(!c.is_up());
+        assert_eq!(
+            c.events.last().unwrap(),
+            &(
+                "deliveryFailed",
+                "no answer to a ping within 15 s".to_string()
+            )
+        );
+        tx.send(()).unwrap();
+        assert_eq!(&server.join().unwrap()[..2], &[0x89, 0x80]);
     }
 }

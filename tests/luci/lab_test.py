@@ -77,19 +77,15 @@ def build_packages():
     for f in glob.glob(os.path.join(DIST, "*")):
         os.remove(f)
     env = dict(ENV, MKPKG_ANY_BINARY="1")
-    # apk-tools v3 is the lab's (build.sh): a wrapper on PATH for both mkpkg scripts.
-    wrap = os.path.join(WORK, "bin")
-    os.makedirs(wrap, exist_ok=True)
-    with open(os.path.join(wrap, "apk"), "w") as f:
-        f.write(f"#!/bin/sh\nLD_LIBRARY_PATH={W}/stage/usr/lib exec {W}/stage/usr/bin/apk \"$@\"\n")
-    os.chmod(os.path.join(wrap, "apk"), 0o755)
-    env["PATH"] = wrap + ":" + env["PATH"]
+    # apk-tools v3 is the lab's (build.sh)
+    env["APK"] = f"env LD_LIBRARY_PATH={W}/stage/usr/lib {W}/stage/usr/bin/apk"
     # the test build carries debug info (tens of MB): package a stripped copy
     binary = os.path.join(WORK, "netmon-agent")
     sh(["objcopy", "--strip-all", args.bin, binary])
+    mkpkg = os.path.join(REPO, "openwrt/mkpkg.sh")
     for kind in ("ipk", "apk"):
-        log(sh([os.path.join(REPO, "openwrt/mkpkg.sh"), kind, "x86_64", binary, DIST], env=env).strip())
-        log(sh([os.path.join(REPO, "openwrt/mkpkg-luci.sh"), kind, DIST], env=env).strip())
+        log(sh([mkpkg, kind, "x86_64", binary, DIST], env=dict(env, PKG="netmon-agent")).strip())
+        log(sh([mkpkg, kind, "all", "-", DIST], env=dict(env, PKG="luci-app-netmon-agent")).strip())
 
 
 # ---------- the lab ----------

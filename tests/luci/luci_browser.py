@@ -249,7 +249,10 @@ def settings_view(d):
             break
         time.sleep(0.5)
     after_pid = lab("pidof netmon-agent").strip()
-    check("the agent restarted", after_pid and after_pid != before_pid, f"{before_pid} -> {after_pid}")
+    # cycle and URLs are applied in place (procd's reload_signal HUP), a restart-only option
+    # restarts it: either way the same service keeps running
+    log(f"agent pid {before_pid} -> {after_pid}")
+    check("the agent runs after the apply", after_pid != "", "not running")
     if check("snapshots reach the new URL", new is not None and len(new) >= 3, f"{len(new or [])} snapshots"):
         paths = set()
         for line in open(os.path.join(args.work, "rest-18081.jsonl")):
@@ -258,7 +261,7 @@ def settings_view(d):
         t = [time.mktime(time.strptime(s["snapshotTime"][:19], "%Y-%m-%dT%H:%M:%S")) for s in new[-3:]]
         gaps = [b - a for a, b in zip(t, t[1:])]
         check(f"every 3 s ({gaps})", all(2 <= g <= 4 for g in gaps), gaps)
-    conf = lab("grep -E '^(CYCLE_TIME|PLATFORM_API_URL)=' /var/run/netmon-agent.conf")
+    conf = lab("grep -E '^(CYCLE_TIME|PLATFORM_API_URL)=' /var/run/netmon-agent/agent.conf")
     check("the agent's generated config has them", 'CYCLE_TIME="3"' in conf and "18081/api/v2" in conf, conf)
 
 

@@ -20,12 +20,14 @@ connection, so a test can switch it while running) or --mode:
   echo302       302 whose Location (and body) echo the request's Authorization header
   echo:S:N      status S; reason phrase and body are "invalid token: <Authorization>" cut at N
   retry:S:T     status S with Retry-After: T
+  pingflood     a WebSocket upgrade (101), then ping frames as fast as they go, never reading
 With --cert/--key it speaks TLS. Prints READY once listening.
 """
-import argparse, json, os, socket, ssl, sys, threading, time, urllib.parse
+import argparse, base64, hashlib, json, os, socket, ssl, sys, threading, time, urllib.parse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
+ap.add_argument("--host", default="127.0.0.1", help="address to listen on (tests: loopback or a namespace's)")
 ap.add_argument("--log", required=True)
 ap.add_argument("--mode", default="ok")
 ap.add_argument("--mode-file")
@@ -161,6 +163,15 @@ def handle(conn):
         elif m.startswith("retry:"):
             _, status, t = m.split(":")
             answer(conn, int(status), b'{"error":"later"}', f"Retry-After: {t}\r\n")
+        elif m == "pingflood":
+            accept = base64.b64encode(hashlib.sha1(
+                (headers.get("sec-websocket-key", "") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
+            ).digest()).decode()
+            conn.sendall(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n".encode())
+            ping = b"\x89\x7d" + b"p" * 125
+            while True:
+                conn.sendall(ping * 64)
         elif m == "garbage":
             conn.sendall(os.urandom(3000))
         elif m == "close":
@@ -176,7 +187,7 @@ def handle(conn):
 
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", args.port))
+srv.bind((args.host, args.port))
 srv.listen(64)
 print("READY", flush=True)
 while True:

@@ -7,7 +7,8 @@ Modes (from --mode-file, read per connection, or --mode):
   ok      log every message
   close   close every connection right after the handshake
   huge    send one 10 MB frame, then log messages
-With --cert/--key it speaks TLS (wss). Prints READY once listening.
+With --cert/--key it speaks TLS (wss); --host (default 127.0.0.1) is the address it listens on.
+Prints READY once listening.
 """
 import argparse, asyncio, json, os, ssl, time
 
@@ -16,6 +17,7 @@ from websockets.asyncio.server import serve
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
+ap.add_argument("--host", default="127.0.0.1")
 ap.add_argument("--log", required=True)
 ap.add_argument("--mode", default="ok")
 ap.add_argument("--mode-file")
@@ -63,7 +65,7 @@ async def main():
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
-    async with serve(handler, "127.0.0.1", args.port, ssl=ctx, max_size=None,
+    async with serve(handler, args.host, args.port, ssl=ctx, max_size=None,
                      ping_interval=1, ping_timeout=2):
         print("READY", flush=True)
         await asyncio.Future()
