@@ -294,7 +294,8 @@ def main():
     check("apk installed both", "luci-app-netmon-agent" in lab("apk info 2>/dev/null"), lab("apk info 2>&1"))
     check("apk: the app's files are in place", app_files_present() == "4", app_files_present())
     lab(f"uci set netmon-agent.main.api_url='http://127.0.0.1:{REST_PORTS[0]}/api/monitor'; "
-        "uci set netmon-agent.main.cycle_time=2; uci commit netmon-agent; reload_config; "
+        "uci set netmon-agent.main.cycle_time=2; uci set netmon-agent.main.local_only=0; "
+        "uci commit netmon-agent; reload_config; "
         "/etc/init.d/netmon-agent restart")
     wait_for("apk: the agent writes its status file", 20,
              lambda: lab("test -s /var/run/netmon-agent/status.json && echo yes", check=False).strip() == "yes")

@@ -104,19 +104,35 @@ def shot(d, name):
     d.save_screenshot(os.path.join(args.shots, PREFIX + name + ".png"))
 
 
+# One script run reads the snapshot's number, the state and the rows together: the page
+# refreshes between two selenium calls, never inside one script.
+READ_PAGE = """
+var el = document.getElementById('netmon-snapshot');
+if (!el) return null;
+var heads = [].map.call(document.querySelectorAll('#netmon-devices tr.table-titles th'),
+                        function(h) { return h.innerText.trim(); });
+var rows = [].map.call(document.querySelectorAll('#netmon-devices tr.tr:not(.table-titles)'), function(tr) {
+    var row = {};
+    [].forEach.call(tr.querySelectorAll('td'), function(td, i) {
+        if (i < heads.length) row[heads[i]] = [td.innerText.trim(), td.getAttribute('data-value')];
+    });
+    return row;
+});
+return { run: el.getAttribute('data-run-id'), seq: +el.getAttribute('data-seq'),
+         state: document.getElementById('netmon-state').innerText, rows: rows };
+"""
+
+
 def page_snapshot(d):
     """(runId, seq) the page shows and the client's row: {column title: (text, data-value)}."""
-    el = d.find_elements(By.ID, "netmon-snapshot")
-    if not el:
+    page = d.execute_script(READ_PAGE)
+    if not page:
         return None, None
-    key = (el[0].get_attribute("data-run-id"), int(el[0].get_attribute("data-seq")))
-    heads = [h.text.strip() for h in d.find_elements(By.CSS_SELECTOR, "#netmon-devices tr.table-titles th")]
-    for tr in d.find_elements(By.CSS_SELECTOR, "#netmon-devices tr.tr:not(.table-titles)"):
-        tds = tr.find_elements(By.CSS_SELECTOR, "td")
-        row = {heads[i]: (td.text.strip(), td.get_attribute("data-value")) for i, td in enumerate(tds) if i < len(heads)}
-        if row.get("MAC", ("",))[0].lower() == MAC:
-            return key, row
-    return key, None
+    d._state = page["state"]
+    for row in page["rows"]:
+        if row.get("MAC", [""])[0].lower() == MAC:
+            return (page["run"], page["seq"]), row
+    return (page["run"], page["seq"]), None
 
 
 def compare(d, key, row):
@@ -163,7 +179,11 @@ def status_view(d):
     shot(d, "02-status-devices")
     d.execute_script("window.scrollTo(0, 0)")
     compare(d, key, row)
-    state = d.find_element(By.ID, "netmon-state").text
+    end = time.time() + 10  # the first snapshot is written before its own delivery
+    while time.time() < end and "delivered" not in d._state:
+        time.sleep(0.5)
+        page_snapshot(d)
+    state = d._state
     check("state: running, capturing on br-lan, delivered", "yes (pid" in state and "br-lan" in state
           and "delivered" in state, state)
     check("the chart has the interface and the client", len(d.find_elements(By.CSS_SELECTOR, "#netmon-chart [data-series]")) >= 3,
@@ -265,6 +285,57 @@ def settings_view(d):
     check("the agent's generated config has them", 'CYCLE_TIME="3"' in conf and "18081/api/v2" in conf, conf)
 
 
+def apply_and_wait(d, want_uci, what):
+    d.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    d.find_element(By.XPATH, "//*[contains(@class,'cbi-page-actions')]//*[text()='Save & Apply']").click()
+    end = time.time() + 60
+    uci = ""
+    while time.time() < end:
+        uci = lab(want_uci[0])
+        if uci.split() == want_uci[1]:
+            break
+        time.sleep(0.5)
+    check(what, uci.split() == want_uci[1], uci)
+    end = time.time() + 30
+    while time.time() < end and "Applying configuration changes" in d.page_source:
+        time.sleep(0.5)
+
+
+def local_use(d):
+    """The settings' local-use switch: the agent keeps running for the page, ships nothing."""
+    d.get(BASE + "/cgi-bin/luci/admin/services/netmon-agent")
+    WebDriverWait(d, 30).until(EC.presence_of_element_located((By.ID, "widget.cbid.netmon-agent.main.cycle_time")))
+    box = d.find_element(By.CSS_SELECTOR, '[id="widget.cbid.netmon-agent.main.local_only"] input[type=checkbox]')
+    d.execute_script("arguments[0].click()", box)
+    time.sleep(0.3)
+    check("local use hides the platform settings", not d.find_element(By.ID, "widget.cbid.netmon-agent.main.api_url").is_displayed()
+          if d.find_elements(By.ID, "widget.cbid.netmon-agent.main.api_url") else True)
+    apply_and_wait(d, ("uci -q get netmon-agent.main.local_only; uci -q get netmon-agent.main.api_url; uci changes netmon-agent",
+                       ["1", "http://127.0.0.1:18081/api/v2"]),
+                   "Save & Apply: local_only=1, the URL kept in UCI")
+    end = time.time() + 20
+    st = {}
+    while time.time() < end:
+        try:
+            st = json.loads(lab("cat /var/run/netmon-agent/status.json"))["status"]
+        except ValueError:
+            st = {}
+        if st.get("output") == "local":
+            break
+        time.sleep(0.5)
+    check("the running agent ships nothing (its state says local)", st.get("output") == "local", st)
+    before = len(shipped(18081))
+    d.get(BASE + "/cgi-bin/luci/admin/status/netmon-agent")
+    WebDriverWait(d, 30).until(EC.presence_of_element_located((By.ID, "netmon-local")))
+    time.sleep(7)  # two cycles of 3 s
+    shot(d, "06-status-local-use")
+    text = d.find_element(By.ID, "netmon-status").text
+    check("the status page says nothing is sent", "Nothing is sent anywhere" in text and "this page only" in text, text[:300])
+    key, row = page_snapshot(d)
+    check("the page still shows the client", row is not None, key)
+    check("no snapshot reached the platform since", len(shipped(18081)) == before, f"{before} -> {len(shipped(18081))}")
+
+
 def rpc(sid, obj, method, params):
     req = {"jsonrpc": "2.0", "id": 1, "method": "call", "params": [sid, obj, method, params]}
     r = urllib.request.urlopen(urllib.request.Request(BASE + "/ubus", json.dumps(req).encode(),
@@ -275,13 +346,13 @@ def rpc(sid, obj, method, params):
 def no_acl_user(d):
     login(d, "viewer", "viewer-lab")
     time.sleep(1)
-    shot(d, "06-viewer-menu")
+    shot(d, "07-viewer-menu")
     menu = d.find_element(By.CSS_SELECTOR, "body").get_attribute("innerHTML")
     check("the user without the app's ACL is logged in", "Logout" in menu, "no Logout link")
     check("a user without the app's ACL has no menu entry", "netmon-agent" not in menu, "menu links to the app")
     d.get(BASE + "/cgi-bin/luci/admin/status/netmon-agent")
     time.sleep(2)
-    shot(d, "07-viewer-status")
+    shot(d, "08-viewer-status")
     check("... and no status view", not d.find_elements(By.ID, "netmon-status"), "view rendered")
     res = rpc("00000000000000000000000000000000", "session", "login", {"username": "viewer", "password": "viewer-lab"})
     sid = res["result"][1]["ubus_rpc_session"]
@@ -305,6 +376,7 @@ try:
     status_view(d)
     if not args.quick:
         settings_view(d)
+        local_use(d)
         d.delete_all_cookies()
         no_acl_user(d)
 except Exception as e:  # a selenium timeout or a missing element: a failure with a screenshot

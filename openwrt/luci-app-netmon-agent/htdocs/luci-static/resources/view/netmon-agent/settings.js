@@ -101,11 +101,24 @@ function checkRange(value) {
 	return true;
 }
 
-function checkIfname(value) {
-	if (value == null || value === '')
-		return true;
-	if (value.length > 15 || /[\/\s]/.test(value))
-		return _('"%s" is not an interface name (at most 15 characters, no "/" or spaces)').format(value);
+/* INTERFACE: names separated by spaces or commas, each as the kernel accepts it (1 to 15
+ * bytes, not "." or "..", no "/", ":", spaces or control characters), none twice, at most
+ * MAX_INTERFACES */
+var MAX_INTERFACES = 8;
+
+function checkIfnames(value) {
+	var names = L.toArray(value).join(' ').split(/[ ,\t]+/).filter(function(n) { return n !== ''; }),
+	    seen = {};
+	for (var i = 0; i < names.length; i++) {
+		var n = names[i];
+		if (n.length > 15 || n == '.' || n == '..' || /[\/:\s\x00-\x1f\x7f]/.test(n))
+			return _('"%s" is not an interface name (1 to 15 bytes, not "." or "..", no "/", ":" or spaces)').format(n);
+		if (seen[n])
+			return _('%s is listed twice').format(n);
+		seen[n] = true;
+	}
+	if (names.length > MAX_INTERFACES)
+		return _('%d interfaces listed, at most %d').format(names.length, MAX_INTERFACES);
 	return true;
 }
 
@@ -185,12 +198,21 @@ return view.extend({
 		o.retain = true;
 		o.validate = function(sid, v) { return checkUrl(v, URL_HTTP); };
 
-		o = s.taboption('general', widgets.DeviceSelect, 'interface', _('Interface'),
-			_('The LAN device to watch. Empty: the device of the lan network.'));
+		/* one UCI option holding a space-separated list, as the agent's INTERFACE */
+		o = s.taboption('general', widgets.DeviceSelect, 'interface', _('Interfaces'),
+			_('The LAN devices to watch. None chosen: the device of the lan network.'));
 		o.noaliases = true;
+		o.multiple = true;
 		o.optional = true;
 		o.rmempty = true;
-		o.validate = function(sid, v) { return checkIfname(v); };
+		o.cfgvalue = function(sid) {
+			var v = uci.get('netmon-agent', sid, 'interface');
+			return v ? L.toArray(v).join(' ').split(/[ ,\t]+/).filter(function(n) { return n !== ''; }) : null;
+		};
+		o.write = function(sid, v) {
+			uci.set('netmon-agent', sid, 'interface', L.toArray(v).join(' '));
+		};
+		o.validate = function(sid, v) { return checkIfnames(v); };
 
 		o = s.taboption('general', form.Value, 'network_range', _('Network range'),
 			_('IPv4 range of the LAN in CIDR notation. Empty: the interface\'s subnet.'));

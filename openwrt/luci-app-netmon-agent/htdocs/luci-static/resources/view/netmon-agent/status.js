@@ -65,7 +65,15 @@ function when(iso) {
 	return isNaN(d) ? iso : d.toLocaleString();
 }
 
-/* devices sum, for the internet/local split when the agent reports it */
+/* every capture interface: agent.capture.interfaces when the agent reports several, else the
+ * one of agent.capture */
+function captureInterfaces(cap) {
+	if (Array.isArray(cap.interfaces) && cap.interfaces.length)
+		return cap.interfaces.filter(L.isObject);
+	return [ { interface: cap.interface, mode: cap.mode, offReason: cap.offReason, packetsDropped: cap.packetsDropped } ];
+}
+
+/* whether any device carries a field (columns that only some agents report) */
 function hasField(devices, get) {
 	for (var i = 0; i < devices.length; i++)
 		if (get(devices[i]) != null)
@@ -106,10 +114,12 @@ return view.extend({
 			return rows;
 		}
 
-		var ifaces = Array.isArray(cap.interfaces) ? cap.interfaces.join(', ') : (cap.interface || '-');
-		rows.push([ _('Capturing on'), cap.mode == 'live'
-			? ifaces
-			: _('%s: capture off (%s)').format(ifaces, cap.offReason || _('unknown reason')) ]);
+		var ports = captureInterfaces(cap);
+		rows.push([ _('Capturing on'), ports.map(function(p) {
+			return p.mode == 'live'
+				? (p.interface || '-')
+				: _('%s: capture off (%s)').format(p.interface || '-', p.offReason || _('unknown reason'));
+		}).join(', ') ]);
 		rows.push([ _('Output'), st.output == 'local'
 			? _('this page only: nothing is sent anywhere')
 			: [ st.rest ? _('REST') : null, st.websocket ? _('WebSocket') : null ].filter(function(x) { return x; }).join(' + ') ]);
@@ -130,7 +140,8 @@ return view.extend({
 		}
 
 		rows.push([ _('Devices'), _('%d tracked (table holds %d)').format(cap.devicesTracked || 0, cap.deviceTableCapacity || 0) ]);
-		rows.push([ _('Frames'), _('%d seen, %d dropped by the kernel').format(cap.packetsSeen || 0, cap.packetsDropped || 0) ]);
+		rows.push([ _('Frames'), _('%d seen, %d dropped by the kernel').format(cap.packetsSeen || 0,
+			captureInterfaces(cap).reduce(function(n, p) { return n + (p.packetsDropped || 0); }, 0)) ]);
 		rows.push([ _('Snapshot'), E('span', {
 			'id': 'netmon-snapshot',
 			'data-seq': agent.seq,
@@ -179,7 +190,7 @@ return view.extend({
 		    net = snap.network || {},
 		    devices = Array.isArray(net.connectedDevices) ? net.connectedDevices : [],
 		    ifaces = Array.isArray(net.interfaces) ? net.interfaces : [],
-		    names = Array.isArray(cap.interfaces) ? cap.interfaces : [ cap.interface ],
+		    names = captureInterfaces(cap).map(function(p) { return p.interface; }),
 		    rx = 0, tx = 0, point = { seq: agent.seq, devices: {} };
 
 		ifaces.forEach(function(i) {
