@@ -432,9 +432,15 @@ mod tests {
                 f.publish(&state(), &s, "t");
             }
             let per = t0.elapsed() / 200;
+            // for comparison: the serialisation the shipper does anyway every cycle
+            let t1 = std::time::Instant::now();
+            for _ in 0..200 {
+                std::hint::black_box(serde_json::to_string(&s).unwrap());
+            }
+            let ser = t1.elapsed() / 200;
             let bytes = std::fs::metadata(d.join("s.json")).unwrap().len();
             println!(
-                "{n} devices: {bytes} bytes, {per:?} per publish, buffer {} bytes",
+                "{n} devices: {bytes} bytes, {per:?} per publish (the shipper's to_string: {ser:?}), buffer {} bytes",
                 f.buf.capacity()
             );
         }

@@ -305,11 +305,11 @@ def local_use(d):
     """The settings' local-use switch: the agent keeps running for the page, ships nothing."""
     d.get(BASE + "/cgi-bin/luci/admin/services/netmon-agent")
     WebDriverWait(d, 30).until(EC.presence_of_element_located((By.ID, "widget.cbid.netmon-agent.main.cycle_time")))
-    box = d.find_element(By.CSS_SELECTOR, '[id="widget.cbid.netmon-agent.main.local_only"] input[type=checkbox]')
+    box = d.find_element(By.CSS_SELECTOR, '.cbi-value[data-name="local_only"] input[type=checkbox]')
     d.execute_script("arguments[0].click()", box)
     time.sleep(0.3)
-    check("local use hides the platform settings", not d.find_element(By.ID, "widget.cbid.netmon-agent.main.api_url").is_displayed()
-          if d.find_elements(By.ID, "widget.cbid.netmon-agent.main.api_url") else True)
+    url = d.find_elements(By.CSS_SELECTOR, '.cbi-value[data-name="api_url"]')
+    check("local use hides the platform settings", not url or not url[0].is_displayed(), "REST URL still shown")
     apply_and_wait(d, ("uci -q get netmon-agent.main.local_only; uci -q get netmon-agent.main.api_url; uci changes netmon-agent",
                        ["1", "http://127.0.0.1:18081/api/v2"]),
                    "Save & Apply: local_only=1, the URL kept in UCI")
