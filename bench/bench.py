@@ -7,6 +7,8 @@ Runs (each part reuses the existing script; a part whose tools are missing gets 
      bench/replay_compare.py on it: netmon-agent replay vs tshark endpoints,eth, tcpdump -r -w
      /dev/null, darkstat -r, pyshark FileCapture (20k slice);
   2. examples/bench_decode (bench-release profile): decode+account in memory, frames/s, ns/frame;
+     examples/bench_table: per-frame cost with MACs crafted to collide vs random ones, for the old
+     index and the keyed table, at table sizes 4096 and 65536;
   3. bench/live.sh (root): idle wake-ups and CPU over 60 s (agent, tcpdump, darkstat side by side),
      scan of a /24 vs arp-scan, trafgen at stepped rates: highest zero-drop rate, CPU per million
      frames of the agent, tcpdump -w /dev/null and darkstat on the same traffic;
@@ -58,7 +60,8 @@ def build():
     r = run(["cargo", "build", "-q", "--release", "--bin", "netmon-agent"])
     if r.returncode:
         sys.exit("bench: cargo build --release failed:\n" + r.stderr)
-    r = run(["cargo", "build", "-q", "--profile", "bench-release", "--bin", "netmon-agent", "--example", "bench_decode"])
+    r = run(["cargo", "build", "-q", "--profile", "bench-release", "--bin", "netmon-agent", "--example", "bench_decode",
+             "--example", "bench_table"])
     if r.returncode:
         sys.exit("bench: cargo build --profile bench-release failed:\n" + r.stderr)
 
@@ -96,6 +99,26 @@ def decode_part():
     rows.append((f"decode+account in memory, {int(cap.group(1)):,} frames" if cap else "decode+account in memory",
                  "netmon-agent DeviceTable::observe", f"{m.group(1)} M frames/s, {m.group(2)} ns/frame ({m.group(3)})",
                  "", "", "target: 20 M frames/s"))
+
+
+def table_part():
+    """Crafted vs random MACs per frame, old index vs the keyed table (examples/bench_table.rs)."""
+    r = run(["target/bench-release/examples/bench_table"])
+    got = {}
+    for m in re.finditer(r"table (\d+) (old|new) (\S+): ([\d.]+) ns/frame \((.*)\)", r.stdout):
+        got[(m.group(1), m.group(2), m.group(3))] = (float(m.group(4)), m.group(5))
+    if not got:
+        rows.append(("device table, crafted vs random MACs", "bench_table", "failed: " + (r.stderr or r.stdout)[-200:],
+                     "", "", ""))
+        return
+    names = {"old": "old index (unkeyed multiplicative hash, linear probing)",
+             "new": "DeviceTable (keyed two-choice buckets)"}
+    for (size, kind, macs), (ns, what) in got.items():
+        base = got.get((size, kind, "random"), (None,))[0]
+        ratio = f"{ns / base:.1f}x random" if base and macs != "random" else ""
+        note_ = ratio + ("; target <= 3x" if kind == "new" and ratio else "")
+        rows.append((f"decode+account per frame, table {size}, {macs} MACs ({what})", names[kind],
+                     f"{ns:.1f} ns/frame", "", "", note_))
 
 
 def live_part():
@@ -205,7 +228,8 @@ def main():
     t0 = time.time()
     build()
     with tempfile.TemporaryDirectory(prefix="netmon-bench-") as tmp:
-        for part in (lambda: replay_part(tmp), decode_part, live_part, startup_part, interfaces_part, size_part):
+        for part in (lambda: replay_part(tmp), decode_part, table_part, live_part, startup_part, interfaces_part,
+                     size_part):
             try:
                 part()
             except Exception as e:  # one broken part must not hide the others

@@ -363,13 +363,25 @@ pub fn file_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigErro
     })
 }
 
-/// A value or name as it may appear in a message: at most 40 characters, control characters
-/// replaced, and the full length said when cut.
+/// A value or name as it may appear in a message: at most 40 characters, control and invisible
+/// characters (a byte-order mark, zero-width spaces, direction marks) written as `\u{feff}`, and
+/// the full length said when cut.
 pub fn shown(s: &str) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    };
     let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if invisible(c) {
+                out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        out
     };
     if s.chars().count() <= 40 {
         clean(s)
@@ -605,10 +617,14 @@ impl<'a> Layers<'a> {
                         v.len()
                     )));
                 }
-                // A long value is shown cut, with its length, wherever a reason quotes it.
-                parse(v).map_err(|reason| match v.chars().count() > 40 {
-                    true => err(reason.replace(v, &shown(v))),
-                    false => err(reason),
+                // A long value is shown cut, with its length, and invisible characters escaped,
+                // wherever a reason quotes it.
+                parse(v).map_err(|reason| {
+                    let visible = shown(v);
+                    match visible != v {
+                        true => err(reason.replace(v, &visible)),
+                        false => err(reason),
+                    }
                 })
             }
             _ => Ok(default),
@@ -622,6 +638,39 @@ impl<'a> Layers<'a> {
     ) -> Result<Option<T>, ConfigError> {
         self.parse(key, None, |v| parse(v).map(Some))
     }
+}
+
+/// Room a snapshot needs besides its devices (agent, metrics, interfaces, disks): a router's
+/// is 2-4 KB; this leaves room for some hundred interfaces and disks.
+pub const SNAPSHOT_BASE_BYTES: usize = 64 << 10;
+
+/// Whether a snapshot of a full table of `devices` can always ship: it must fit the REST
+/// backlog (`backlog`: its bytes when REST is on; otherwise a snapshot whose POST failed is
+/// lost at once) and the WebSocket's send buffer. Err: why not and what would do.
+pub fn shippable(devices: usize, backlog: Option<usize>, websocket: bool) -> Result<(), String> {
+    let per = crate::devices::max_device_json_bytes();
+    let full = SNAPSHOT_BASE_BYTES + devices * per;
+    let most = |room: usize| room.saturating_sub(SNAPSHOT_BASE_BYTES) / per;
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    if let Some(room) = backlog.filter(|&room| full > room) {
+        return Err(format!(
+            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set DEVICE_TABLE_SIZE to at most {} or BACKLOG_KB to at least {}",
+            mib(full),
+            room / 1024,
+            most(room),
+            full.div_ceil(1024)
+        ));
+    }
+    let ws = crate::ship::ws::MAX_SEND;
+    if websocket && full > ws {
+        return Err(format!(
+            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than a WebSocket message may be ({:.0} MiB); set DEVICE_TABLE_SIZE to at most {}",
+            mib(full),
+            mib(ws),
+            most(ws)
+        ));
+    }
+    Ok(())
 }
 
 fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
@@ -888,6 +937,16 @@ impl Config {
                 cfg.network_range = addr.and_then(|(a, p)| Ipv4Cidr::new(a, p));
             }
         }
+        if let Err(reason) = shippable(
+            cfg.device_table_size,
+            cfg.platform_api_url
+                .as_ref()
+                .filter(|_| cfg.backlog_kb > 0)
+                .map(|_| cfg.backlog_kb as usize * 1024),
+            cfg.platform_ws_url.is_some(),
+        ) {
+            return Err(l.value_error("DEVICE_TABLE_SIZE", reason));
+        }
         cfg.warnings = warnings;
         Ok(cfg)
     }
@@ -1028,6 +1087,57 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest table the default BACKLOG_KB accepts, full of the longest devices, with
+    /// this machine's metrics and interfaces: the snapshot, as shipped, fits the backlog.
+    #[test]
+    fn a_full_table_of_the_largest_accepted_size_ships() {
+        let room = 1024 * 1024;
+        let per = crate::devices::max_device_json_bytes();
+        let most = (room - SNAPSHOT_BASE_BYTES) / per;
+        assert!(shippable(most, Some(room), true).is_ok());
+        let err = shippable(most + 1, Some(room), false).unwrap_err();
+        assert!(
+            err.contains(&format!("DEVICE_TABLE_SIZE to at most {most}")),
+            "{err}"
+        );
+        let ws = crate::ship::ws::MAX_SEND;
+        assert!(shippable(65_536, None, true).is_err());
+        assert!(shippable((ws - SNAPSHOT_BASE_BYTES) / per, None, true).is_ok());
+        assert!(
+            shippable(65_536, None, false).is_ok(),
+            "stdout only: no limit"
+        );
+
+        let cfg = Config::from_layers(None, &[], Vec::new(), &NoDetect).unwrap();
+        let devices = vec![crate::devices::longest_device(); most];
+        let sample = crate::procfs::Collector::for_config(&cfg).sample(std::time::Instant::now());
+        let mut state = crate::agent::RunState::new(std::time::SystemTime::now());
+        let snap = crate::agent::build_snapshot(
+            &cfg,
+            &mut state,
+            sample.clone(),
+            crate::snapshot::CaptureInfo::off(None, "test", most),
+            devices,
+            (0, 0),
+        );
+        let len = serde_json::to_string(&snap).unwrap().len();
+        assert!(len <= room, "{len} bytes for {most} devices");
+        let empty = crate::agent::build_snapshot(
+            &cfg,
+            &mut state,
+            sample,
+            crate::snapshot::CaptureInfo::off(None, "test", most),
+            Vec::new(),
+            (0, 0),
+        );
+        let base = serde_json::to_string(&empty).unwrap().len();
+        assert!(
+            base < SNAPSHOT_BASE_BYTES / 4,
+            "{base} bytes without devices"
+        );
+        println!("{per} bytes a device at most; {most} devices: {len} bytes; {base} without");
+    }
 
     struct NoDetect;
     impl Detect for NoDetect {
@@ -1209,6 +1319,18 @@ mod tests {
     fn bom_and_non_utf8_files() {
         let c = load_text("\u{feff}CYCLE_TIME=9\n").unwrap();
         assert_eq!(c.cycle, Duration::from_secs(9));
+        // Anywhere else a BOM is shown, not left invisible in the message.
+        let e = load_text("CYCLE_TIME=9\n\u{feff}SERVER_ID=x\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "/etc/t.conf:2: '\\u{feff}SERVER_ID' is not a key name");
+        let e = load_text("INTERFACE=et\u{200b}h0\u{7}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'et\\u{200b}h0\\u{0007}' is not an interface name"),
+            "{e}"
+        );
         let e = file_text(
             b"CYCLE_TIME=9\nSERVER_ID=caf\xe9\n",
             Path::new("/etc/t.conf"),

@@ -15,7 +15,8 @@
 //! Layers: Ethernet II (and 802.3 LLC/SNAP), any number (up to 8) of stacked 802.1Q/802.1ad
 //! tags, ARP (smoltcp's strict `ArpRepr`), IPv4 (header fields only, so snaplen-truncated
 //! packets still give their source), UDP 68->67 DHCP, IPv6 and ICMPv6 NDP (smoltcp's
-//! `NdiscRepr`). Tunnels are not followed: only the outermost Ethernet header is a device.
+//! `NdiscRepr`). Tunnels are not followed: only the outermost Ethernet header is a device (Cisco FabricPath,
+//! whose outer header is switch addressing in front of the host's frame, counts the inner one).
 //!
 //! `malformed` is set when the frame cannot be attributed (shorter than two MAC addresses, a
 //! cooked header cut short) or a header that was captured in full is impossible (IP with a
@@ -111,6 +112,8 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// EtherType of IPv6.
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// EtherType of Cisco FabricPath.
+pub const ETHERTYPE_FABRICPATH: u16 = 0x8903;
 const MAX_TAGS: usize = 8;
 
 #[inline]
@@ -136,6 +139,10 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Observation<'a> {
                 obs.malformed = true;
                 return obs;
             }
+            if data.len() >= 14 && data[12..14] == ETHERTYPE_FABRICPATH.to_be_bytes() {
+                fabricpath(&mut obs, data);
+                return obs;
+            }
             obs.dst = Some(mac_at(data, 0));
             obs.src = Some(mac_at(data, 6));
             if data.len() >= 14 {
@@ -158,6 +165,24 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Observation<'a> {
         }
     }
     obs
+}
+
+/// Cisco FabricPath: a 16-byte outer header (switch addresses, 0x8903, FTag/TTL) in front of
+/// the host's Ethernet frame. The hosts are the LAN's devices, so the inner addresses count,
+/// as tshark dissects it (its eth.src/eth.dst are the inner ones). Too short for the inner
+/// addresses: malformed, nobody's.
+fn fabricpath<'a>(obs: &mut Observation<'a>, data: &'a [u8]) {
+    const OUTER: usize = 16;
+    if data.len() < OUTER + 12 {
+        obs.malformed = true;
+        return;
+    }
+    obs.dst = Some(mac_at(data, OUTER));
+    obs.src = Some(mac_at(data, OUTER + 6));
+    if data.len() >= OUTER + 14 {
+        let ethertype = u16::from_be_bytes([data[OUTER + 12], data[OUTER + 13]]);
+        network(obs, ethertype, &data[OUTER + 14..]);
+    }
 }
 
 /// Everything above the link header: VLAN tags, LLC/SNAP, then ARP / IPv4 / IPv6.
@@ -494,6 +519,30 @@ pub(crate) mod tests {
                 _ => assert_eq!((o.dst, o.vlan), (Some(BCAST), None)),
             }
         }
+    }
+
+    #[test]
+    fn fabricpath_counts_the_inner_hosts() {
+        let mut f = vec![
+            0x02, 0xaa, 0, 0, 0, 1, // outer DA (switch)
+            0x02, 0xaa, 0, 0, 0, 2, // outer SA (switch)
+            0x89, 0x03, 0x00, 0x3f, // FabricPath, FTag 0, TTL 63
+        ];
+        f.extend_from_slice(&B);
+        f.extend_from_slice(&A);
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a, 0x08, 0x06]); // VLAN 10, ARP
+        let arp = &fixtures()[0].2[14..];
+        f.extend_from_slice(arp);
+        let o = decode(&frame(LinkType::Ethernet, &f));
+        assert_eq!((o.src, o.dst, o.vlan), (Some(A), Some(B), Some(10)));
+        assert_eq!(o.arp, arp_a());
+        assert!(!o.malformed);
+        // Cut inside the inner addresses: nobody's.
+        let o = decode(&frame(LinkType::Ethernet, &f[..27]));
+        assert!(o.malformed && o.src.is_none() && o.dst.is_none());
+        // Inner addresses only: still the hosts.
+        let o = decode(&frame(LinkType::Ethernet, &f[..28]));
+        assert_eq!((o.src, o.dst, o.malformed), (Some(A), Some(B), false));
     }
 
     #[test]

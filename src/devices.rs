@@ -133,8 +133,11 @@ pub enum Class {
 const NIL: u32 = u32::MAX;
 
 /// One tracked device. Fields are public for reading; only the table changes them.
-/// (Counters first: the per-frame path touches the first cache line only.)
+/// Laid out by hand (`repr(C)`): what every frame touches (counters, last sign of life,
+/// class, VLAN, IPv4, MAC, port) comes first, so accounting a frame reads the entry's first
+/// 64 bytes, not its names and addresses.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Entry {
     /// Bytes of unicast frames addressed to it.
     pub rx_bytes: u64,
@@ -146,15 +149,6 @@ pub struct Entry {
     pub tx_packets: u64,
     /// The last sign of life (for an addressed-only MAC: when it was first addressed).
     pub last_seen: u64,
-    /// When the table first saw it.
-    pub first_seen: u64,
-    /// Neighbours in its class's list (entry indices, NIL at the ends).
-    prev: u32,
-    next: u32,
-    /// The key.
-    pub mac: Mac,
-    /// The capture interface it was seen on (see [`DeviceTable::select_port`]).
-    pub port: u8,
     /// Addressed, newcomer or established (admission and eviction).
     pub class: Class,
     /// The name came from discovery (leases, hosts) and is not replaced by DHCP sniffing.
@@ -163,6 +157,12 @@ pub struct Entry {
     vlan: u16,
     /// IPv4 address, 0.0.0.0 when none (never learned: see [`Entry::ipv4`]).
     ipv4: [u8; 4],
+    /// The key.
+    pub mac: Mac,
+    /// The capture interface it was seen on (see [`DeviceTable::select_port`]).
+    pub port: u8,
+    /// When the table first saw it.
+    pub first_seen: u64,
     /// Totals at the start of the current cycle, for the rates.
     cycle_rx_bytes: u64,
     cycle_tx_bytes: u64,
@@ -208,8 +208,6 @@ impl Entry {
             tx_packets: 0,
             last_seen: now,
             first_seen: now,
-            prev: NIL,
-            next: NIL,
             mac,
             class,
             name_fixed: false,
@@ -235,13 +233,15 @@ impl Entry {
         let _ = self.ipv6.push(ip);
     }
 
+    /// Keeps the first NAME_MAX bytes of `name` (whole characters), without control
+    /// characters: they have no place in a name, and each would take 6 bytes of JSON.
     fn set_name(&mut self, name: &str) {
         self.name.clear();
-        let mut end = name.len().min(NAME_MAX);
-        while !name.is_char_boundary(end) {
-            end -= 1;
+        for c in name.chars().filter(|c| !c.is_control()) {
+            if self.name.push(c).is_err() {
+                break;
+            }
         }
-        let _ = self.name.push_str(&name[..end]);
     }
 }
 
@@ -264,6 +264,15 @@ pub struct Counters {
     pub evicted: u64,
     /// Frames between a device and the router without a readable IP header (counted local).
     pub unclassified: u64,
+}
+
+/// An entry's neighbours in its class's list (entry indices, NIL at the ends). Kept apart
+/// from the entries: moving a device to the tail touches its neighbours' links, and 8-byte
+/// links stay in cache where whole entries would not.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    prev: u32,
+    next: u32,
 }
 
 /// Index slots: MAC (48 bits) << 16 | entry index (16 bits); EMPTY is never a valid slot
@@ -291,6 +300,8 @@ pub struct DeviceTable {
     cfg: TableConfig,
     /// Dense: `entries.len()` devices, capacity reserved once, never grown past it.
     entries: Vec<Entry>,
+    /// `links[i]` belongs to `entries[i]`.
+    links: Vec<Link>,
     /// Two-choice buckets; at most half the slots are used.
     index: Box<[Bucket]>,
     bucket_mask: usize,
@@ -318,6 +329,7 @@ impl DeviceTable {
         let buckets = slots / WAYS;
         DeviceTable {
             entries: Vec::with_capacity(cfg.capacity),
+            links: Vec::with_capacity(cfg.capacity),
             index: vec![Bucket([EMPTY; WAYS]); buckets].into_boxed_slice(),
             bucket_mask: buckets - 1,
             heads: [NIL; 3],
@@ -362,7 +374,7 @@ impl DeviceTable {
     }
     /// Bytes of memory one tracked device takes (entry + its share of the index).
     pub const fn bytes_per_device() -> usize {
-        std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<u64>()
+        std::mem::size_of::<Entry>() + std::mem::size_of::<Link>() + 2 * std::mem::size_of::<u64>()
     }
 
     /// Starts the first cycle at `now` (otherwise it starts at the first frame).
@@ -411,6 +423,12 @@ impl DeviceTable {
             b2 ^= 1;
         }
         (b1, b2)
+    }
+
+    /// The two index buckets `mac` may live in (benchmarks: MACs crafted with the seed known).
+    #[doc(hidden)]
+    pub fn index_buckets(&self, mac: &Mac) -> (usize, usize) {
+        self.buckets(key(mac))
     }
 
     /// (bucket, way) of the slot holding `k` on the selected port. The port is checked in
@@ -487,32 +505,29 @@ impl DeviceTable {
     // ---- the class lists ----
 
     fn unlink(&mut self, i: usize) {
-        let (prev, next, c) = {
-            let e = &self.entries[i];
-            (e.prev, e.next, e.class as usize)
-        };
+        let Link { prev, next } = self.links[i];
+        let c = self.entries[i].class as usize;
         match prev {
             NIL => self.heads[c] = next,
-            p => self.entries[p as usize].next = next,
+            p => self.links[p as usize].next = next,
         }
         match next {
             NIL => self.tails[c] = prev,
-            n => self.entries[n as usize].prev = prev,
+            n => self.links[n as usize].prev = prev,
         }
     }
 
     fn push_tail(&mut self, i: usize, class: Class) {
         let c = class as usize;
         let tail = self.tails[c];
-        {
-            let e = &mut self.entries[i];
-            e.class = class;
-            e.prev = tail;
-            e.next = NIL;
-        }
+        self.entries[i].class = class;
+        self.links[i] = Link {
+            prev: tail,
+            next: NIL,
+        };
         match tail {
             NIL => self.heads[c] = i as u32,
-            t => self.entries[t as usize].next = i as u32,
+            t => self.links[t as usize].next = i as u32,
         }
         self.tails[c] = i as u32;
     }
@@ -521,7 +536,7 @@ impl DeviceTable {
     #[inline]
     fn life(&mut self, i: usize, now: u64) {
         let e = &self.entries[i];
-        if e.class == Class::Established && (now <= e.last_seen || e.next == NIL) {
+        if e.class == Class::Established && (now <= e.last_seen || self.tails[2] == i as u32) {
             // The common case: nothing to move.
             if now > e.last_seen {
                 self.entries[i].last_seen = now;
@@ -589,6 +604,10 @@ impl DeviceTable {
             Class::Addressed
         };
         self.entries.push(Entry::new(*mac, self.port, class, now));
+        self.links.push(Link {
+            prev: NIL,
+            next: NIL,
+        });
         self.push_tail(i, class);
         Some(i)
     }
@@ -605,21 +624,20 @@ impl DeviceTable {
         }
         let last = self.entries.len() - 1;
         self.entries.swap_remove(i);
+        self.links.swap_remove(i);
         if i == last {
             return;
         }
         // The entry that was at `last` is now at `i`.
-        let (prev, next, c, mac) = {
-            let e = &self.entries[i];
-            (e.prev, e.next, e.class as usize, e.mac)
-        };
+        let Link { prev, next } = self.links[i];
+        let (c, mac) = (self.entries[i].class as usize, self.entries[i].mac);
         match prev {
             NIL => self.heads[c] = i as u32,
-            p => self.entries[p as usize].next = i as u32,
+            p => self.links[p as usize].next = i as u32,
         }
         match next {
             NIL => self.tails[c] = i as u32,
-            n => self.entries[n as usize].prev = i as u32,
+            n => self.links[n as usize].prev = i as u32,
         }
         let k = key(&mac);
         if let Some((b, w)) = self.find_slot_of(k, last) {
@@ -870,13 +888,13 @@ impl DeviceTable {
             while i != NIL {
                 let e = &self.entries[i as usize];
                 assert_eq!(e.class as usize, c);
-                assert_eq!(e.prev, prev);
+                assert_eq!(self.links[i as usize].prev, prev);
                 if c > 0 {
                     assert!(e.last_seen >= last_t, "list {c} out of order");
                     last_t = e.last_seen;
                 }
                 prev = i;
-                i = e.next;
+                i = self.links[i as usize].next;
                 in_lists += 1;
             }
             assert_eq!(self.tails[c], prev);
@@ -892,6 +910,46 @@ impl DeviceTable {
             assert!(self.find_slot_of(key(&e.mac), i).is_some());
         }
     }
+}
+
+/// The most bytes one device can take in a snapshot's compact JSON, comma included: the
+/// length of [`longest_device`] serialised.
+pub fn max_device_json_bytes() -> usize {
+    serde_json::to_string(&longest_device()).map_or(4096, |j| j.len() + 1)
+}
+
+/// A device with every field at its longest in JSON: counters at u64::MAX, four full IPv6
+/// addresses, a 64-byte name of characters JSON escapes, the longest interface name.
+pub fn longest_device() -> snapshot::Device {
+    let mut t = DeviceTable::new(TableConfig {
+        capacity: 1,
+        ..TableConfig::default()
+    });
+    t.learn_arp_reply([0x02, 0xff, 0xff, 0xff, 0xff, 0xff], Ipv4Addr::BROADCAST, 0);
+    let e = &mut t.entries[0];
+    (e.rx_bytes, e.tx_bytes, e.rx_packets, e.tx_packets) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    (e.rx_rate_bps, e.tx_rate_bps, e.vlan) = (u64::MAX, u64::MAX, 4095);
+    let i = &mut e.internet;
+    (i.rx_bytes, i.tx_bytes, i.rx_packets, i.tx_packets) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    (i.rx_rate_bps, i.tx_rate_bps) = (u64::MAX, u64::MAX);
+    for n in 0..MAX_IPV6 as u16 {
+        e.add_ipv6(Ipv6Addr::new(
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xfff0 | n,
+        ));
+    }
+    e.set_name(&"\"".repeat(NAME_MAX));
+    // Inactive is the longer status.
+    let now = 100 * 365 * 86_400 * NS;
+    let mut d = t.devices(now, now);
+    d[0].interface = Some("x".repeat(15));
+    d.swap_remove(0)
 }
 
 fn rate(bytes: u64, dt_ns: u64) -> u64 {
@@ -1355,7 +1413,7 @@ mod tests {
 
     #[test]
     fn entry_size() {
-        // 240 B before the class lists, the u8 lengths and the sentinels for VLAN and IPv4.
+        // 240 B before the u8 lengths, the sentinels for VLAN and IPv4 and the layout by hand.
         let size = std::mem::size_of::<Entry>();
         println!(
             "entry {size} B, {} B per device with the index",

@@ -578,3 +578,225 @@ fn text_table_is_sorted_by_total_bytes() {
         json.len()
     );
 }
+
+/// A capture with a two-hour gap: B sends only before it. With the default DEVICE_EXPIRE
+/// (3600 s of capture time) B expires and the summary line says so; with DEVICE_EXPIRE=0
+/// nothing expires and the final snapshot alone equals tshark's counts.
+#[test]
+fn expiry_in_long_captures_is_reported_and_can_be_off() {
+    let dir = scratch("replay-expire");
+    let path = dir.join("gap.pcap");
+    let mac = |n: u8| [0x02, 0x11, 0x22, 0x33, 0x55, n];
+    let mk = |src: [u8; 6], n: usize| {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x88, 0xb5]);
+        f.resize(n, 0xab);
+        f
+    };
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(std::fs::File::create(&path).unwrap(), header).unwrap();
+    for (t, src, len) in [
+        (0, mac(1), 100),
+        (1, mac(2), 200),
+        (2, mac(1), 300),
+        (7200, mac(1), 400),
+        (7201, mac(3), 500),
+    ] {
+        let f = mk(src, len);
+        let ts = Duration::new(1_700_000_000 + t, 0);
+        w.write_packet(&PcapPacket::new(ts, len as u32, &f))
+            .unwrap();
+    }
+    drop(w);
+    let replay = |extra: &[&str]| {
+        let o = run(agent()
+            .args(["replay", "--json", "--config", "/dev/null"])
+            .args(extra)
+            .arg(&path));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let snap: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let macs: Vec<String> = snap["network"]["connectedDevices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["mac"].as_str().unwrap().to_owned())
+            .collect();
+        (macs, stderr(&o), snap)
+    };
+    let (macs, err, _) = replay(&[]);
+    assert_eq!(macs.len(), 2, "{macs:?}");
+    assert!(!macs.contains(&"02:11:22:33:55:02".to_owned()));
+    assert!(
+        err.contains("2 devices, 1 expired during the capture (no sign of life for DEVICE_EXPIRE"),
+        "{err}"
+    );
+    let (macs, err, snap) = replay(&["--set", "DEVICE_EXPIRE=0"]);
+    assert_eq!(macs.len(), 3, "{macs:?}");
+    assert!(
+        err.contains("3 devices, 0 expired during the capture, "),
+        "{err}"
+    );
+    let mut got = Counts::new();
+    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
+        let b = &d["bandwidth"];
+        let n = |k: &str| b[k].as_u64().unwrap();
+        got.insert(
+            d["mac"].as_str().unwrap().to_owned(),
+            [
+                n("txBytesTotal"),
+                n("txPacketsTotal"),
+                n("rxBytesTotal"),
+                n("rxPacketsTotal"),
+            ],
+        );
+    }
+    assert_eq!(got["02:11:22:33:55:01"], [800, 3, 0, 0]);
+    if let Some(want) = reference_if_tshark(&path) {
+        assert_eq!(got, want);
+    }
+}
+
+/// A classic pcap written byte by byte (what pcap-file cannot write): `magic` as given,
+/// version, link-type field, and records of (original length, bytes); `extra` bytes after each
+/// record header (8 in the "modified" format).
+fn raw_pcap(
+    path: &Path,
+    big: bool,
+    magic: u32,
+    version: (u16, u16),
+    linktype: u32,
+    records: &[(u32, Vec<u8>)],
+    extra: usize,
+) {
+    let u32b = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u16b = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let mut f = Vec::new();
+    f.extend_from_slice(&u32b(magic));
+    f.extend_from_slice(&u16b(version.0));
+    f.extend_from_slice(&u16b(version.1));
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&u32b(65535));
+    f.extend_from_slice(&u32b(linktype));
+    for (i, (orig, data)) in records.iter().enumerate() {
+        f.extend_from_slice(&u32b(1_700_000_000 + i as u32));
+        f.extend_from_slice(&u32b(0));
+        f.extend_from_slice(&u32b(data.len() as u32));
+        f.extend_from_slice(&u32b(*orig));
+        f.extend_from_slice(&[1, 0, 0, 0, 0x08, 0x00, 0, 0][..extra]);
+        f.extend_from_slice(data);
+    }
+    std::fs::write(path, f).unwrap();
+}
+
+fn replay_json_counts(path: &Path) -> Counts {
+    let o = run(agent()
+        .args(["replay", "--json", "--config", "/dev/null"])
+        .arg(path));
+    assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
+    let snap: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let mut c = Counts::new();
+    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
+        let b = &d["bandwidth"];
+        let n = |k: &str| b[k].as_u64().unwrap();
+        c.insert(
+            d["mac"].as_str().unwrap().to_owned(),
+            [
+                n("txBytesTotal"),
+                n("txPacketsTotal"),
+                n("rxBytesTotal"),
+                n("rxPacketsTotal"),
+            ],
+        );
+    }
+    c
+}
+
+/// The capture-file cases libpcap and tshark read that are easy to get wrong: the FCS bits
+/// of the link-type field, the "modified" pcap format (both byte orders), Cisco FabricPath
+/// (the inner hosts count), pcap versions, and an absurd original length.
+#[test]
+fn odd_pcap_files_match_tshark() {
+    let dir = scratch("replay-odd");
+    let recs: Vec<(u32, Vec<u8>)> = frames().into_iter().map(|f| (f.len() as u32, f)).collect();
+    let a = "02:11:22:33:44:01";
+    // Our own sums (independent of tshark): a sends 60 + 342 + 100 bytes, receives 1514.
+    let a_counts = [502, 3, 1514, 1];
+    for (name, big, magic, linktype, extra) in [
+        ("fcs-bit.pcap", false, 0xa1b2_c3d4, 0x0400_0001, 0),
+        ("fcs-4-bytes.pcap", true, 0xa1b2_c3d4, 0x2400_0001, 0),
+        ("modified-le.pcap", false, 0xa1b2_cd34, 1, 8),
+        ("modified-be.pcap", true, 0xa1b2_cd34, 1, 8),
+        ("nanosecond-2.2.pcap", false, 0xa1b2_3c4d, 1, 0),
+    ] {
+        let path = dir.join(name);
+        let version = if name.contains("2.2") { (2, 2) } else { (2, 4) };
+        raw_pcap(&path, big, magic, version, linktype, &recs, extra);
+        let got = replay_json_counts(&path);
+        assert_eq!(got[a], a_counts, "{name}");
+        if let Some(want) = reference_if_tshark(&path) {
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    // FabricPath: outer switch addresses, then the hosts' frames.
+    let fp: Vec<(u32, Vec<u8>)> = frames()
+        .into_iter()
+        .map(|inner| {
+            let mut f = vec![
+                0x02, 0xaa, 0, 0, 0, 1, 0x02, 0xaa, 0, 0, 0, 2, 0x89, 0x03, 0, 0x3f,
+            ];
+            f.extend_from_slice(&inner);
+            (f.len() as u32, f)
+        })
+        .collect();
+    let path = dir.join("fabricpath.pcap");
+    raw_pcap(&path, false, 0xa1b2_c3d4, (2, 4), 1, &fp, 0);
+    let got = replay_json_counts(&path);
+    assert!(!got.contains_key("02:aa:00:00:00:02"), "{got:?}");
+    assert_eq!(got[a], [502 + 3 * 16, 3, 1514 + 16, 1]);
+    if let Some(want) = reference_if_tshark(&path) {
+        assert_eq!(got, want, "fabricpath");
+    }
+
+    // Versions other than 2.0-2.4 are refused, naming the version (tshark refuses 1.x too).
+    for v in [(1, 0), (3, 0), (2, 5)] {
+        let path = dir.join(format!("version-{}.{}.pcap", v.0, v.1));
+        raw_pcap(&path, false, 0xa1b2_c3d4, v, 1, &recs, 0);
+        let o = run(agent().args(["replay", "--config", "/dev/null"]).arg(&path));
+        assert_eq!(o.status.code(), Some(1), "{v:?}");
+        let want = format!("pcap version {}.{} is not supported", v.0, v.1);
+        assert!(stderr(&o).contains(&want), "{v:?}: {}", stderr(&o));
+    }
+
+    // An absurd original length (4,093,509,168 for 60 captured bytes) counts its captured
+    // length; tshark caps it at 2^31-1 and its sums wrap, so our own sums are the reference.
+    let mut absurd = recs.clone();
+    absurd[0].0 = 4_093_509_168;
+    let path = dir.join("absurd-length.pcap");
+    raw_pcap(&path, false, 0xa1b2_c3d4, (2, 4), 1, &absurd, 0);
+    let got = replay_json_counts(&path);
+    assert_eq!(got[a], a_counts);
+    // Just above the cap as well; at the cap it is believed.
+    absurd[0].0 = 262_145;
+    raw_pcap(&path, false, 0xa1b2_c3d4, (2, 4), 1, &absurd, 0);
+    assert_eq!(replay_json_counts(&path)[a], a_counts);
+    absurd[0].0 = 262_144;
+    raw_pcap(&path, false, 0xa1b2_c3d4, (2, 4), 1, &absurd, 0);
+    assert_eq!(replay_json_counts(&path)[a], [262_144 + 442, 3, 1514, 1]);
+}

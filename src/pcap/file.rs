@@ -3,29 +3,51 @@
 //! offset), read over one reusable buffer, so memory stays at the largest record and every
 //! error knows its packet index and byte offset.
 //!
-//! Classic pcap goes through pcap-file's slice parser (`PcapParser::next_raw_packet`, which
-//! leaves the lengths unvalidated as we need). pcapng blocks are framed here by hand: pcap-file
-//! 2.0's pcapng parser rejects interface options tshark accepts (an if_MACaddr of another
-//! length, e.g. pcapng-test-generator's test008) and allocates per block.
+//! Both formats are framed here by hand. pcap: the four magics of libpcap (both byte orders,
+//! micro/nanoseconds) and the "modified" format of Alexey Kuznetsov's patched libpcap (magic
+//! 0xa1b2cd34, 8 more bytes per record header: ifindex, protocol, packet type), which tshark
+//! reads too. pcap-file 2.0 refuses that magic, and its pcapng parser rejects interface options
+//! tshark accepts (an if_MACaddr of another length, e.g. pcapng-test-generator's test008) and
+//! allocates per block.
+//!
+//! Rules where files disagree with themselves (each stated in the user documentation):
+//! - pcap version: 2.0 to 2.4 are read, other versions are refused as libpcap (tcpdump) does;
+//!   tshark refuses 1.x too. No other version was ever written, and a record layout we do not
+//!   know would be counted wrong rather than refused.
+//! - The link-type field's upper bits carry FCS information (pcap-linktype(7)): the type is
+//!   the low 26 bits (0x03FFFFFF), as in libpcap; the frames count their recorded length, FCS
+//!   included, as tshark counts them.
+//! - An original length above [`MAX_WIRE_LEN`] (libpcap's largest snapshot length, 262,144:
+//!   no link type carries a bigger frame) is a broken field: the frame counts its captured
+//!   length. (tshark caps it at 2^31-1 and sums garbage.)
 //!
 //! Interfaces whose link type we do not decode are skipped and counted ([`FileSource::skipped`]);
 //! a file where no interface has a supported link type is [`CaptureError::Unsupported`] (found
 //! at open for pcap, at the end of the file for pcapng, whose interfaces may come late).
 //! Records are taken as written: `orig_len` is what counts even when a broken record says it is
-//! smaller than the captured length.
+//! smaller than the captured length (but see [`MAX_WIRE_LEN`]).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use pcap_file::pcap::{PcapHeader, PcapParser};
-use pcap_file::{Endianness, PcapError, TsResolution};
 
 use super::{CaptureError, FrameSource};
 use crate::frame::{Direction, Frame, LinkType};
 
 /// Records larger than this are taken as corruption (libpcap's own limit is 256 KiB).
 pub const MAX_RECORD: usize = 16 << 20;
+/// The largest original length believed: libpcap's MAXIMUM_SNAPLEN. Above it the captured
+/// length counts instead.
+pub const MAX_WIRE_LEN: u32 = 262_144;
+
+/// The length that counts for a record: its original length unless that is absurd.
+fn wire_len(orig_len: u32, caplen: usize) -> u32 {
+    if orig_len > MAX_WIRE_LEN {
+        caplen as u32
+    } else {
+        orig_len
+    }
+}
 const INITIAL_BUFFER: usize = 256 << 10;
 
 const BLOCK_SECTION_HEADER: u32 = 0x0A0D_0D0A;
@@ -49,9 +71,10 @@ enum Format {
     /// Before the file header is read.
     Unset,
     Pcap {
-        parser: PcapParser,
-        endian: Endianness,
+        big: bool,
         nanos: bool,
+        /// Record header length: 16, or 24 in the modified format.
+        record_header: usize,
         linktype: u32,
         link: LinkType,
     },
@@ -149,23 +172,51 @@ impl FileSource {
                 all_linktypes: Vec::new(),
             };
         } else {
-            let (_, header) = PcapHeader::from_slice(head).map_err(|e| match e {
-                PcapError::IncompleteBuffer => not_capture("shorter than a pcap file header"),
-                e => not_capture(&describe(&e)),
-            })?;
+            if head.len() < 24 {
+                return Err(not_capture("shorter than a pcap file header"));
+            }
+            let magic = [head[0], head[1], head[2], head[3]];
+            let (big, nanos, modified) = match u32::from_le_bytes(magic) {
+                0xa1b2_c3d4 => (false, false, false),
+                0xa1b2_3c4d => (false, true, false),
+                0xa1b2_cd34 => (false, false, true),
+                _ => match u32::from_be_bytes(magic) {
+                    0xa1b2_c3d4 => (true, false, false),
+                    0xa1b2_3c4d => (true, true, false),
+                    0xa1b2_cd34 => (true, false, true),
+                    m => {
+                        return Err(not_capture(&format!(
+                            "wrong magic number {m:#010x} (neither pcap nor pcapng)"
+                        )))
+                    }
+                },
+            };
+            let u16_at = |i: usize| {
+                let b = [head[i], head[i + 1]];
+                if big {
+                    u16::from_be_bytes(b)
+                } else {
+                    u16::from_le_bytes(b)
+                }
+            };
+            let (major, minor) = (u16_at(4), u16_at(6));
+            if major != 2 || minor > 4 {
+                return Err(not_capture(&format!(
+                    "pcap version {major}.{minor} is not supported (2.0 to 2.4 are, as in libpcap)"
+                )));
+            }
             // The upper bits of the link type field carry FCS information (pcap-linktype(7)).
-            let linktype = u32::from(header.datalink) & 0x0fff_ffff;
+            let linktype = read_u32(&head[20..24], big) & 0x03ff_ffff;
             let Some(link) = LinkType::from_linktype(linktype) else {
                 return Err(CaptureError::Unsupported {
                     path: src.path.clone(),
                     linktypes: vec![linktype],
                 });
             };
-            let (_, parser) = PcapParser::new(head).map_err(|e| not_capture(&describe(&e)))?;
             src.format = Format::Pcap {
-                parser,
-                endian: header.endianness,
-                nanos: header.ts_resolution == TsResolution::NanoSecond,
+                big,
+                nanos,
+                record_header: if modified { 24 } else { 16 },
                 linktype,
                 link,
             };
@@ -265,48 +316,43 @@ impl FileSource {
         match &mut self.format {
             Format::Unset => Err(corrupt("no file header".into())),
             Format::Pcap {
-                parser,
-                endian,
+                big,
                 nanos,
+                record_header,
                 link,
                 ..
             } => {
-                if avail.len() >= 16 {
-                    let f = |i: usize| {
-                        let b = [avail[i], avail[i + 1], avail[i + 2], avail[i + 3]];
-                        match endian {
-                            Endianness::Big => u32::from_be_bytes(b),
-                            Endianness::Little => u32::from_le_bytes(b),
-                        }
-                    };
-                    if f(8) as usize > MAX_RECORD {
-                        return Err(corrupt(format!(
-                            "captured length {} is impossible (over {MAX_RECORD} bytes)",
-                            f(8)
-                        )));
-                    }
+                let hl = *record_header;
+                if avail.len() < hl {
+                    return Ok(None);
                 }
-                match parser.next_raw_packet(avail) {
-                    Ok((rest, p)) => {
-                        let frac = if *nanos {
-                            p.ts_frac as u64
-                        } else {
-                            p.ts_frac as u64 * 1000
-                        };
-                        let ts = p.ts_sec as u64 * 1_000_000_000 + frac;
-                        let data = pos(&p.data);
-                        Ok(Some(Step::Frame {
-                            consumed: avail.len() - rest.len(),
-                            data,
-                            ts,
-                            orig_len: p.orig_len,
-                            link: *link,
-                            direction: Direction::Unknown,
-                        }))
-                    }
-                    Err(PcapError::IncompleteBuffer) => Ok(None),
-                    Err(e) => Err(corrupt(describe(&e))),
+                let f = |i: usize| read_u32(&avail[i..i + 4], *big);
+                let caplen = f(8) as usize;
+                if caplen > MAX_RECORD {
+                    return Err(corrupt(format!(
+                        "captured length {caplen} is impossible (over {MAX_RECORD} bytes)"
+                    )));
                 }
+                if avail.len() < hl + caplen {
+                    return Ok(None);
+                }
+                let frac = f(4) as u64;
+                let frac = if *nanos {
+                    frac.min(999_999_999)
+                } else {
+                    frac.min(999_999) * 1000
+                };
+                let ts = (f(0) as u64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(frac);
+                Ok(Some(Step::Frame {
+                    consumed: hl + caplen,
+                    data: pos(&avail[hl..hl + caplen]),
+                    ts,
+                    orig_len: wire_len(f(12), caplen),
+                    link: *link,
+                    direction: Direction::Unknown,
+                }))
             }
             Format::PcapNg {
                 big,
@@ -457,7 +503,7 @@ impl FileSource {
                     consumed,
                     data: pos(data),
                     ts,
-                    orig_len,
+                    orig_len: wire_len(orig_len, data.len()),
                     link,
                     direction: Direction::Unknown,
                 }))
@@ -469,14 +515,9 @@ impl FileSource {
     fn wanted(&self) -> usize {
         let avail = &self.buf[self.start..self.end];
         match &self.format {
-            Format::Pcap { endian, .. } if avail.len() >= 16 => {
-                let b = [avail[8], avail[9], avail[10], avail[11]];
-                let n = match endian {
-                    Endianness::Big => u32::from_be_bytes(b),
-                    Endianness::Little => u32::from_le_bytes(b),
-                };
-                16 + n as usize
-            }
+            Format::Pcap {
+                big, record_header, ..
+            } if avail.len() >= 16 => *record_header + read_u32(&avail[8..12], *big) as usize,
             Format::PcapNg { big, .. } if avail.len() >= 8 => {
                 let b = [avail[4], avail[5], avail[6], avail[7]];
                 let n = if *big {
@@ -571,13 +612,12 @@ fn tsresol_units(r: u8) -> u64 {
     units.filter(|&u| u > 0).unwrap_or(1_000_000)
 }
 
-fn describe(e: &PcapError) -> String {
-    match e {
-        PcapError::IncompleteBuffer => "the file ends inside the record".into(),
-        PcapError::IoError(e) => e.to_string(),
-        PcapError::InvalidField(f) => format!("invalid field: {f}"),
-        PcapError::InvalidInterfaceId(i) => format!("interface {i} was not described"),
-        e => e.to_string(),
+fn read_u32(b: &[u8], big: bool) -> u32 {
+    let b = [b[0], b[1], b[2], b[3]];
+    if big {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
     }
 }
 
