@@ -646,6 +646,39 @@ impl<'a> Layers<'a> {
     }
 }
 
+/// Room a snapshot needs besides its devices (agent, metrics, interfaces, disks): a router's
+/// is 2-4 KB; this leaves room for some hundred interfaces and disks.
+pub const SNAPSHOT_BASE_BYTES: usize = 64 << 10;
+
+/// Whether a snapshot of a full table of `devices` can always ship: it must fit the REST
+/// backlog (`backlog`: its bytes when REST is on; otherwise a snapshot whose POST failed is
+/// lost at once) and the WebSocket's send buffer. Err: why not and what would do.
+pub fn shippable(devices: usize, backlog: Option<usize>, websocket: bool) -> Result<(), String> {
+    let per = crate::devices::max_device_json_bytes();
+    let full = SNAPSHOT_BASE_BYTES + devices * per;
+    let most = |room: usize| room.saturating_sub(SNAPSHOT_BASE_BYTES) / per;
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    if let Some(room) = backlog.filter(|&room| full > room) {
+        return Err(format!(
+            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set DEVICE_TABLE_SIZE to at most {} or BACKLOG_KB to at least {}",
+            mib(full),
+            room / 1024,
+            most(room),
+            full.div_ceil(1024)
+        ));
+    }
+    let ws = crate::ship::ws::MAX_SEND;
+    if websocket && full > ws {
+        return Err(format!(
+            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than a WebSocket message may be ({:.0} MiB); set DEVICE_TABLE_SIZE to at most {}",
+            mib(full),
+            mib(ws),
+            most(ws)
+        ));
+    }
+    Ok(())
+}
+
 fn number<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
     min: T,
     max: T,
@@ -911,6 +944,16 @@ impl Config {
                 cfg.network_range = addr.and_then(|(a, p)| Ipv4Cidr::new(a, p));
             }
         }
+        if let Err(reason) = shippable(
+            cfg.device_table_size,
+            cfg.platform_api_url
+                .as_ref()
+                .filter(|_| cfg.backlog_kb > 0)
+                .map(|_| cfg.backlog_kb as usize * 1024),
+            cfg.platform_ws_url.is_some(),
+        ) {
+            return Err(l.value_error("DEVICE_TABLE_SIZE", reason));
+        }
         cfg.warnings = warnings;
         Ok(cfg)
     }
@@ -1051,6 +1094,57 @@ pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest table the default BACKLOG_KB accepts, full of the longest devices, with
+    /// this machine's metrics and interfaces: the snapshot, as shipped, fits the backlog.
+    #[test]
+    fn a_full_table_of_the_largest_accepted_size_ships() {
+        let room = 1024 * 1024;
+        let per = crate::devices::max_device_json_bytes();
+        let most = (room - SNAPSHOT_BASE_BYTES) / per;
+        assert!(shippable(most, Some(room), true).is_ok());
+        let err = shippable(most + 1, Some(room), false).unwrap_err();
+        assert!(
+            err.contains(&format!("DEVICE_TABLE_SIZE to at most {most}")),
+            "{err}"
+        );
+        let ws = crate::ship::ws::MAX_SEND;
+        assert!(shippable(65_536, None, true).is_err());
+        assert!(shippable((ws - SNAPSHOT_BASE_BYTES) / per, None, true).is_ok());
+        assert!(
+            shippable(65_536, None, false).is_ok(),
+            "stdout only: no limit"
+        );
+
+        let cfg = Config::from_layers(None, &[], Vec::new(), &NoDetect).unwrap();
+        let devices = vec![crate::devices::longest_device(); most];
+        let sample = crate::procfs::Collector::for_config(&cfg).sample(std::time::Instant::now());
+        let mut state = crate::agent::RunState::new(std::time::SystemTime::now());
+        let snap = crate::agent::build_snapshot(
+            &cfg,
+            &mut state,
+            sample.clone(),
+            crate::snapshot::CaptureInfo::off(None, "test", most),
+            devices,
+            (0, 0),
+        );
+        let len = serde_json::to_string(&snap).unwrap().len();
+        assert!(len <= room, "{len} bytes for {most} devices");
+        let empty = crate::agent::build_snapshot(
+            &cfg,
+            &mut state,
+            sample,
+            crate::snapshot::CaptureInfo::off(None, "test", most),
+            Vec::new(),
+            (0, 0),
+        );
+        let base = serde_json::to_string(&empty).unwrap().len();
+        assert!(
+            base < SNAPSHOT_BASE_BYTES / 4,
+            "{base} bytes without devices"
+        );
+        println!("{per} bytes a device at most; {most} devices: {len} bytes; {base} without");
+    }
 
     struct NoDetect;
     impl Detect for NoDetect {

@@ -233,13 +233,15 @@ impl Entry {
         let _ = self.ipv6.push(ip);
     }
 
+    /// Keeps the first NAME_MAX bytes of `name` (whole characters), without control
+    /// characters: they have no place in a name, and each would take 6 bytes of JSON.
     fn set_name(&mut self, name: &str) {
         self.name.clear();
-        let mut end = name.len().min(NAME_MAX);
-        while !name.is_char_boundary(end) {
-            end -= 1;
+        for c in name.chars().filter(|c| !c.is_control()) {
+            if self.name.push(c).is_err() {
+                break;
+            }
         }
-        let _ = self.name.push_str(&name[..end]);
     }
 }
 
@@ -908,6 +910,46 @@ impl DeviceTable {
             assert!(self.find_slot_of(key(&e.mac), i).is_some());
         }
     }
+}
+
+/// The most bytes one device can take in a snapshot's compact JSON, comma included: the
+/// length of [`longest_device`] serialised.
+pub fn max_device_json_bytes() -> usize {
+    serde_json::to_string(&longest_device()).map_or(4096, |j| j.len() + 1)
+}
+
+/// A device with every field at its longest in JSON: counters at u64::MAX, four full IPv6
+/// addresses, a 64-byte name of characters JSON escapes, the longest interface name.
+pub fn longest_device() -> snapshot::Device {
+    let mut t = DeviceTable::new(TableConfig {
+        capacity: 1,
+        ..TableConfig::default()
+    });
+    t.learn_arp_reply([0x02, 0xff, 0xff, 0xff, 0xff, 0xff], Ipv4Addr::BROADCAST, 0);
+    let e = &mut t.entries[0];
+    (e.rx_bytes, e.tx_bytes, e.rx_packets, e.tx_packets) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    (e.rx_rate_bps, e.tx_rate_bps, e.vlan) = (u64::MAX, u64::MAX, 4095);
+    let i = &mut e.internet;
+    (i.rx_bytes, i.tx_bytes, i.rx_packets, i.tx_packets) = (u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    (i.rx_rate_bps, i.tx_rate_bps) = (u64::MAX, u64::MAX);
+    for n in 0..MAX_IPV6 as u16 {
+        e.add_ipv6(Ipv6Addr::new(
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xfff0 | n,
+        ));
+    }
+    e.set_name(&"\"".repeat(NAME_MAX));
+    // Inactive is the longer status.
+    let now = 100 * 365 * 86_400 * NS;
+    let mut d = t.devices(now, now);
+    d[0].interface = Some("x".repeat(15));
+    d.swap_remove(0)
 }
 
 fn rate(bytes: u64, dt_ns: u64) -> u64 {

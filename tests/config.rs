@@ -96,6 +96,15 @@ fn bad_values_exit_2_with_file_line_key() {
             "SERVER_IP=1.2.3",
             "SERVER_IP: '1.2.3' is not an IPv4 address",
         ),
+        // A full table's snapshot must fit the REST backlog and a WebSocket message.
+        (
+            "DEVICE_TABLE_SIZE=4096\nPLATFORM_API_URL=http://127.0.0.1:9/x",
+            "DEVICE_TABLE_SIZE: 4096 devices make a snapshot of up to 4.1 MiB",
+        ),
+        (
+            "DEVICE_TABLE_SIZE=65536\nPLATFORM_WS_URL=ws://127.0.0.1:9/x",
+            "DEVICE_TABLE_SIZE: 65536 devices make a snapshot of up to",
+        ),
         ("PROMISC=maybe", "PROMISC: 'maybe' is not a boolean"),
     ];
     for (i, (line, expect)) in cases.iter().enumerate() {
@@ -461,4 +470,53 @@ fn a_fifo_or_a_huge_lease_file_neither_blocks_nor_bloats_the_loop() {
     let (lines, stopped, hwm) = run(&sparse);
     assert!(lines.len() >= 2 && stopped);
     assert!(hwm > 0 && hwm < 64 * 1024, "peak RSS {hwm} KiB");
+}
+
+#[test]
+fn check_says_whether_the_spool_would_be_used() {
+    let dir = scratch("cfg_check_spool");
+    let spool = dir.join("spool");
+    let conf = |spool: &std::path::Path| {
+        write_conf(
+            "cfg_check_spool_conf",
+            &format!(
+                "INTERFACE=lo\nPLATFORM_API_URL=http://127.0.0.1:9/x\nBACKLOG_DIR={}\n",
+                spool.display()
+            ),
+        )
+    };
+    let spool_line = |o: &std::process::Output| {
+        stdout(o)
+            .lines()
+            .find(|l| l.starts_with("spool"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let o = check(&conf(&spool));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        spool_line(&o).contains("created at start, mode 0700"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!spool.exists(), "check created the spool");
+    if is_root() {
+        std::fs::create_dir(&spool).unwrap();
+        assert!(std::process::Command::new("chown")
+            .arg("nobody")
+            .arg(&spool)
+            .status()
+            .unwrap()
+            .success());
+        let o = check(&conf(&spool));
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            spool_line(&o).contains("refused: owned by uid"),
+            "{}",
+            stdout(&o)
+        );
+        assert!(stderr(&o).contains("BACKLOG_DIR"), "{}", stderr(&o));
+    } else {
+        eprintln!("skipped the other-user spool: needs root to chown");
+    }
 }

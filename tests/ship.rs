@@ -1475,3 +1475,64 @@ fn a_full_spool_warns_once() {
     assert_eq!(e.matches("cannot spool").count(), 1, "{e}");
     assert!(e.contains("No space left on device"), "{e}");
 }
+
+/// The spool is opened after RUN_AS_USER took effect: it is created by, and must belong to, the
+/// user the agent runs as, not root.
+#[test]
+fn spool_belongs_to_the_user_after_the_privilege_drop() {
+    if !is_root() {
+        eprintln!("skipped: needs root to start and switch to RUN_AS_USER=nobody");
+        return;
+    }
+    let dir = scratch("ship-spool-uid");
+    let k = key();
+    // A parent nobody can write to and reach (the scratch tree may not be traversable).
+    let parent = std::env::temp_dir().join(format!("netmon-spool-uid-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&parent);
+    fs::create_dir_all(&parent).unwrap();
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o777)).unwrap();
+    let spool = parent.join("spool");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push("INTERFACE=lo".into());
+    cfg.push("RUN_AS_USER=nobody".into());
+    cfg.push(format!(
+        "PLATFORM_API_URL=http://127.0.0.1:{}/api",
+        free_port()
+    ));
+    cfg.push(format!("BACKLOG_DIR={}", spool.display()));
+    let conf = write_config(&dir, &cfg);
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut agent, errf) = start_agent(&dir, &conf, "1");
+    wait_until(Duration::from_secs(15), "a spooled snapshot", || {
+        fs::read_dir(&spool).is_ok_and(|mut d| d.next().is_some())
+    });
+    agent.stop();
+    let nobody_uid = {
+        let out = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(&spool).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (nobody_uid, 0o700));
+    for f in fs::read_dir(&spool).unwrap() {
+        let m = f.unwrap().metadata().unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o777), (nobody_uid, 0o600));
+    }
+    stderr_of(&errf, &k);
+    // A spool root made for the agent is refused once the agent runs as nobody.
+    fs::remove_dir_all(&spool).unwrap();
+    fs::create_dir(&spool).unwrap();
+    let (mut second, err2) = start_agent(&dir, &conf, "2");
+    assert_eq!(exit_within(&mut second, Duration::from_secs(10)), Some(2));
+    let e = stderr_of(&err2, &k);
+    assert!(
+        e.contains(&format!(
+            "owned by uid 0, not by the agent's uid {nobody_uid}"
+        )),
+        "{e}"
+    );
+    let _ = fs::remove_dir_all(&parent);
+}

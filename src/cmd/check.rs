@@ -36,22 +36,39 @@ pub fn command(common: &Common, args: &CheckArgs) -> Result<ExitCode, Error> {
             .map(|i| i.to_string())
             .unwrap_or_else(|| "unknown".into()),
     );
-    let iface = match cfg.interface.as_deref() {
-        Some(name) => {
-            let exists = cfg.sys_root.join("class/net").join(name).exists();
-            format!(
-                "{name}{}",
-                if exists { "" } else { " (does not exist now)" }
-            )
-        }
-        None => "none found".into(),
+    let names = interfaces(&cfg);
+    let iface = match names.is_empty() {
+        false => names
+            .iter()
+            .map(|name| {
+                let exists = cfg.sys_root.join("class/net").join(name).exists();
+                format!(
+                    "{name}{}",
+                    if exists { "" } else { " (does not exist now)" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        true => "none found".into(),
     };
     line("interface", iface);
+    let mut ranges = vec![cfg
+        .network_range
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "unknown".into())];
+    for name in names.iter().skip(1) {
+        let r = cfg.network_ranges.iter().find(|(n, _)| n == name);
+        ranges.push(match r {
+            Some((_, r)) => format!("{name}={r}"),
+            None => format!("{name}=its subnet"),
+        });
+    }
+    line("network range", ranges.join(", "));
     line(
-        "network range",
-        cfg.network_range
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "unknown".into()),
+        "metrics",
+        cfg.metrics_listen
+            .map(|a| format!("http://{a}/metrics"))
+            .unwrap_or_else(|| "off (METRICS_LISTEN not set)".into()),
     );
     line("cycle", format!("{} s", cfg.cycle.as_secs()));
     line(
@@ -84,7 +101,30 @@ pub fn command(common: &Common, args: &CheckArgs) -> Result<ExitCode, Error> {
     for (k, v) in check_lines(&cfg) {
         line(k, v);
     }
+    let mut spool_refused = None;
+    if let Some(dir) = &cfg.backlog_dir {
+        if cfg.platform_api_url.is_none() {
+            line("spool", "not used (no PLATFORM_API_URL)".into());
+        } else {
+            // The owner `run` checks is the user it runs as after RUN_AS_USER.
+            let uid = cfg
+                .run_as_user
+                .as_deref()
+                .and_then(|u| crate::sys::privdrop::lookup_user(u).ok())
+                .map_or_else(crate::sys::fs::euid, |u| u.uid);
+            match crate::ship::backlog::inspect(dir, uid) {
+                Ok(s) => line("spool", s),
+                Err(reason) => {
+                    line("spool", format!("refused: {reason}"));
+                    spool_refused = Some(format!("BACKLOG_DIR {}: {reason}", dir.display()));
+                }
+            }
+        }
+    }
     print!("{out}");
+    if let Some(e) = spool_refused {
+        return Err(Error::Usage(e));
+    }
     if !cfg.has_platform() || offline {
         return Ok(ExitCode::SUCCESS);
     }
@@ -117,13 +157,28 @@ pub fn command(common: &Common, args: &CheckArgs) -> Result<ExitCode, Error> {
     })
 }
 
+/// The capture interfaces: INTERFACE's list, else the detected one.
+fn interfaces(cfg: &Config) -> Vec<String> {
+    match cfg.interfaces.is_empty() {
+        true => cfg.interface.iter().cloned().collect(),
+        false => cfg.interfaces.clone(),
+    }
+}
+
 /// `check`'s lines about capture: whether the socket can be opened now (it is opened and
 /// closed again) and why not, the scan plan, flow offloading.
 fn check_lines(cfg: &Config) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let capture = match cfg.interface.as_deref() {
-        None => "off: no capture interface (INTERFACE not set and none detected)".to_owned(),
-        Some(name) => match RingGeometry::new(cfg.ring_kb as u64, packet::page_size()) {
+    let names = interfaces(cfg);
+    if names.is_empty() {
+        out.push((
+            "capture",
+            "off: no capture interface (INTERFACE not set and none detected)".to_owned(),
+        ));
+    }
+    for name in &names {
+        let name = name.as_str();
+        let capture = match RingGeometry::new(cfg.ring_kb as u64, packet::page_size()) {
             Err(e) => format!("off: RING_KB: {e}"),
             Ok(g) => match packet::open(&Options {
                 interface: name,
@@ -138,11 +193,11 @@ fn check_lines(cfg: &Config) -> Vec<(&'static str, String)> {
                     g.len() / 1024,
                     g.block_nr
                 ),
-                Err(e) => format!("off: {e}"),
+                Err(e) => format!("off on {name}: {e}"),
             },
-        },
-    };
-    out.push(("capture", capture));
+        };
+        out.push(("capture", capture));
+    }
     out.push((
         "ARP scan",
         match cfg.network_range {

@@ -120,6 +120,50 @@ pub fn shown_name(name: &OsStr) -> String {
     out
 }
 
+/// What `check` says about BACKLOG_DIR, without creating or changing anything: Ok(a
+/// description) when `run` would use the directory, Err(the reason) when it would refuse it.
+/// `uid` is the user the agent runs as (after RUN_AS_USER).
+pub fn inspect(path: &Path, uid: u32) -> Result<String, String> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(format!("{} (created at start, mode 0700)", path.display()))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if meta.file_type().is_symlink() {
+        return Err("is a symbolic link (not followed)".into());
+    }
+    if !meta.is_dir() {
+        return Err("is not a directory".into());
+    }
+    if meta.uid() != uid {
+        return Err(format!(
+            "owned by uid {}, not by the agent's uid {uid}",
+            meta.uid()
+        ));
+    }
+    let dir = Dir::open(path).map_err(|e| e.to_string())?;
+    let mut waiting = 0usize;
+    dir.each_name(|name| {
+        if spool_number(name.as_bytes()).is_some() {
+            waiting += 1;
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let mode = meta.permissions().mode() & 0o7777;
+    let mut text = format!("{} ({waiting} snapshot files waiting", path.display());
+    if mode != 0o700 {
+        text.push_str(&format!("; permissions {mode:04o}, set to 0700 at start"));
+    }
+    // A brief flock: held means an agent runs on it now (run itself would be refused).
+    if !dir.try_lock().map_err(|e| e.to_string())? {
+        text.push_str("; in use by a running netmon-agent");
+    }
+    text.push(')');
+    Ok(text)
+}
+
 impl Backlog {
     /// A backlog of `cap_bytes` in RAM only.
     pub fn in_ram(cap_bytes: usize) -> Backlog {
@@ -327,7 +371,7 @@ impl Spool {
         }
         numbers.sort_unstable();
         let spool = Spool {
-            next: numbers.last().map_or(0, |n| n + 1),
+            next: numbers.last().map_or(0, |n| n.saturating_add(1)),
             dir,
             path: path.to_owned(),
             failing: None,
@@ -455,7 +499,7 @@ impl Spool {
 
     fn write(&mut self, body: &[u8]) -> io::Result<u64> {
         let n = self.next;
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         let tmp = tmp_name(n);
         let res = (|| {
             let mut f = match self.dir.create_new(&tmp, 0o600) {
@@ -666,6 +710,51 @@ mod tests {
         drop(b);
         let _ = fs::remove_dir_all(&dir);
         let _ = fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn inspect_says_what_run_would_do_and_changes_nothing() {
+        let base = scratch("inspect");
+        fs::create_dir_all(&base).unwrap();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        let me = sysfs::euid();
+        let missing = base.join("missing");
+        assert!(inspect(&missing, me).unwrap().contains("created at start"));
+        assert!(!missing.exists());
+        fs::write(base.join(spool_name(1)), snap(1, 1)).unwrap();
+        let s = inspect(&base, me).unwrap();
+        assert!(s.contains("1 snapshot files waiting"), "{s}");
+        assert!(s.contains("permissions 0755, set to 0700 at start"), "{s}");
+        assert_eq!(mode(&base), 0o755);
+        let e = inspect(&base, me.wrapping_add(1)).unwrap_err();
+        assert!(e.contains("not by the agent's uid"), "{e}");
+        let (b, _) = Backlog::new(1024, Some(&base)).unwrap();
+        assert!(inspect(&base, me)
+            .unwrap()
+            .contains("in use by a running netmon-agent"));
+        drop(b);
+        let link =
+            std::env::temp_dir().join(format!("netmon-spool-inspect-l-{}", std::process::id()));
+        let _ = fs::remove_file(&link);
+        symlink(&base, &link).unwrap();
+        assert!(inspect(&link, me).unwrap_err().contains("symbolic link"));
+        let _ = fs::remove_file(&link);
+        let _ = fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn the_highest_possible_number_does_not_overflow() {
+        let dir = scratch("max");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(dir.join(spool_name(u64::MAX)), snap(1, 1)).unwrap();
+        let (mut b, w) = Backlog::new(1 << 20, Some(&dir)).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        b.push(2, snap(2, 1));
+        b.push(3, snap(3, 1));
+        assert_eq!(b.len(), 3);
+        drop(b);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -34,6 +34,9 @@ const PONG_WAIT: Duration = Duration::from_secs(15);
 const STABLE: Duration = Duration::from_secs(60);
 /// The largest server message read (and thrown away).
 const MAX_MESSAGE: usize = 64 * 1024;
+/// The most bytes waiting to be sent: a larger snapshot could never be sent (config.rs refuses
+/// a DEVICE_TABLE_SIZE whose snapshot could be larger).
+pub const MAX_SEND: usize = 16 << 20;
 
 pub struct Ws {
     url: Url,
@@ -52,6 +55,8 @@ pub struct Ws {
     /// stops until the socket takes it, so a server that floods pings and never reads gets one
     /// pong queued, not one per ping.
     read_paused: bool,
+    /// The last reason a connect failed, to tell a new one from a repeat.
+    last_reason: String,
     /// A frame is queued but not flushed yet, since then (seq of the snapshot, if any).
     pending: Option<(Instant, Option<u64>)>,
     backoff: Backoff,
@@ -91,6 +96,7 @@ impl Ws {
             next_ping: now,
             pong_due: None,
             read_paused: false,
+            last_reason: String::new(),
             pending: None,
             backoff: Backoff::new(),
             retry_at: None,
@@ -374,6 +380,7 @@ impl Ws {
         match result {
             Ok(ws) => {
                 self.sock = Some(ws);
+                self.last_reason.clear();
                 self.up_since = now2;
                 self.next_ping = now2 + PING_EVERY;
                 self.pong_due = None;
@@ -408,7 +415,16 @@ impl Ws {
                 let reason = redact(&reason, self.key.as_ref());
                 let delay = self.backoff.next_delay();
                 self.retry_at = Some(now2 + delay);
+                let changed = self.last_reason != reason;
                 match &mut self.down {
+                    Some((_, n)) if *n > 0 && changed => {
+                        *n += 1;
+                        warn!(
+                            "WebSocket: still cannot connect ({n} attempts), now: {reason}; next try in {:.1} s",
+                            delay.as_secs_f64()
+                        );
+                        self.events.push(("deliveryFailed", reason.clone()));
+                    }
                     Some((_, n)) if *n > 0 => {
                         *n += 1;
                         debug!(
@@ -427,6 +443,7 @@ impl Ws {
                         self.events.push(("deliveryFailed", reason.clone()));
                     }
                 }
+                self.last_reason.clone_from(&reason);
             }
         }
     }
@@ -597,7 +614,7 @@ impl Handshake {
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
-            .max_write_buffer_size(16 << 20)
+            .max_write_buffer_size(MAX_SEND)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         Ok(WebSocket::from_partially_read(
