@@ -357,10 +357,11 @@ fn retry_after_is_capped_at_three_cycles() {
     let err = stderr_of(&errf, &k);
     let times = post_times(&log, mode);
     // Honoured up to the cap: 3 cycles (3 s) apart, not less (the backoff alone would retry
-    // after 0.5-1 s, then 1-2 s) and not more (a jittered backoff never reaches 4 s here).
+    // after 0.5-1 s, then 1-2 s), and not much more (the third backoff, 2-4 s, can win over the
+    // 3 s; a retry goes out at the next cycle's shipping).
     for w in times[..4].windows(2) {
         let gap = w[1] - w[0];
-        assert!((2.9..4.5).contains(&gap), "gaps {times:?}");
+        assert!((2.9..6.0).contains(&gap), "gaps {times:?}");
     }
     let snaps = posted(&log);
     let run_id = snaps[0]["agent"]["runId"].clone();
