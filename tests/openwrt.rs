@@ -802,6 +802,30 @@ fn lab_router_owner_life_ipk_then_apk() {
         "a bad value stopped or restarted it"
     );
     lab.run("uci set netmon-agent.main.cycle_time='1' && uci commit netmon-agent");
+    // A user that does not exist: never a fallback to root. A reload keeps the running agent;
+    // a fresh start refuses and says why.
+    lab.run(
+        "uci set netmon-agent.main.user='nosuchuser' && uci commit netmon-agent && reload_config",
+    );
+    lab.wait_log(
+        "missing user on reload",
+        10,
+        "not applied: user 'nosuchuser' does not exist",
+    );
+    assert_eq!(lab.agent_pid(), Some(pid7));
+    lab.run("/etc/init.d/netmon-agent restart");
+    lab.wait_log(
+        "missing user on start",
+        10,
+        "not started: user 'nosuchuser' does not exist",
+    );
+    lab.wait_pid("no start for a missing user", 10, |p| p.is_none());
+    assert!(lab.run("pidof netmon-agent || true").trim().is_empty());
+    lab.run("uci set netmon-agent.main.user='netmon' && uci commit netmon-agent && reload_config");
+    let pid7 = lab
+        .wait_pid("back with its user", 15, |p| p.is_some())
+        .unwrap();
+    assert_agent_state(&lab, &platform, pid7, "after the user came back");
 
     // 10. A reboot (the overlay kept, like flash): it comes back with the same key.
     lab.stop();
