@@ -785,6 +785,44 @@ fn lab_router_owner_life_ipk_then_apk() {
     }
     seen = platform.snapshots().len().max(seen);
 
+    // 8b. br-lan deleted and created again (what netifd does on a bridge reconfiguration),
+    // then the LAN's ifup event: the new device (new ifindex) means a restart.
+    let r = &net.router;
+    ip(&format!("-n {r} link del br-lan"));
+    ip(&format!("-n {r} link add br-lan type bridge"));
+    ip(&format!("-n {r} link set lan1 master br-lan"));
+    ip(&format!("-n {r} addr add 192.168.1.1/24 dev br-lan"));
+    ip(&format!("-n {r} link set br-lan up"));
+    lab.run("ubus call service event '{\"type\":\"interface.update\",\"data\":{\"interface\":\"lan\",\"action\":\"ifup\"}}'");
+    let pid7 = lab
+        .wait_pid("restart for a re-created br-lan", 15, |p| {
+            p.is_some_and(|p| p != pid7)
+        })
+        .unwrap();
+    // trigger_interface '' removes the interface trigger (the config trigger stays).
+    let triggers = |lab: &Lab| {
+        lab.run("ubus call service list '{\"name\":\"netmon-agent\",\"verbose\":true}'")
+    };
+    assert!(triggers(&lab).contains("interface.*"));
+    lab.run("uci set netmon-agent.main.trigger_interface='' && uci commit netmon-agent && reload_config");
+    let end = Instant::now() + Duration::from_secs(10);
+    while triggers(&lab).contains("interface.*") {
+        assert!(
+            Instant::now() < end,
+            "the interface trigger stayed:\n{}",
+            triggers(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(triggers(&lab).contains("config.change"));
+    assert_eq!(
+        lab.agent_pid(),
+        Some(pid7),
+        "the trigger change restarted it"
+    );
+    lab.run("uci set netmon-agent.main.trigger_interface='lan' && uci commit netmon-agent && reload_config");
+    seen = platform.wait_snapshots(seen, 2, &lab, "after br-lan was re-created");
+
     // 9. `check` shows the state; a bad value is named and not applied.
     let check = lab.run("/etc/init.d/netmon-agent check");
     assert!(
@@ -873,7 +911,7 @@ fn lab_router_owner_life_ipk_then_apk() {
         std::fs::remove_file(dir.join("platform.jsonl")).ok();
         Platform::start(&dir, &net.lan_client)
     };
-    lab.work = lab_work(&script, &cache, "openwrt-lab-work-apk");
+    // A fresh boot without LAB_KEEP: a new overlay on the same pristine rootfs (a new router).
     lab.boot(false);
     lab.run(&format!(
         "cat > /etc/config/network <<'EOF'\n{NETWORK_CONFIG}EOF\nreload_config"
