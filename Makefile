@@ -101,13 +101,15 @@ apk-tool: ## build apk-tools 3 (apk mkpkg) from the OpenWrt lab into OWRT_LAB_WO
 	OWRT_LAB_WORK=$(OWRT_LAB_WORK) $(OWRT_LAB)/build.sh >/dev/null
 	@$(APK_TOOL) --version
 
-ipk: ## OpenWrt .ipk for ARCH=<openwrt arch> (default mipsel_24kc) without the SDK -> dist/
+ipk: ## OpenWrt .ipk for ARCH=<openwrt arch> (default mipsel_24kc) + luci-app-netmon-agent (all), without the SDK -> dist/
 	if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then scripts/cross.sh build $(ARCH); fi
 	PKG=$(PKG) openwrt/mkpkg.sh ipk $(ARCH) $$(if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then echo dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)); else echo -; fi) dist
+	if [ "$(PKG)" = netmon-agent ]; then PKG=luci-app-netmon-agent openwrt/mkpkg.sh ipk all - dist; fi
 
 apk: apk-tool ## OpenWrt 25.12 .apk for ARCH=... (apk mkpkg from the OpenWrt lab) -> dist/
 	if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then scripts/cross.sh build $(ARCH); fi
 	PKG=$(PKG) APK="$(APK_TOOL)" openwrt/mkpkg.sh apk $(ARCH) $$(if [ "$(PKG_NEEDS_BINARY)" = 1 ]; then echo dist/netmon-agent-$$(scripts/cross.sh target-of $(ARCH)); else echo -; fi) dist
+	if [ "$(PKG)" = netmon-agent ]; then PKG=luci-app-netmon-agent APK="$(APK_TOOL)" openwrt/mkpkg.sh apk all - dist; fi
 
 install: release ## install the binary, config and systemd unit (DESTDIR=, PREFIX=/usr/local)
 	BIN=target/release/netmon-agent packaging/install.sh

@@ -785,7 +785,51 @@ fn lab_router_owner_life_ipk_then_apk() {
     }
     seen = platform.snapshots().len().max(seen);
 
-    // 8b. br-lan deleted and created again (what netifd does on a bridge reconfiguration),
+    // 8b. Two LANs by a UCI list: a restart with INTERFACE="br-lan br-guest", one ring each,
+    // both live in the snapshots; then back to the LAN's device.
+    lab.run(
+        "uci -q delete netmon-agent.main.interface; \
+         uci add_list netmon-agent.main.interface='br-lan' && \
+         uci add_list netmon-agent.main.interface='br-guest' && \
+         uci commit netmon-agent && reload_config",
+    );
+    let pid8 = lab
+        .wait_pid("interface list", 15, |p| p.is_some_and(|p| p != pid7))
+        .unwrap();
+    assert!(
+        agent_conf(&lab).contains("INTERFACE=\"br-lan br-guest\""),
+        "{}",
+        agent_conf(&lab)
+    );
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last: serde_json::Value = serde_json::from_str(
+            platform.snapshots().last().unwrap()["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let ifs = &last["agent"]["capture"]["interfaces"];
+        let live = |i: usize, name: &str| ifs[i]["interface"] == name && ifs[i]["mode"] == "live";
+        if live(0, "br-lan") && live(1, "br-guest") {
+            break;
+        }
+        assert!(Instant::now() < end, "interfaces: {ifs}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    lab.run(
+        "uci delete netmon-agent.main.interface && \
+         uci set netmon-agent.main.interface='' && uci commit netmon-agent && reload_config",
+    );
+    let pid7 = lab
+        .wait_pid("interface list removed", 15, |p| {
+            p.is_some_and(|p| p != pid8)
+        })
+        .unwrap();
+    assert!(agent_conf(&lab).contains("INTERFACE=\"br-lan\""));
+    seen = platform.wait_snapshots(seen, 2, &lab, "after the interface list");
+
+    // 8c. br-lan deleted and created again (what netifd does on a bridge reconfiguration),
     // then the LAN's ifup event: the new device (new ifindex) means a restart.
     let r = &net.router;
     ip(&format!("-n {r} link del br-lan"));
