@@ -39,6 +39,8 @@ FULLVER="$VERSION-r$RELEASE"
 # ships as postinst-pkg (ipk; default_postinst sources it) or appends to post-install (apk).
 # make expands the define once: `$$` there is `$` in the script.
 POSTINST_PKG=$(sed -n "/^define Package\/$PKG\/postinst\$/,/^endef\$/p" "$MAKEFILE" | sed '1d;$d' | sed 's/\$\$/$/g')
+# Its postrm, shipped as it is (ipk postrm, apk post-deinstall).
+POSTRM_PKG=$(sed -n "/^define Package\/$PKG\/postrm\$/,/^endef\$/p" "$MAKEFILE" | sed '1d;$d' | sed 's/\$\$/$/g')
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 APK=${APK:-apk}
 
@@ -120,6 +122,10 @@ ipk() {
         echo "$POSTINST_PKG" >"$ctrl/postinst-pkg"
         chmod 0755 "$ctrl/postinst-pkg"
     fi
+    if [ -n "$POSTRM_PKG" ]; then
+        printf '#!/bin/sh\n%s\n' "$POSTRM_PKG" >"$ctrl/postrm"
+        chmod 0755 "$ctrl/postrm"
+    fi
     chmod 0644 "$ctrl/control" "$ctrl/conffiles"
     [ -s "$ctrl/conffiles" ] || rm "$ctrl/conffiles"
     echo "2.0" >"$pkgdir/debian-binary"
@@ -174,6 +180,11 @@ export root="\${IPKG_INSTROOT}"
 export pkgname="$PKG"
 default_prerm
 EOF
+    local rm_script=()
+    if [ -n "$POSTRM_PKG" ]; then
+        printf '#!/bin/sh\n%s\n' "$POSTRM_PKG" >"$WORK/post-deinstall"
+        rm_script=(--script "post-deinstall:$WORK/post-deinstall")
+    fi
     local out="$OUT/$PKG-$FULLVER.apk" arch=$ARCH
     [ "$arch" = all ] && arch=noarch
     # shellcheck disable=SC2086
@@ -183,7 +194,7 @@ EOF
         --info "depends:$PKG_DEPENDS" \
         --info "description:$(echo "$PKG_DESCRIPTION" | tr '\n' ' ')" \
         --script "post-install:$WORK/post-install" --script "post-upgrade:$WORK/post-upgrade" \
-        --script "pre-deinstall:$WORK/pre-deinstall" \
+        --script "pre-deinstall:$WORK/pre-deinstall" "${rm_script[@]}" \
         --files "$data" --output "$out"
     echo "$out ($(stat -c %s "$out") bytes)"
 }

@@ -9,6 +9,8 @@
 #                                     (schema-valid), replay per-MAC counts == the x86_64 build's
 #   scripts/cross.sh unit TARGET      the unit tests (cargo test --lib --bins) under qemu
 #   scripts/cross.sh size [TARGET..]  print stripped sizes; fail when mipsel is over SIZE_BUDGET
+#   scripts/cross.sh target-of ARCH   the Rust target of a short name or an OpenWrt arch
+#   scripts/cross.sh arches           every OpenWrt arch we build for, with its Rust target
 #
 # Environment: TINY (build-std targets only: armv7, mipsel, mips), default 2:
 #   TINY=0  a plain release build (panic messages, unwind tables, Debug formatting);
@@ -29,21 +31,52 @@ SHARED=${SHARED:-$ROOT/../shared}
 SIZE_BUDGET=${SIZE_BUDGET:-1000000}
 DIST=$ROOT/dist
 
-ALL_TARGETS="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl"
+ALL_TARGETS="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf armv7-unknown-linux-musleabi mipsel-unknown-linux-musl mips-unknown-linux-musl"
 
 die() { echo "cross.sh: $*" >&2; exit 1; }
 
-# Short names used by `make build-<arch>` and OpenWrt arch names used by `make ipk ARCH=...`.
+# OpenWrt package architectures (the ARCH of `make ipk`/`make apk`) of the families we build,
+# and their Rust targets, following OpenWrt's rust-values.mk: ARMv7 with an FPU (a vfp/neon
+# suffix) is musleabihf, ARMv7 without one (bcm53xx's arm_cortex-a9, mt7629's arm_cortex-a7) is
+# soft-float musleabi; MIPS32r2 cores are the mips/mipsel musl targets (soft-float, as OpenWrt
+# builds them; a static soft-float binary also runs on mipsel_24kc_24kf's FPU). Not built: MIPS32r1 (mips_mips32, mipsel_mips32), mips64, ARMv5/v6, i386.
+OPENWRT_ARCHES="
+x86_64 x86_64-unknown-linux-musl
+aarch64_cortex-a53 aarch64-unknown-linux-musl
+aarch64_cortex-a72 aarch64-unknown-linux-musl
+aarch64_cortex-a76 aarch64-unknown-linux-musl
+aarch64_generic aarch64-unknown-linux-musl
+arm_cortex-a5_vfpv4 armv7-unknown-linux-musleabihf
+arm_cortex-a7 armv7-unknown-linux-musleabi
+arm_cortex-a7_neon-vfpv4 armv7-unknown-linux-musleabihf
+arm_cortex-a7_vfpv4 armv7-unknown-linux-musleabihf
+arm_cortex-a8_vfpv3 armv7-unknown-linux-musleabihf
+arm_cortex-a9 armv7-unknown-linux-musleabi
+arm_cortex-a9_neon armv7-unknown-linux-musleabihf
+arm_cortex-a9_vfpv3-d16 armv7-unknown-linux-musleabihf
+arm_cortex-a15_neon-vfpv4 armv7-unknown-linux-musleabihf
+mips_24kc mips-unknown-linux-musl
+mips_4kec mips-unknown-linux-musl
+mipsel_24kc mipsel-unknown-linux-musl
+mipsel_24kc_24kf mipsel-unknown-linux-musl
+mipsel_74kc mipsel-unknown-linux-musl
+"
+
+# Short names used by `make build-<arch>`, Rust triples, and OpenWrt arch names (exact).
 target_of() {
     case "$1" in
-        x86_64 | x86_64-unknown-linux-musl) echo x86_64-unknown-linux-musl ;;
-        aarch64 | aarch64_* | aarch64-unknown-linux-musl) echo aarch64-unknown-linux-musl ;;
-        armv7 | arm_cortex-a7* | arm_cortex-a9* | arm_cortex-a15* | armv7-unknown-linux-musleabihf)
-            echo armv7-unknown-linux-musleabihf ;;
-        mipsel | mipsel_24kc* | mipsel_74kc* | mipsel-unknown-linux-musl) echo mipsel-unknown-linux-musl ;;
-        mips | mips_24kc* | mips_74kc* | mips-unknown-linux-musl) echo mips-unknown-linux-musl ;;
-        *) die "unknown target or arch '$1' (one of: x86_64 aarch64 armv7 mipsel mips, a Rust musl triple, or an OpenWrt arch such as mipsel_24kc)" ;;
+        x86_64-unknown-linux-musl | aarch64-unknown-linux-musl | armv7-unknown-linux-musleabihf | \
+            armv7-unknown-linux-musleabi | mipsel-unknown-linux-musl | mips-unknown-linux-musl)
+            echo "$1"; return ;;
+        aarch64) echo aarch64-unknown-linux-musl; return ;;
+        armv7) echo armv7-unknown-linux-musleabihf; return ;;
+        armv7sf) echo armv7-unknown-linux-musleabi; return ;;
+        mipsel | mips) echo "$1-unknown-linux-musl"; return ;;
     esac
+    local t
+    t=$(awk -v a="$1" '$1 == a {print $2}' <<<"$OPENWRT_ARCHES")
+    [ -n "$t" ] || die "unknown target or arch '$1' (one of: x86_64 aarch64 armv7 armv7sf mipsel mips, a Rust musl triple, or an OpenWrt arch: $(awk 'NF {printf "%s ", $1}' <<<"$OPENWRT_ARCHES"))"
+    echo "$t"
 }
 
 needs_build_std() {
@@ -272,5 +305,6 @@ case "$cmd" in
     unit) deps qemu && unit "$@" ;;
     size) size "$@" ;;
     target-of) target_of "$@" ;;
+    arches) awk 'NF' <<<"$OPENWRT_ARCHES" ;;
     *) die "usage: cross.sh deps|build|check|unit|size|target-of ..." ;;
 esac

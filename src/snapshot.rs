@@ -135,8 +135,10 @@ pub struct OffloadInfo {
     pub software: bool,
     /// Hardware flow offloading (`flow_offloading_hw` / `[HW_OFFLOAD]` entries).
     pub hardware: bool,
-    /// Offloaded flows in /proc/net/nf_conntrack at the last look.
-    pub offloaded_flows: u64,
+    /// Offloaded flows in /proc/net/nf_conntrack at the last look; None (null) when it could
+    /// not be read (it is root-only: an agent that dropped root knows only the firewall
+    /// config's options).
+    pub offloaded_flows: Option<u64>,
 }
 
 impl CaptureInfo {

@@ -408,4 +408,42 @@ mod tests {
         assert!(!f.failing);
         std::fs::remove_dir_all(&d).unwrap();
     }
+
+    /// The cost per cycle, for docs/luci.md: `cargo test --release --bin netmon-agent
+    /// status::tests::publish_cost -- --ignored --nocapture` (tmpfs /tmp).
+    #[test]
+    #[ignore]
+    fn publish_cost() {
+        let d = dir("cost");
+        let mut f = StatusFile::new(d.join("s.json"));
+        for n in [0usize, 16, 256] {
+            let devs: Vec<Device> = (0..n)
+                .map(|k| {
+                    device(
+                        &format!("02:00:00:00:{:02x}:{:02x}", k / 256, k % 256),
+                        k as u64,
+                    )
+                })
+                .collect();
+            let s = snap(devs);
+            f.publish(&state(), &s, "t");
+            let t0 = std::time::Instant::now();
+            for _ in 0..200 {
+                f.publish(&state(), &s, "t");
+            }
+            let per = t0.elapsed() / 200;
+            // for comparison: the serialisation the shipper does anyway every cycle
+            let t1 = std::time::Instant::now();
+            for _ in 0..200 {
+                std::hint::black_box(serde_json::to_string(&s).unwrap());
+            }
+            let ser = t1.elapsed() / 200;
+            let bytes = std::fs::metadata(d.join("s.json")).unwrap().len();
+            println!(
+                "{n} devices: {bytes} bytes, {per:?} per publish (the shipper's to_string: {ser:?}), buffer {} bytes",
+                f.buf.capacity()
+            );
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

@@ -317,11 +317,11 @@ fn urls_that_would_inject_are_refused_with_exit_2_naming_the_key() {
     );
 }
 
-/// POST times (server clock, seconds) of the records in `mode`.
+/// Times (server clock, seconds) of the POSTs answered in `mode`.
 fn post_times(log: &PathBuf, mode: &str) -> Vec<f64> {
     records(log)
         .iter()
-        .filter(|r| r["mode"] == mode)
+        .filter(|r| r["mode"] == mode && r["method"] == "POST")
         .filter_map(|r| r["t"].as_f64())
         .collect()
 }
@@ -390,16 +390,26 @@ fn a_changed_failure_reason_is_logged_once_at_warn() {
         "PLATFORM_API_URL=http://127.0.0.1:{}/api",
         api.port
     ));
+    // The WebSocket's upgrade goes to the same server: closed, then refused, then accepted.
+    cfg.push(format!("PLATFORM_WS_URL=ws://127.0.0.1:{}/ws", api.port));
     let conf = write_config(&dir, &cfg);
     let (mut agent, errf) = start_agent(&dir, &conf, "1");
     let log = api.log.clone();
+    let gets = |mode: &str| {
+        records(&log)
+            .iter()
+            .filter(|r| r["mode"] == mode && r["method"] == "GET")
+            .count()
+    };
     wait_until(Duration::from_secs(30), "2 closed POSTs", || {
-        post_times(&log, "close").len() >= 2
+        post_times(&log, "close").len() >= 2 && gets("close") >= 1
     });
     api.set_mode("status:500");
-    wait_until(Duration::from_secs(30), "2 refused POSTs", || {
-        post_times(&log, "status:500").len() >= 2
-    });
+    wait_until(
+        Duration::from_secs(40),
+        "2 refused POSTs and a refused upgrade",
+        || post_times(&log, "status:500").len() >= 2 && gets("status:500") >= 1,
+    );
     api.set_mode("ok");
     wait_until(Duration::from_secs(60), "recovery", || {
         posted(&log)
@@ -409,13 +419,34 @@ fn a_changed_failure_reason_is_logged_once_at_warn() {
     agent.stop();
     let err = stderr_of(&errf, &k);
     let warns: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
-    // One warning per distinct reason, not one per attempt.
-    let closed = warns
+    // One warning per distinct reason and transport, not one per attempt.
+    let api = |l: &&&str| l.contains("API:");
+    let ws = |l: &&&str| l.contains("WebSocket:");
+    let closed_api = warns
         .iter()
+        .filter(api)
         .filter(|l| l.contains("closed without a reply"))
         .count();
-    let refused = warns.iter().filter(|l| l.contains("HTTP 500")).count();
-    assert_eq!((closed, refused), (1, 1), "{err}");
+    let refused_api = warns
+        .iter()
+        .filter(api)
+        .filter(|l| l.contains("HTTP 500"))
+        .count();
+    let closed_ws = warns
+        .iter()
+        .filter(ws)
+        .filter(|l| l.contains("closed without a reply"))
+        .count();
+    let refused_ws = warns
+        .iter()
+        .filter(ws)
+        .filter(|l| l.contains("HTTP 500"))
+        .count();
+    assert_eq!(
+        (closed_api, refused_api, closed_ws, refused_ws),
+        (1, 1, 1, 1),
+        "{err}"
+    );
     assert!(err.contains("delivery recovered"), "{err}");
 }
 

@@ -26,10 +26,23 @@ fn sh(cmd: &mut Command) -> String {
 
 /// Builds the .ipk from the test build of the agent (the packaging does not depend on the
 /// binary's architecture).
+/// The test build of the agent, stripped (the packaging does not depend on the binary's
+/// architecture; 30 MB of debug info would only slow gzip down).
+fn stripped_bin() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("netmon-agent-stripped-{}", std::process::id()));
+        sh(Command::new("strip").arg("-o").arg(&p).arg(bin()));
+        p
+    })
+    .clone()
+}
+
 fn build_ipk(dir: &Path, arch: &str) -> PathBuf {
     let out = sh(Command::new(repo().join("openwrt/mkpkg.sh"))
         .args(["ipk", arch])
-        .arg(bin())
+        .arg(stripped_bin())
         .arg(dir)
         .env("MKPKG_ANY_BINARY", "1")
         .env("SOURCE_DATE_EPOCH", "1700000000"));
@@ -122,7 +135,7 @@ fn ipk_unpacks_as_opkg_reads_it() {
     let installed: u64 = data.values().map(|(_, _, s)| s).sum();
     assert_eq!(
         data["./usr/sbin/netmon-agent"].2,
-        std::fs::metadata(bin()).unwrap().len()
+        std::fs::metadata(stripped_bin()).unwrap().len()
     );
 
     let ctrl = listing(&x.join("control.tar.gz"));
@@ -402,8 +415,7 @@ fn lab_work(script: &Path, cache: &Path, name: &str) -> PathBuf {
 fn lab_packages(dir: &Path, cache: &Path) -> PathBuf {
     let pkgs = dir.join("pkgs");
     std::fs::create_dir_all(&pkgs).unwrap();
-    let stripped = dir.join("netmon-agent");
-    sh(Command::new("strip").arg("-o").arg(&stripped).arg(bin()));
+    let stripped = stripped_bin();
     let apk = format!(
         "env LD_LIBRARY_PATH={s}/usr/lib {s}/usr/bin/apk",
         s = cache.join("stage").display()
@@ -773,6 +785,88 @@ fn lab_router_owner_life_ipk_then_apk() {
     }
     seen = platform.snapshots().len().max(seen);
 
+    // 8b. Two LANs by a UCI list: a restart with INTERFACE="br-lan br-guest", one ring each,
+    // both live in the snapshots; then back to the LAN's device.
+    lab.run(
+        "uci -q delete netmon-agent.main.interface; \
+         uci add_list netmon-agent.main.interface='br-lan' && \
+         uci add_list netmon-agent.main.interface='br-guest' && \
+         uci commit netmon-agent && reload_config",
+    );
+    let pid8 = lab
+        .wait_pid("interface list", 15, |p| p.is_some_and(|p| p != pid7))
+        .unwrap();
+    assert!(
+        agent_conf(&lab).contains("INTERFACE=\"br-lan br-guest\""),
+        "{}",
+        agent_conf(&lab)
+    );
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last: serde_json::Value = serde_json::from_str(
+            platform.snapshots().last().unwrap()["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let ifs = &last["agent"]["capture"]["interfaces"];
+        let live = |i: usize, name: &str| ifs[i]["interface"] == name && ifs[i]["mode"] == "live";
+        if live(0, "br-lan") && live(1, "br-guest") {
+            break;
+        }
+        assert!(Instant::now() < end, "interfaces: {ifs}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    lab.run(
+        "uci delete netmon-agent.main.interface && \
+         uci set netmon-agent.main.interface='' && uci commit netmon-agent && reload_config",
+    );
+    let pid7 = lab
+        .wait_pid("interface list removed", 15, |p| {
+            p.is_some_and(|p| p != pid8)
+        })
+        .unwrap();
+    assert!(agent_conf(&lab).contains("INTERFACE=\"br-lan\""));
+    seen = platform.wait_snapshots(seen, 2, &lab, "after the interface list");
+
+    // 8c. br-lan deleted and created again (what netifd does on a bridge reconfiguration),
+    // then the LAN's ifup event: the new device (new ifindex) means a restart.
+    let r = &net.router;
+    ip(&format!("-n {r} link del br-lan"));
+    ip(&format!("-n {r} link add br-lan type bridge"));
+    ip(&format!("-n {r} link set lan1 master br-lan"));
+    ip(&format!("-n {r} addr add 192.168.1.1/24 dev br-lan"));
+    ip(&format!("-n {r} link set br-lan up"));
+    lab.run("ubus call service event '{\"type\":\"interface.update\",\"data\":{\"interface\":\"lan\",\"action\":\"ifup\"}}'");
+    let pid7 = lab
+        .wait_pid("restart for a re-created br-lan", 15, |p| {
+            p.is_some_and(|p| p != pid7)
+        })
+        .unwrap();
+    // trigger_interface '' removes the interface trigger (the config trigger stays).
+    let triggers = |lab: &Lab| {
+        lab.run("ubus call service list '{\"name\":\"netmon-agent\",\"verbose\":true}'")
+    };
+    assert!(triggers(&lab).contains("interface.*"));
+    lab.run("uci set netmon-agent.main.trigger_interface='' && uci commit netmon-agent && reload_config");
+    let end = Instant::now() + Duration::from_secs(10);
+    while triggers(&lab).contains("interface.*") {
+        assert!(
+            Instant::now() < end,
+            "the interface trigger stayed:\n{}",
+            triggers(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(triggers(&lab).contains("config.change"));
+    assert_eq!(
+        lab.agent_pid(),
+        Some(pid7),
+        "the trigger change restarted it"
+    );
+    lab.run("uci set netmon-agent.main.trigger_interface='lan' && uci commit netmon-agent && reload_config");
+    seen = platform.wait_snapshots(seen, 2, &lab, "after br-lan was re-created");
+
     // 9. `check` shows the state; a bad value is named and not applied.
     let check = lab.run("/etc/init.d/netmon-agent check");
     assert!(
@@ -790,6 +884,30 @@ fn lab_router_owner_life_ipk_then_apk() {
         "a bad value stopped or restarted it"
     );
     lab.run("uci set netmon-agent.main.cycle_time='1' && uci commit netmon-agent");
+    // A user that does not exist: never a fallback to root. A reload keeps the running agent;
+    // a fresh start refuses and says why.
+    lab.run(
+        "uci set netmon-agent.main.user='nosuchuser' && uci commit netmon-agent && reload_config",
+    );
+    lab.wait_log(
+        "missing user on reload",
+        10,
+        "not applied: user 'nosuchuser' does not exist",
+    );
+    assert_eq!(lab.agent_pid(), Some(pid7));
+    lab.run("/etc/init.d/netmon-agent restart");
+    lab.wait_log(
+        "missing user on start",
+        10,
+        "not started: user 'nosuchuser' does not exist",
+    );
+    lab.wait_pid("no start for a missing user", 10, |p| p.is_none());
+    assert!(lab.run("pidof netmon-agent || true").trim().is_empty());
+    lab.run("uci set netmon-agent.main.user='netmon' && uci commit netmon-agent && reload_config");
+    let pid7 = lab
+        .wait_pid("back with its user", 15, |p| p.is_some())
+        .unwrap();
+    assert_agent_state(&lab, &platform, pid7, "after the user came back");
 
     // 10. A reboot (the overlay kept, like flash): it comes back with the same key.
     lab.stop();
@@ -837,7 +955,7 @@ fn lab_router_owner_life_ipk_then_apk() {
         std::fs::remove_file(dir.join("platform.jsonl")).ok();
         Platform::start(&dir, &net.lan_client)
     };
-    lab.work = lab_work(&script, &cache, "openwrt-lab-work-apk");
+    // A fresh boot without LAB_KEEP: a new overlay on the same pristine rootfs (a new router).
     lab.boot(false);
     lab.run(&format!(
         "cat > /etc/config/network <<'EOF'\n{NETWORK_CONFIG}EOF\nreload_config"
@@ -887,4 +1005,318 @@ fn lab_router_owner_life_ipk_then_apk() {
         "OpenWrt lab test (ipk + apk): {:.0} s",
         t0.elapsed().as_secs_f64()
     );
+}
+
+/// Every OpenWrt package arch of the families we build (OpenWrt 23.05/24.10 package feeds).
+const OPENWRT_ARCHES: &[&str] = &[
+    "x86_64",
+    "aarch64_cortex-a53",
+    "aarch64_cortex-a72",
+    "aarch64_cortex-a76",
+    "aarch64_generic",
+    "arm_cortex-a5_vfpv4",
+    "arm_cortex-a7",
+    "arm_cortex-a7_neon-vfpv4",
+    "arm_cortex-a7_vfpv4",
+    "arm_cortex-a8_vfpv3",
+    "arm_cortex-a9",
+    "arm_cortex-a9_neon",
+    "arm_cortex-a9_vfpv3-d16",
+    "arm_cortex-a15_neon-vfpv4",
+    "mips_24kc",
+    "mips_4kec",
+    "mipsel_24kc",
+    "mipsel_24kc_24kf",
+    "mipsel_74kc",
+];
+
+/// OpenWrt's rule (lang/rust/rust-values.mk): ARMv7 has a hard-float ABI only with an FPU,
+/// which the arch names by a vfp/neon suffix; MIPS is soft-float musl; aarch64 and x86_64 plain.
+fn rust_target_by_openwrt_rule(arch: &str) -> String {
+    let family = arch.split('_').next().unwrap();
+    match family {
+        "x86" | "x86_64" => "x86_64-unknown-linux-musl".into(),
+        "aarch64" => "aarch64-unknown-linux-musl".into(),
+        "arm" => {
+            let fpu = arch.contains("vfp") || arch.contains("neon");
+            format!(
+                "armv7-unknown-linux-musleabi{}",
+                if fpu { "hf" } else { "" }
+            )
+        }
+        "mips" | "mipsel" => format!("{family}-unknown-linux-musl"),
+        other => panic!("no rule for {other}"),
+    }
+}
+
+fn target_of(arch: &str) -> std::process::Output {
+    Command::new(repo().join("scripts/cross.sh"))
+        .args(["target-of", arch])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn arch_map_covers_every_openwrt_arch_by_openwrts_rule() {
+    for arch in OPENWRT_ARCHES {
+        let o = target_of(arch);
+        assert!(o.status.success(), "{arch}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o).trim(),
+            rust_target_by_openwrt_rule(arch),
+            "{arch}"
+        );
+    }
+    // bcm53xx (no FPU): soft float, never the hard-float build that dies with SIGILL there.
+    assert_eq!(
+        stdout(&target_of("arm_cortex-a9")).trim(),
+        "armv7-unknown-linux-musleabi"
+    );
+    // The script's table is exactly this list: a new entry comes with its check here.
+    let listed = sh(Command::new(repo().join("scripts/cross.sh")).arg("arches"));
+    let listed: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed, OPENWRT_ARCHES);
+    // Archs of families we do not build are refused by name, not guessed.
+    for arch in [
+        "mips_mips32",
+        "mipsel_mips32",
+        "arm_arm926ej-s",
+        "arm_xscale",
+        "i386_pentium4",
+        "mips64_octeonplus",
+        "arm_cortex-a9_typo",
+    ] {
+        let o = target_of(arch);
+        assert!(!o.status.success(), "{arch} was mapped");
+        assert!(
+            stderr(&o).contains(&format!("unknown target or arch '{arch}'")),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+// ---------- the feed Makefile against a mock SDK (the real include files' variable names) ----------
+
+/// rules.mk, include/package.mk and the packages feed's lang/rust/rust-package.mk, reduced to
+/// the variables and macros a package Makefile uses (same names as OpenWrt's): BuildPackage
+/// checks what the SDK needs and offers `mock-info` (the metadata) and `mock-install` (runs
+/// Package/<pkg>/install into DEST, as the SDK does into its ipkg dir).
+const MOCK_RULES_MK: &str = "\
+INCLUDE_DIR:=$(TOPDIR)/include
+SCRIPT_DIR:=$(TOPDIR)/scripts
+BUILD_DIR:=$(TOPDIR)/build_dir/target-mock
+STAGING_DIR:=$(TOPDIR)/staging_dir/target-mock
+INSTALL_DIR:=install -d -m0755
+INSTALL_BIN:=install -m0755
+INSTALL_DATA:=install -m0644
+INSTALL_CONF:=install -m0600
+CP:=cp -fpR
+";
+
+const MOCK_PACKAGE_MK: &str = "\
+PKG_BUILD_DIR ?= $(BUILD_DIR)/$(PKG_NAME)-$(PKG_VERSION)
+PKG_INSTALL_DIR ?= $(PKG_BUILD_DIR)/ipkg-install
+REQUIRED := PKG_NAME PKG_VERSION PKG_RELEASE PKG_SOURCE_PROTO PKG_SOURCE_URL PKG_SOURCE_VERSION \\
+  PKG_MIRROR_HASH PKG_MAINTAINER PKG_LICENSE PKG_LICENSE_FILES
+define BuildPackage
+$$(foreach v,$$(REQUIRED),$$(if $$($$(v)),,$$(error $$(v) is not set)))
+$$(eval $$(Package/$(1)))
+$$(foreach v,SECTION CATEGORY TITLE DEPENDS,$$(if $$($$(v)),,$$(error Package/$(1): $$(v) is not set)))
+mock-info:
+\t@echo 'PKG_NAME=$(PKG_NAME)'
+\t@echo 'PKG_VERSION=$(PKG_VERSION)'
+\t@echo 'PKG_LICENSE=$(PKG_LICENSE)'
+\t@echo 'PKG_LICENSE_FILES=$(PKG_LICENSE_FILES)'
+\t@echo 'PKG_MAINTAINER=$(PKG_MAINTAINER)'
+\t@echo 'PKG_BUILD_DEPENDS=$(PKG_BUILD_DEPENDS)'
+\t@echo 'DEPENDS=$$(DEPENDS)'
+\t@echo 'USERID=$$(USERID)'
+\t@echo 'SECTION=$$(SECTION)'
+\t@echo 'CONFFILES=$$(strip $$(Package/$(1)/conffiles))'
+mock-install:
+\t$$(call Package/$(1)/install,$$(DEST))
+endef
+";
+
+const MOCK_RUST_PACKAGE_MK: &str = "\
+RUST_ARCH_DEPENDS:=@(aarch64||arm||i386||i686||mips||mipsel||mips64||mips64el||powerpc64||riscv64||x86_64)
+define RustBinPackage
+  ifndef Package/$(1)/install
+    define Package/$(1)/install
+\t$$$$(INSTALL_DIR) $$$$(1)/usr/bin/
+\t$$$$(INSTALL_BIN) $$$$(PKG_INSTALL_DIR)/bin/* $$$$(1)/usr/bin/
+    endef
+  endif
+endef
+";
+
+fn mock_sdk(top: &Path) {
+    std::fs::create_dir_all(top.join("include")).unwrap();
+    std::fs::create_dir_all(top.join("feeds/packages/lang/rust")).unwrap();
+    std::fs::write(top.join("rules.mk"), MOCK_RULES_MK).unwrap();
+    std::fs::write(top.join("include/package.mk"), MOCK_PACKAGE_MK).unwrap();
+    std::fs::write(
+        top.join("feeds/packages/lang/rust/rust-package.mk"),
+        MOCK_RUST_PACKAGE_MK,
+    )
+    .unwrap();
+}
+
+fn feed_make(pkg_dir: &Path, top: &Path, args: &[&str]) -> String {
+    sh(Command::new("make")
+        .arg("--no-print-directory")
+        .arg("-C")
+        .arg(pkg_dir)
+        .arg(format!("TOPDIR={}", top.display()))
+        .args(args))
+}
+
+/// path -> mode string of every file under `root` (`find -printf`).
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    sh(Command::new("find")
+        .arg(root)
+        .args(["-type", "f", "-printf", "%P %M\\n"]))
+    .lines()
+    .map(|l| {
+        let (p, m) = l.split_once(' ').unwrap();
+        (p.to_owned(), m.to_owned())
+    })
+    .collect()
+}
+
+#[test]
+fn feed_makefile_parses_in_both_feed_layouts_and_installs_what_the_ipk_holds() {
+    let dir = scratch("openwrt-feed");
+    let top = dir.join("sdk");
+    mock_sdk(&top);
+    // Layout 1: inside the packages feed (packages/net/netmon-agent).
+    let in_feed = top.join("feeds/packages/net/netmon-agent");
+    std::fs::create_dir_all(in_feed.parent().unwrap()).unwrap();
+    sh(Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("openwrt/netmon-agent"))
+        .arg(&in_feed));
+    // Layout 2: a feed of its own, `src-link netmon <repo>/openwrt` (feeds/netmon -> openwrt/).
+    std::os::unix::fs::symlink(repo().join("openwrt"), top.join("feeds/netmon")).unwrap();
+    let linked = top.join("feeds/netmon/netmon-agent");
+
+    let ipk = build_ipk(&dir.join("ipk"), "x86_64");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    sh(Command::new("sh").arg("-c").arg(format!(
+        "tar xzOf '{}' ./data.tar.gz | tar xzf - -C '{}'",
+        ipk.display(),
+        data.display()
+    )));
+    // keep.d is the SDK's own doing (from the conffiles list), not the install recipe's.
+    let mut from_ipk = tree(&data);
+    assert_eq!(
+        from_ipk
+            .remove("lib/upgrade/keep.d/netmon-agent")
+            .as_deref(),
+        Some("-rw-r--r--")
+    );
+    let fake_build = dir.join("ipkg-install");
+    std::fs::create_dir_all(fake_build.join("bin")).unwrap();
+    std::fs::copy(stripped_bin(), fake_build.join("bin/netmon-agent")).unwrap();
+    for (name, pkg_dir) in [("packages feed", &in_feed), ("src-link feed", &linked)] {
+        let info = feed_make(pkg_dir, &top, &["mock-info"]);
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{name}: no {k} in\n{info}"))
+                .to_owned()
+        };
+        assert_eq!(field("PKG_NAME"), "netmon-agent", "{name}");
+        assert_eq!(
+            field("PKG_VERSION"),
+            PKG_VERSION,
+            "{name}: Cargo.toml's version"
+        );
+        assert_eq!(field("PKG_LICENSE"), "MIT", "{name}");
+        for f in field("PKG_LICENSE_FILES").split_whitespace() {
+            assert!(repo().join(f).is_file(), "{name}: license file {f} missing");
+        }
+        assert!(field("PKG_MAINTAINER").contains('<'), "{name}");
+        assert_eq!(field("PKG_BUILD_DEPENDS"), "rust/host");
+        let deps = field("DEPENDS");
+        assert!(
+            deps.contains("+ca-bundle") && deps.starts_with("@("),
+            "{deps}"
+        );
+        assert_eq!(field("USERID"), "netmon:netmon");
+        assert_eq!(field("SECTION"), "net");
+        assert_eq!(
+            field("CONFFILES"),
+            "/etc/config/netmon-agent /etc/netmon-agent/api_key"
+        );
+
+        // Package/netmon-agent/install lays out what the .ipk built without the SDK holds.
+        let dest = dir.join(format!("install-{}", name.replace(' ', "-")));
+        feed_make(
+            pkg_dir,
+            &top,
+            &[
+                "mock-install",
+                &format!("DEST={}", dest.display()),
+                &format!("PKG_INSTALL_DIR={}", fake_build.display()),
+            ],
+        );
+        let ipk_dir = dir.join("ipk");
+        let ipk = build_ipk(&ipk_dir, "x86_64");
+        let data = dir.join("data");
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).unwrap();
+        sh(Command::new("sh").arg("-c").arg(format!(
+            "tar xzOf '{}' ./data.tar.gz | tar xzf - -C '{}'",
+            ipk.display(),
+            data.display()
+        )));
+        // keep.d is the SDK's own doing (from the conffiles list), not the install recipe's.
+        let mut from_ipk = tree(&data);
+        assert_eq!(
+            from_ipk
+                .remove("lib/upgrade/keep.d/netmon-agent")
+                .as_deref(),
+            Some("-rw-r--r--")
+        );
+        assert_eq!(tree(&dest), from_ipk, "{name}");
+    }
+
+    // The layout of an openwrt/packages Rust package (net/dufs, utils/arp-whisper): the same
+    // statements in the same order.
+    let mk = std::fs::read_to_string(repo().join("openwrt/netmon-agent/Makefile")).unwrap();
+    let mut at = 0;
+    for marker in [
+        "include $(TOPDIR)/rules.mk",
+        "PKG_NAME:=",
+        "PKG_VERSION:=",
+        "PKG_RELEASE:=",
+        "PKG_SOURCE_PROTO:=git",
+        "PKG_SOURCE_URL:=",
+        "PKG_SOURCE_VERSION:=",
+        "PKG_MIRROR_HASH:=",
+        "PKG_MAINTAINER:=",
+        "PKG_LICENSE:=",
+        "PKG_LICENSE_FILES:=",
+        "PKG_BUILD_DEPENDS:=rust/host",
+        "PKG_BUILD_PARALLEL:=1",
+        "include $(INCLUDE_DIR)/package.mk",
+        "/lang/rust/rust-package.mk",
+        "define Package/netmon-agent\n",
+        "define Package/netmon-agent/description",
+        "define Package/netmon-agent/conffiles",
+        "define Package/netmon-agent/install",
+        "$(eval $(call RustBinPackage,netmon-agent))",
+        "$(eval $(call BuildPackage,netmon-agent))",
+    ] {
+        let found = mk[at..]
+            .find(marker)
+            .unwrap_or_else(|| panic!("'{marker}' missing or out of order"));
+        at += found + marker.len();
+    }
 }

@@ -7,6 +7,7 @@ mod hostile_net;
 mod install;
 mod internet;
 mod lab;
+mod luci;
 mod openwrt;
 mod privdrop;
 mod procfs;

@@ -3,6 +3,10 @@
 //! router sees them: per-device totals fall below the interface counters. We look for it in
 //! two places: conntrack entries flagged `[OFFLOAD]` / `[HW_OFFLOAD]` in /proc/net/nf_conntrack,
 //! and the `flow_offloading` / `flow_offloading_hw` options of /etc/config/firewall.
+//!
+//! /proc/net/nf_conntrack is mode 0440 root: the first look happens at start-up, before the
+//! agent drops root; after the drop the flow count is reported as unknown (null), never as 0,
+//! and offloading is judged from the firewall config (world-readable on OpenWrt) alone.
 
 use crate::snapshot::OffloadInfo;
 
@@ -61,12 +65,14 @@ pub fn parse_firewall(text: &str) -> (bool, bool) {
     (sw, hw)
 }
 
-/// Combines both sources. None when neither file could be read (unknown).
+/// Combines both sources. None when neither file could be read (unknown); without conntrack
+/// the flow count is unknown (None), not zero.
 pub fn detect(conntrack: Option<&str>, firewall: Option<&str>) -> Option<OffloadInfo> {
     if conntrack.is_none() && firewall.is_none() {
         return None;
     }
-    let (sw_flows, hw_flows) = conntrack.map(parse_conntrack).unwrap_or((0, 0));
+    let flows = conntrack.map(parse_conntrack);
+    let (sw_flows, hw_flows) = flows.unwrap_or((0, 0));
     let (sw_cfg, hw_cfg) = firewall.map(parse_firewall).unwrap_or((false, false));
     let software = sw_cfg || sw_flows > 0;
     let hardware = hw_cfg || hw_flows > 0;
@@ -74,13 +80,24 @@ pub fn detect(conntrack: Option<&str>, firewall: Option<&str>) -> Option<Offload
         detected: software || hardware,
         software,
         hardware,
-        offloaded_flows: sw_flows + hw_flows,
+        offloaded_flows: flows.map(|(s, h)| s + h),
     })
 }
 
-/// Reads the files (conntrack under `proc_root`) and detects.
+/// At most this much of /proc/net/nf_conntrack is read: a busy router's table can be large,
+/// and the flags of its first 16 MiB of entries are a fair sample.
+const CONNTRACK_MAX: u64 = 16 << 20;
+
+/// Reads the files (conntrack under `proc_root`) and detects. A conntrack table that cannot
+/// be read (EACCES after the drop from root) leaves the flow count unknown.
 pub fn read(proc_root: &std::path::Path) -> Option<OffloadInfo> {
-    let ct = std::fs::read_to_string(proc_root.join(CONNTRACK)).ok();
+    let ct = std::fs::File::open(proc_root.join(CONNTRACK))
+        .and_then(|f| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, CONNTRACK_MAX), &mut text)
+                .map(|_| text)
+        })
+        .ok();
     // A UCI file of a few KiB: read bounded (1 MiB), never a FIFO or a device.
     let fw = crate::sys::fs::read_text(std::path::Path::new(FIREWALL), 1 << 20).ok();
     detect(ct.as_deref(), fw.as_deref())
@@ -93,10 +110,13 @@ pub fn warning(info: &OffloadInfo) -> Option<String> {
         (false, true) => "hardware",
         _ => "software",
     };
+    let flows = match info.offloaded_flows {
+        Some(n) => format!("{n} offloaded flows"),
+        None => "offloaded flows unknown: nf_conntrack is root-only".into(),
+    };
     info.detected.then(|| {
         format!(
-            "flow offloading is on ({kind}, {} offloaded flows): forwarded traffic bypasses the capture, per-device totals will be below the interface counters",
-            info.offloaded_flows
+            "flow offloading is on ({kind}, {flows}): forwarded traffic bypasses the capture, per-device totals will be below the interface counters"
         )
     })
 }
@@ -145,14 +165,23 @@ config defaults
         assert!(detect(None, None).is_none());
         let i = detect(Some(CT), None).unwrap();
         assert!(i.detected && i.software && i.hardware);
-        assert_eq!(i.offloaded_flows, 2);
+        assert_eq!(i.offloaded_flows, Some(2));
         let i = detect(Some(""), Some("")).unwrap();
         assert!(!i.detected);
         assert!(warning(&i).is_none());
-        let w = warning(&detect(None, Some(FW)).unwrap()).unwrap();
+        // Conntrack unreadable (the agent dropped root): the config decides, the count is
+        // unknown, never 0.
+        let i = detect(None, Some(FW)).unwrap();
+        assert!(i.detected && i.software && !i.hardware);
+        assert_eq!(i.offloaded_flows, None);
+        let w = warning(&i).unwrap();
         assert!(
-            w.starts_with("flow offloading is on (software, 0 offloaded flows)"),
+            w.starts_with(
+                "flow offloading is on (software, offloaded flows unknown: nf_conntrack is root-only)"
+            ),
             "{w}"
         );
+        let i = detect(None, Some("")).unwrap();
+        assert!(!i.detected && i.offloaded_flows.is_none());
     }
 }

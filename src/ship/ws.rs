@@ -50,6 +50,8 @@ pub struct Ws {
     /// stops until the socket takes it, so a server that floods pings and never reads gets one
     /// pong queued, not one per ping.
     read_paused: bool,
+    /// The last reason a connect failed, to tell a new one from a repeat.
+    last_reason: String,
     /// A frame is queued but not flushed yet, since then (seq of the snapshot, if any).
     pending: Option<(Instant, Option<u64>)>,
     backoff: Backoff,
@@ -81,6 +83,7 @@ impl Ws {
             next_ping: now,
             pong_due: None,
             read_paused: false,
+            last_reason: String::new(),
             pending: None,
             backoff: Backoff::new(),
             retry_at: None,
@@ -317,6 +320,7 @@ impl Ws {
             Ok(ws) => {
                 let now2 = Instant::now();
                 self.sock = Some(ws);
+                self.last_reason.clear();
                 self.up_since = now2;
                 self.next_ping = now2 + PING_EVERY;
                 self.pong_due = None;
@@ -352,7 +356,16 @@ impl Ws {
                 let reason = redact(&reason, self.key.as_ref());
                 let delay = self.backoff.next_delay();
                 self.retry_at = Some(now + delay);
+                let changed = self.last_reason != reason;
                 match &mut self.down {
+                    Some((_, n)) if *n > 0 && changed => {
+                        *n += 1;
+                        warn!(
+                            "WebSocket: still cannot connect ({n} attempts), now: {reason}; next try in {:.1} s",
+                            delay.as_secs_f64()
+                        );
+                        self.events.push(("deliveryFailed", reason.clone()));
+                    }
                     Some((_, n)) if *n > 0 => {
                         *n += 1;
                         debug!(
@@ -371,6 +384,7 @@ impl Ws {
                         self.events.push(("deliveryFailed", reason.clone()));
                     }
                 }
+                self.last_reason.clone_from(&reason);
                 Err(reason)
             }
         }
