@@ -302,10 +302,16 @@ impl Monitor {
         let scanner = &mut p.scanner;
         let bytes = &mut p.bytes;
         let clock = self.clock_origin;
+        // One clock reading per block: the frames of a block share it.
+        let mut block = (now, table_clock(clock, now));
         p.capture.drain(|f, at| {
-            let obs = crate::decode::decode(&to_frame(f));
+            if at != block.0 {
+                block = (at, table_clock(clock, at));
+            }
+            let mut obs = crate::decode::Observation::default();
+            crate::decode::decode_into(&to_frame(f), &mut obs);
             *bytes += obs.len as u64;
-            table.account(&obs, table_clock(clock, at));
+            table.account(&obs, block.1);
             if let (Some(a), Some(s)) = (obs.arp, scanner.as_mut()) {
                 s.answer(a.ip, now);
             }
