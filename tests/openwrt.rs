@@ -789,6 +789,88 @@ fn lab_router_owner_life_ipk_then_apk() {
     }
     seen = platform.snapshots().len().max(seen);
 
+    // 8b. Two LANs by a UCI list: a restart with INTERFACE="br-lan br-guest", one ring each,
+    // both live in the snapshots; then back to the LAN's device.
+    lab.run(
+        "uci -q delete netmon-agent.main.interface; \
+         uci add_list netmon-agent.main.interface='br-lan' && \
+         uci add_list netmon-agent.main.interface='br-guest' && \
+         uci commit netmon-agent && reload_config",
+    );
+    let pid8 = lab
+        .wait_pid("interface list", 15, |p| p.is_some_and(|p| p != pid7))
+        .unwrap();
+    assert!(
+        agent_conf(&lab).contains("INTERFACE=\"br-lan br-guest\""),
+        "{}",
+        agent_conf(&lab)
+    );
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last: serde_json::Value = serde_json::from_str(
+            platform.snapshots().last().unwrap()["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let ifs = &last["agent"]["capture"]["interfaces"];
+        let live = |i: usize, name: &str| ifs[i]["interface"] == name && ifs[i]["mode"] == "live";
+        if live(0, "br-lan") && live(1, "br-guest") {
+            break;
+        }
+        assert!(Instant::now() < end, "interfaces: {ifs}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    lab.run(
+        "uci delete netmon-agent.main.interface && \
+         uci set netmon-agent.main.interface='' && uci commit netmon-agent && reload_config",
+    );
+    let pid7 = lab
+        .wait_pid("interface list removed", 15, |p| {
+            p.is_some_and(|p| p != pid8)
+        })
+        .unwrap();
+    assert!(agent_conf(&lab).contains("INTERFACE=\"br-lan\""));
+    seen = platform.wait_snapshots(seen, 2, &lab, "after the interface list");
+
+    // 8c. br-lan deleted and created again (what netifd does on a bridge reconfiguration),
+    // then the LAN's ifup event: the new device (new ifindex) means a restart.
+    let r = &net.router;
+    ip(&format!("-n {r} link del br-lan"));
+    ip(&format!("-n {r} link add br-lan type bridge"));
+    ip(&format!("-n {r} link set lan1 master br-lan"));
+    ip(&format!("-n {r} addr add 192.168.1.1/24 dev br-lan"));
+    ip(&format!("-n {r} link set br-lan up"));
+    lab.run("ubus call service event '{\"type\":\"interface.update\",\"data\":{\"interface\":\"lan\",\"action\":\"ifup\"}}'");
+    let pid7 = lab
+        .wait_pid("restart for a re-created br-lan", 15, |p| {
+            p.is_some_and(|p| p != pid7)
+        })
+        .unwrap();
+    // trigger_interface '' removes the interface trigger (the config trigger stays).
+    let triggers = |lab: &Lab| {
+        lab.run("ubus call service list '{\"name\":\"netmon-agent\",\"verbose\":true}'")
+    };
+    assert!(triggers(&lab).contains("interface.*"));
+    lab.run("uci set netmon-agent.main.trigger_interface='' && uci commit netmon-agent && reload_config");
+    let end = Instant::now() + Duration::from_secs(10);
+    while triggers(&lab).contains("interface.*") {
+        assert!(
+            Instant::now() < end,
+            "the interface trigger stayed:\n{}",
+            triggers(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(triggers(&lab).contains("config.change"));
+    assert_eq!(
+        lab.agent_pid(),
+        Some(pid7),
+        "the trigger change restarted it"
+    );
+    lab.run("uci set netmon-agent.main.trigger_interface='lan' && uci commit netmon-agent && reload_config");
+    seen = platform.wait_snapshots(seen, 2, &lab, "after br-lan was re-created");
+
     // 9. `check` shows the state; a bad value is named and not applied.
     let check = lab.run("/etc/init.d/netmon-agent check");
     assert!(
@@ -806,6 +888,30 @@ fn lab_router_owner_life_ipk_then_apk() {
         "a bad value stopped or restarted it"
     );
     lab.run("uci set netmon-agent.main.cycle_time='1' && uci commit netmon-agent");
+    // A user that does not exist: never a fallback to root. A reload keeps the running agent;
+    // a fresh start refuses and says why.
+    lab.run(
+        "uci set netmon-agent.main.user='nosuchuser' && uci commit netmon-agent && reload_config",
+    );
+    lab.wait_log(
+        "missing user on reload",
+        10,
+        "not applied: user 'nosuchuser' does not exist",
+    );
+    assert_eq!(lab.agent_pid(), Some(pid7));
+    lab.run("/etc/init.d/netmon-agent restart");
+    lab.wait_log(
+        "missing user on start",
+        10,
+        "not started: user 'nosuchuser' does not exist",
+    );
+    lab.wait_pid("no start for a missing user", 10, |p| p.is_none());
+    assert!(lab.run("pidof netmon-agent || true").trim().is_empty());
+    lab.run("uci set netmon-agent.main.user='netmon' && uci commit netmon-agent && reload_config");
+    let pid7 = lab
+        .wait_pid("back with its user", 15, |p| p.is_some())
+        .unwrap();
+    assert_agent_state(&lab, &platform, pid7, "after the user came back");
 
     // 10. A reboot (the overlay kept, like flash): it comes back with the same key.
     lab.stop();
@@ -853,7 +959,7 @@ fn lab_router_owner_life_ipk_then_apk() {
         std::fs::remove_file(dir.join("platform.jsonl")).ok();
         Platform::start(&dir, &net.lan_client)
     };
-    lab.work = lab_work(&script, &cache, "openwrt-lab-work-apk");
+    // A fresh boot without LAB_KEEP: a new overlay on the same pristine rootfs (a new router).
     lab.boot(false);
     lab.run(&format!(
         "cat > /etc/config/network <<'EOF'\n{NETWORK_CONFIG}EOF\nreload_config"
