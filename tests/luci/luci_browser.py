@@ -153,7 +153,8 @@ def compare(d, key, row):
 
 def status_view(d):
     try:
-        d.get(BASE + "/cgi-bin/luci/admin/status/netmon-agent")
+        if not d.find_elements(By.ID, "netmon-status"):  # the login may have landed there
+            d.get(BASE + "/cgi-bin/luci/admin/status/netmon-agent")
         WebDriverWait(d, 20).until(EC.presence_of_element_located((By.ID, "netmon-status")))
     except Exception:
         # The lab's uhttpd now and then leaves a page request hanging until its script timeout
