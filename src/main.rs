@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use netmon_agent::{cli, cmd, error};
 
+// SIGINT, SIGTERM and SIGHUP blocked before anything else (see sys::signals).
+netmon_agent::block_signals_before_main!();
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
