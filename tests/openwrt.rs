@@ -393,7 +393,11 @@ fn lab_ready() -> Option<(PathBuf, PathBuf)> {
     }
     // Built once per target dir (build.sh keeps a stamp): ~30 s the first time.
     let cache = repo().join("target/owrt-lab");
-    let o = Command::new(script.join("build.sh"))
+    // tests/luci.rs builds the same cache: one build.sh at a time (flock).
+    std::fs::create_dir_all(&cache).unwrap();
+    let o = Command::new("flock")
+        .arg(repo().join("target/owrt-lab.lock"))
+        .arg(script.join("build.sh"))
         .env("OWRT_LAB_WORK", &cache)
         .output()
         .unwrap();
