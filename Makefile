@@ -57,8 +57,8 @@ bench-live: ## live capture figures on a namespace lab (root; needs netsniff-ng,
 # Static musl binaries land in dist/netmon-agent-<rust target>. No Docker needed: zig +
 # cargo-zigbuild come from PyPI into .venv; see docs/openwrt.md.
 .PHONY: cross cross-all cross-deps size test-cross test-cross-ci ipk apk apk-tool install uninstall \
-	build-x86_64 build-aarch64 build-armv7 build-mipsel build-mips
-CROSS_TARGETS := x86_64 aarch64 armv7 mipsel mips
+	build-x86_64 build-aarch64 build-armv7 build-armv7sf build-mipsel build-mips
+CROSS_TARGETS := x86_64 aarch64 armv7 armv7sf mipsel mips
 ARCH ?= mipsel_24kc
 
 cross-deps: ## install zig/cargo-zigbuild (.venv) and rustup bits; names missing apt packages
@@ -69,10 +69,10 @@ cross: ## static release build for TARGET=<rust musl triple or short name>, e.g.
 	scripts/cross.sh build $(TARGET)
 
 build-mipsel: ## static mipsel build -> dist/ (likewise build-x86_64, build-aarch64, build-armv7, build-mips)
-build-x86_64 build-aarch64 build-armv7 build-mipsel build-mips: build-%:
+build-x86_64 build-aarch64 build-armv7 build-armv7sf build-mipsel build-mips: build-%:
 	scripts/cross.sh build $*
 
-cross-all: ## static release builds for x86_64, aarch64, armv7, mipsel, mips (dist/)
+cross-all: ## static release builds for x86_64, aarch64, armv7, armv7sf (soft float), mipsel, mips (dist/)
 	for t in $(CROSS_TARGETS); do scripts/cross.sh build $$t || exit 1; done
 
 size: cross-all ## build every target and print stripped sizes; fails when mipsel is over 1.0 MB

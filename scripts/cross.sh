@@ -31,7 +31,7 @@ SHARED=${SHARED:-$ROOT/../shared}
 SIZE_BUDGET=${SIZE_BUDGET:-1000000}
 DIST=$ROOT/dist
 
-ALL_TARGETS="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl"
+ALL_TARGETS="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf armv7-unknown-linux-musleabi mipsel-unknown-linux-musl mips-unknown-linux-musl"
 
 die() { echo "cross.sh: $*" >&2; exit 1; }
 

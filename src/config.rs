@@ -115,6 +115,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "seconds one platform call may take, connect included (default 5)",
     ),
     (
+        "HTTP_KEEPALIVE",
+        "1 to keep the REST connection open between POSTs (default 1)",
+    ),
+    (
         "BACKLOG_KB",
         "RAM for snapshots waiting for the REST endpoint (default 1024)",
     ),
@@ -554,6 +558,8 @@ pub struct Config {
     pub scan_force: bool,
     /// HTTP_TIMEOUT.
     pub http_timeout: Duration,
+    /// HTTP_KEEPALIVE: keep the REST connection (and its TLS session) open between POSTs.
+    pub http_keep_alive: bool,
     /// BACKLOG_KB.
     pub backlog_kb: u32,
     /// BACKLOG_DIR.
@@ -900,6 +906,7 @@ impl Config {
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
             scan_force: l.parse("SCAN_FORCE", false, boolean)?,
             http_timeout: l.parse("HTTP_TIMEOUT", Duration::from_secs(5), seconds(1, 300))?,
+            http_keep_alive: l.parse("HTTP_KEEPALIVE", true, boolean)?,
             backlog_kb: l.parse("BACKLOG_KB", 1024, number(0, 1_048_576))?,
             backlog_dir: l.opt("BACKLOG_DIR", abs_path)?,
             disk_remote: l.parse("DISK_REMOTE", false, boolean)?,

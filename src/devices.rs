@@ -413,7 +413,7 @@ impl DeviceTable {
     }
 
     /// The two candidate buckets of a key (keyed folded multiply: one 64x64->128 multiply).
-    #[inline]
+    #[inline(always)]
     fn buckets(&self, k: u64) -> (usize, usize) {
         let m = ((k ^ self.cfg.seed[0]) as u128).wrapping_mul((self.cfg.seed[1] | 1) as u128);
         let h = (m as u64) ^ ((m >> 64) as u64);
@@ -433,7 +433,7 @@ impl DeviceTable {
 
     /// (bucket, way) of the slot holding `k` on the selected port. The port is checked in
     /// the entry, which the caller reads next anyway.
-    #[inline]
+    #[inline(always)]
     fn find_slot(&self, k: u64) -> Option<(usize, usize)> {
         let (b1, b2) = self.buckets(k);
         for b in [b1, b2] {
@@ -461,7 +461,7 @@ impl DeviceTable {
     }
 
     /// The entry index of `k`.
-    #[inline]
+    #[inline(always)]
     fn find(&self, k: u64) -> Option<usize> {
         self.find_slot(k)
             .map(|(b, w)| self.index[b].0[w] as u16 as usize)
@@ -533,7 +533,7 @@ impl DeviceTable {
     }
 
     /// A sign of life from entry `i` at `now`: promotes it and keeps the lists in order.
-    #[inline]
+    #[inline(always)]
     fn life(&mut self, i: usize, now: u64) {
         let e = &self.entries[i];
         if e.class == Class::Established && (now <= e.last_seen || self.tails[2] == i as u32) {
@@ -563,7 +563,7 @@ impl DeviceTable {
 
     /// The entry index for `mac`, inserting it when there is room or, with a sign of life,
     /// when it can take an entry's slot. None: excluded, or not tracked (counted).
-    #[inline]
+    #[inline(always)]
     fn slot(&mut self, mac: &Mac, life: bool, now: u64) -> Option<usize> {
         match self.find(key(mac)) {
             Some(i) => Some(i),
@@ -648,7 +648,8 @@ impl DeviceTable {
     /// Decode + account one frame at its own timestamp (capture files, tests).
     #[inline]
     pub fn observe(&mut self, frame: &Frame) {
-        let obs = decode::decode(frame);
+        let mut obs = Observation::default();
+        decode::decode_into(frame, &mut obs);
         self.account(&obs, frame.ts);
     }
 

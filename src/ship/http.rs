@@ -184,7 +184,6 @@ impl ReplyParser {
     }
 
     /// Ready for the next reply (the buffers keep their capacity), for kept-alive connections.
-    #[allow(dead_code)]
     pub fn reset(&mut self) {
         self.taken = 0;
         self.state = State::Head { eol: 0 };
@@ -210,13 +209,12 @@ impl ReplyParser {
         let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
         let mut resp = httparse::Response::new(&mut fields);
         resp.parse(&self.head_buf).ok()?;
-        let found = resp
+        let value: &[u8] = resp
             .headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))?;
-        // The value borrows from head_buf; find it there again to return it with our lifetime.
-        let start = found.value.as_ptr() as usize - self.head_buf.as_ptr() as usize;
-        Some(self.head_buf[start..start + found.value.len()].trim_ascii())
+            .find(|h| h.name.eq_ignore_ascii_case(name))?
+            .value;
+        Some(value.trim_ascii())
     }
 
     /// Feeds the next bytes of the reply. Stops early at the end of the final head (`Head`)
