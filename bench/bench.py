@@ -13,6 +13,8 @@ Runs (each part reuses the existing script; a part whose tools are missing gets 
      scan of a /24 vs arp-scan, trafgen at stepped rates: highest zero-drop rate, CPU per million
      frames of the agent, tcpdump -w /dev/null and darkstat on the same traffic;
   4. bench/interfaces.py (root): RSS of `run` watching 1, 2 and 4 interfaces (a ring each);
+     bench/https_cost.py: CPU per cycle of shipping over HTTPS to a local TLS server
+     (tests/servers/rest_server.py), with and without HTTP keep-alive;
   5. sizes: `scripts/cross.sh size` when the cross tooling is on this branch (SIZES=0 skips the
      builds), else the host release binary; bench/startup.py: RSS after start, exec to first line.
 
@@ -224,12 +226,27 @@ def startup_part():
             rows.append(("exec to first snapshot (minus the 1 s window)", "netmon-agent run", c[1], "", "", ""))
 
 
+def https_part():
+    if not shutil.which("openssl"):
+        rows.append(("REST over HTTPS, CPU per cycle", "", "skipped: openssl not installed", "", "", ""))
+        return
+    r = run([sys.executable, "bench/https_cost.py", REL, os.environ.get("HTTPS_S", "30")])
+    if r.returncode:
+        rows.append(("REST over HTTPS, CPU per cycle", "", "failed: " + r.stderr.strip()[-200:], "", "", ""))
+        return
+    for line in r.stdout.splitlines():
+        c = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(c) == 4:
+            rows.append(("REST over HTTPS to 127.0.0.1, CPU per cycle (snapshot POST)", f"netmon-agent run, {c[0]}",
+                         f"{c[1]} CPU per cycle", "", "", f"{c[2]} POSTs on {c[3]} TLS connections"))
+
+
 def main():
     t0 = time.time()
     build()
     with tempfile.TemporaryDirectory(prefix="netmon-bench-") as tmp:
         for part in (lambda: replay_part(tmp), decode_part, table_part, live_part, startup_part, interfaces_part,
-                     size_part):
+                     https_part, size_part):
             try:
                 part()
             except Exception as e:  # one broken part must not hide the others

@@ -2,30 +2,35 @@
 //! ships it (to stdout when no platform is configured). Cycles run on the monotonic clock from a
 //! fixed origin, so they never drift; wall-clock time is only used for the timestamps.
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{self, Config, LoadOptions};
 use crate::error::Error;
+use crate::metrics::server::MetricsServer;
+use crate::monitor::Monitor;
 use crate::procfs::{Collector, Sample};
+use crate::ship::register::{AtStart, PendingKey};
 use crate::ship::Shipper;
 use crate::snapshot::{self, AgentInfo, CaptureInfo, Device, Network, Snapshot};
 use crate::status::{Delivery, Output, State, StatusFile};
-use crate::sys::poll::{poll, Interest, Ready};
+use crate::sys::poll::{poll, Interest, PollSet, Ready, Token, Want};
 use crate::sys::signals::{Signal, SignalFd};
 use crate::timefmt;
 
 /// Identity of this process's run: `runId` is random per start, `seq` counts snapshots.
 pub struct RunState {
+    /// Random per start (16 hex digits).
     pub run_id: String,
+    /// When this process started (UTC).
     pub started_at: String,
+    /// The next snapshot's number.
     pub seq: u64,
 }
 
 impl RunState {
+    /// A new run identity, started at `now`.
     pub fn new(now: SystemTime) -> RunState {
         let mut b = [0u8; 8];
         crate::sys::random::fill(&mut b);
@@ -49,6 +54,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// Deadlines every `period` from `origin`.
     pub fn new(origin: Instant, period: Duration) -> Scheduler {
         Scheduler {
             origin,
@@ -57,6 +63,7 @@ impl Scheduler {
         }
     }
 
+    /// The current deadline.
     pub fn deadline(&self) -> Instant {
         self.origin + self.period * self.next as u32
     }
@@ -77,6 +84,7 @@ impl Scheduler {
     }
 }
 
+/// Loads the configuration, sets the log level and logs its warnings.
 pub fn load_config(opts: &LoadOptions) -> Result<Config, Error> {
     let mut cfg = config::load(opts)?;
     crate::log::set_level(cfg.log_level);
@@ -192,265 +200,407 @@ pub fn snapshot(opts: LoadOptions, window: Duration) -> Result<(), Error> {
     Ok(())
 }
 
-/// `netmon-agent run`: the loop. Returns on SIGINT/SIGTERM.
-pub fn run(opts: LoadOptions) -> Result<(), Error> {
-    let mut cfg = load_config(&opts)?;
-    crate::log::set_target(cfg.log_target);
-    // Shared with the shipping waits (below), which drain the ring while a platform is slow;
-    // never borrowed across a shipping call.
-    let cap = Rc::new(RefCell::new(crate::monitor::Monitor::new(
-        &cfg,
-        Instant::now(),
-    )));
-    // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
-    let mut metrics = match cfg.metrics_listen {
-        Some(addr) => {
-            let server = crate::metrics::server::MetricsServer::bind(addr, 64 * 1024)
-                .map_err(|e| Error::Other(e.to_string()))?;
-            info!("serving Prometheus metrics on http://{addr}/metrics");
-            Some(server)
+/// Poll-set tokens of the agent's own fds (the shipping components use 2..=4).
+const SIGNALS: Token = Token(0);
+const REGISTRATION: Token = Token(5);
+const METRICS: Token = Token(6);
+/// The capture ring of port k (one per INTERFACE) is `Token(CAPTURE + k)`.
+const CAPTURE: u16 = 100;
+/// The longest the loop sleeps when nothing at all is due.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Where the snapshots go.
+enum Destination {
+    /// One JSON line per cycle (no platform configured).
+    Stdout,
+    /// No API_KEY yet: asking GENERATE_KEY_URL for one; cycles start once it came.
+    Registering(Box<AtStart>),
+    Platform(Box<Shipper>),
+}
+
+/// Whether the loop goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep polling.
+    Continue,
+    /// A stop signal came: end the loop.
+    Stop,
+}
+
+/// The running agent: every component it drives, each a state machine that registers its fds
+/// and deadlines with one poll set. `poll_once` is one turn of the loop: register, wait, then
+/// let each component react; nothing else anywhere waits.
+pub struct Agent {
+    opts: LoadOptions,
+    cfg: Config,
+    signals: SignalFd,
+    /// Capture ring, device table, ARP scanner, names, offload check.
+    monitor: Monitor,
+    collector: Collector,
+    sched: Scheduler,
+    state: RunState,
+    output: Destination,
+    /// METRICS_LISTEN: the Prometheus listener and its connections.
+    metrics: Option<MetricsServer>,
+    /// STATUS_FILE: the local status page's data.
+    status: Option<StatusFile>,
+    started: SystemTime,
+    /// Where the current snapshot's window started, on the monotonic clock (its start label
+    /// is the end label minus the window, so a wall-clock step never changes a duration).
+    window_start: Instant,
+    wall_watch: crate::clock::StepWatch,
+    /// A key registered at start: it stays this run's key across reloads (never a second
+    /// registration), and, while its write failed, the write is retried once a cycle.
+    registered_key: Option<crate::config::Secret>,
+    key_pending: Option<PendingKey>,
+    set: PollSet,
+}
+
+impl Agent {
+    /// Loads the config, opens the capture, drops privileges and sets up the output. `signals`
+    /// already blocks SIGHUP/SIGINT/SIGTERM, so a signal during start-up waits for the loop.
+    pub fn start(opts: LoadOptions, signals: SignalFd) -> Result<Agent, Error> {
+        let cfg = load_config(&opts)?;
+        crate::log::set_target(cfg.log_target);
+        let monitor = Monitor::new(&cfg, Instant::now());
+        // METRICS_LISTEN: bound before RUN_AS_USER drops the right to bind a port below 1024.
+        let metrics = match cfg.metrics_listen {
+            Some(addr) => {
+                let server = MetricsServer::bind(addr, 64 * 1024)
+                    .map_err(|e| Error::Other(e.to_string()))?;
+                info!("serving Prometheus metrics on http://{addr}/metrics");
+                Some(server)
+            }
+            None => None,
+        };
+        // RUN_AS_USER: this must stay AFTER the capture socket is opened (just above); later
+        // reopens go through crate::sys::privdrop::with_net_raw.
+        if let Some(user) = &cfg.run_as_user {
+            let dropped = crate::sys::privdrop::drop_to(user)?;
+            info!("{dropped}");
         }
-        None => None,
-    };
-    // RUN_AS_USER: this must stay AFTER the capture socket is opened (the live capture opens it
-    // above this line); later reopens go through crate::sys::privdrop::with_net_raw.
-    if let Some(user) = &cfg.run_as_user {
-        let dropped = crate::sys::privdrop::drop_to(user)?;
-        info!("{dropped}");
+        let started = SystemTime::now();
+        let state = RunState::new(started);
+        let now = Instant::now();
+        let output =
+            if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
+                let r = AtStart::new(&cfg, now).map_err(|e| Error::Other(e.to_string()))?;
+                Destination::Registering(Box::new(r))
+            } else if cfg.has_platform() {
+                Destination::Platform(Box::new(Shipper::new(&cfg, &state.run_id, now)?))
+            } else {
+                Destination::Stdout
+            };
+        let mut collector = Collector::for_config(&cfg);
+        collector.prime(now);
+        let status = cfg.status_file.clone().map(StatusFile::new);
+        let mut agent = Agent {
+            sched: Scheduler::new(now, cfg.cycle),
+            opts,
+            cfg,
+            signals,
+            monitor,
+            collector,
+            state,
+            output,
+            metrics,
+            status,
+            started,
+            window_start: now,
+            wall_watch: crate::clock::StepWatch::new(now, SystemTime::now()),
+            registered_key: None,
+            key_pending: None,
+            set: PollSet::new(),
+        };
+        agent.start_cycles(now);
+        info!(
+            "started: interface {}, cycle {} s, output {}",
+            agent.cfg.interface.as_deref().unwrap_or("(none)"),
+            agent.cfg.cycle.as_secs(),
+            match (&agent.output, &agent.status) {
+                (Destination::Registering(_), _) => "platform (registering first)".to_owned(),
+                (Destination::Platform(_), _) => "platform".to_owned(),
+                (Destination::Stdout, Some(f)) =>
+                    format!("status file {} only", f.path().display()),
+                (Destination::Stdout, None) => "stdout".to_owned(),
+            }
+        );
+        Ok(agent)
     }
+
+    /// Cycles start now; with a platform, the first one ends at this agent's phase, so a fleet
+    /// spreads over the cycle instead of posting in lockstep.
+    fn start_cycles(&mut self, now: Instant) {
+        let cycle = self.cfg.cycle;
+        self.sched = Scheduler::new(now, cycle);
+        if let Destination::Platform(_) = self.output {
+            let first = crate::ship::phase_delay(
+                &self.cfg.server_id,
+                cycle,
+                timefmt::unix_millis(SystemTime::now()),
+            );
+            self.sched = Scheduler::new(now.checked_sub(cycle).map_or(now, |o| o + first), cycle);
+        }
+        self.window_start = now;
+    }
+
+    /// One turn of the loop: every component registers its fds and deadlines, one poll(2)
+    /// waits for the first of them, then each reacts to its readiness and timers.
+    pub fn poll_once(&mut self) -> Result<Flow, Error> {
+        let set = &mut self.set;
+        set.clear();
+        set.register(SIGNALS, self.signals.as_fd(), Want::READ);
+        for (port, fd) in self.monitor.fds() {
+            set.register(Token(CAPTURE + port as u16), fd, Want::READ);
+        }
+        set.wake_at_opt(self.monitor.deadline());
+        if let Some(m) = &self.metrics {
+            for (fd, read, write) in m.interests() {
+                set.register(METRICS, fd, Want { read, write });
+            }
+            set.wake_at_opt(m.deadline());
+        }
+        match &self.output {
+            Destination::Stdout => set.wake_at(self.sched.deadline()),
+            Destination::Registering(r) => r.register(set, REGISTRATION),
+            Destination::Platform(s) => {
+                set.wake_at(self.sched.deadline());
+                s.register(set);
+            }
+        }
+        set.wait(Instant::now(), MAX_SLEEP)
+            .map_err(|e| Error::Sys {
+                what: "poll",
+                source: e,
+            })?;
+
+        let now = Instant::now();
+        // The ring first (drained on every turn, whoever woke the loop), then shipping.
+        let set = &self.set;
+        self.monitor
+            .wake(now, |port| set.ready(Token(CAPTURE + port as u16)).error);
+        match &mut self.output {
+            Destination::Stdout => {}
+            Destination::Platform(s) => s.advance(&self.set, now),
+            Destination::Registering(r) => {
+                if let Some(key) = r.advance(self.set.ready(REGISTRATION), now) {
+                    self.key_pending = crate::ship::register::store_at_start(&mut self.cfg, key);
+                    self.registered_key = self.cfg.api_key.clone();
+                    self.output = Destination::Platform(Box::new(Shipper::new(
+                        &self.cfg,
+                        &self.state.run_id,
+                        now,
+                    )?));
+                    self.start_cycles(now);
+                }
+            }
+        }
+        self.serve_metrics(now);
+        if self.set.ready(SIGNALS).readable {
+            while let Some(sig) = self.signals.read().map_err(|e| Error::Sys {
+                what: "signalfd read",
+                source: e,
+            })? {
+                if self.on_signal(sig) == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+            }
+        }
+        if matches!(self.output, Destination::Registering(_)) {
+            return Ok(Flow::Continue);
+        }
+        let now = Instant::now();
+        if self.sched.take_due(now) {
+            return Ok(self.end_cycle(now));
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// METRICS_LISTEN: answers the scrapes that are ready (a page rendered from the monitor).
+    fn serve_metrics(&mut self, now: Instant) {
+        let Some(m) = self.metrics.as_mut() else {
+            return;
+        };
+        if !self.set.ready(METRICS).any() && m.deadline().is_none_or(|d| now < d) {
+            return;
+        }
+        let shipper = match &self.output {
+            Destination::Platform(s) => Some(s),
+            _ => None,
+        };
+        let ship = crate::metrics::Shipping {
+            backlog: shipper.map_or(0, |s| s.counters().0),
+            lost: shipper.map_or(0, |s| s.counters().1),
+            last_delivery: shipper.and_then(|s| s.last_delivery()),
+        };
+        let (mon, started) = (&self.monitor, self.started);
+        m.step(now, &mut |out: &mut Vec<u8>| {
+            crate::metrics::page(out, mon, ship, started, now)
+        });
+    }
+
+    /// SIGINT/SIGTERM stop; SIGHUP reloads the config.
+    pub fn on_signal(&mut self, sig: Signal) -> Flow {
+        match sig {
+            Signal::Terminate => {
+                info!("stopping on signal");
+                if let Some(f) = &self.status {
+                    f.remove();
+                }
+                Flow::Stop
+            }
+            Signal::Reload => {
+                self.reload(Instant::now());
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Re-reads the config. All or nothing: a file that does not load, or whose shipping
+    /// settings cannot work (an https URL whose CA_FILE is missing), keeps the old config and
+    /// its shipping (backlog included) and says why. What did not change keeps running as it
+    /// is: a WebSocket whose settings are the same stays connected.
+    pub fn reload(&mut self, now: Instant) {
+        let loaded = config::load(&self.opts)
+            .map_err(Error::from)
+            .and_then(|mut c| {
+                crate::ship::register::load_key_file(&mut c)
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+                Ok(c)
+            });
+        let mut new = match loaded {
+            Ok(c) => c,
+            Err(e) => return error!("config reload failed, keeping the old config: {e}"),
+        };
+        // The key issued at start stays this run's key (never a second registration), stored or
+        // not yet.
+        if new.api_key.is_none() {
+            new.api_key = self.registered_key.clone();
+        }
+        let wants_key =
+            new.api_key.is_none() && new.generate_key_url.is_some() && new.has_platform();
+        let to_output = |s: Option<Shipper>| match s {
+            Some(s) => Destination::Platform(Box::new(s)),
+            None => Destination::Stdout,
+        };
+        let run_id = &self.state.run_id;
+        let output = match std::mem::replace(&mut self.output, Destination::Stdout) {
+            Destination::Registering(_) if wants_key => match AtStart::new(&new, now) {
+                Ok(r) => Ok(Destination::Registering(Box::new(r))),
+                Err(e) => Err((None, Error::Other(e.to_string()))),
+            },
+            Destination::Registering(_) | Destination::Stdout => {
+                Shipper::reload(None, &new, run_id, now).map(to_output)
+            }
+            Destination::Platform(old) => {
+                Shipper::reload(Some(*old), &new, run_id, now).map(to_output)
+            }
+        };
+        let output = match output {
+            Ok(o) => o,
+            Err((old, e)) => {
+                if let Some(old) = old {
+                    self.output = Destination::Platform(Box::new(old));
+                } else if self.cfg.has_platform() {
+                    // Registering or stdout before: rebuilt from the old config as it was.
+                    self.output = match Shipper::reload(None, &self.cfg, &self.state.run_id, now) {
+                        Ok(Some(s)) => Destination::Platform(Box::new(s)),
+                        _ => Destination::Stdout,
+                    };
+                }
+                return error!(
+                    "config reload failed, keeping the old config and its shipping: {e}"
+                );
+            }
+        };
+        crate::log::set_level(new.log_level);
+        crate::log::set_target(new.log_target);
+        for w in &new.warnings {
+            warn!("{w}");
+        }
+        if new.device_table_size != self.cfg.device_table_size {
+            warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
+        }
+        if new.metrics_listen != self.cfg.metrics_listen {
+            warn!("METRICS_LISTEN changes take effect at the next start");
+        }
+        if new.status_file != self.cfg.status_file {
+            if let Some(f) = self.status.take() {
+                f.remove();
+            }
+            self.status = new.status_file.clone().map(StatusFile::new);
+        }
+        let was_stdout = matches!(self.output, Destination::Stdout);
+        let cycle_changed = new.cycle != self.cfg.cycle;
+        self.output = output;
+        self.cfg = new;
+        if cycle_changed {
+            self.sched.reset(now, self.cfg.cycle);
+        }
+        if was_stdout && matches!(self.output, Destination::Platform(_)) {
+            self.start_cycles(now);
+        }
+        self.collector = Collector::for_config(&self.cfg);
+        self.collector.prime(now);
+        self.window_start = now;
+        info!("config reloaded");
+    }
+
+    /// The cycle's end: sample, build the snapshot, hand it to the output (and the status file).
+    pub fn end_cycle(&mut self, now: Instant) -> Flow {
+        if self.key_pending.as_mut().is_some_and(|p| p.retry_due(now)) {
+            self.key_pending = None;
+        }
+        let sample = self.collector.sample(now);
+        let wall = SystemTime::now();
+        if let Some(step) = self.wall_watch.check(now, wall) {
+            info!(
+                "wall clock stepped by {}; counters, devices and rates are not affected (they run on the monotonic clock)",
+                crate::clock::describe_step(step)
+            );
+        }
+        let (capture, devices) = self.monitor.end_cycle(now, wall);
+        let end_ms = timefmt::unix_millis(wall);
+        let window_ms = now.saturating_duration_since(self.window_start).as_millis() as u64;
+        let mut snap = build_snapshot(
+            &self.cfg,
+            &mut self.state,
+            sample,
+            capture,
+            devices,
+            (end_ms.saturating_sub(window_ms), end_ms),
+        );
+        self.window_start = now;
+        let shipper = match &mut self.output {
+            Destination::Platform(s) => {
+                (snap.agent.backlog, snap.agent.lost) = s.counters();
+                s.submit(&snap, now);
+                Some(&**s)
+            }
+            Destination::Stdout | Destination::Registering(_) => None,
+        };
+        if let Some(f) = self.status.as_mut() {
+            let state = status_state(&self.cfg, shipper, now, end_ms);
+            f.publish(&state, &snap, &timefmt::format_millis(end_ms));
+        } else if matches!(self.output, Destination::Stdout) && !emit_stdout(&snap) {
+            info!("stdout closed, stopping");
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+}
+
+/// `netmon-agent run`: the loop, until SIGINT/SIGTERM.
+pub fn run(opts: LoadOptions) -> Result<(), Error> {
+    // Before anything else: from here on SIGHUP/SIGINT/SIGTERM wait in the signalfd for the
+    // loop, so a signal during start-up neither kills the agent nor is lost.
     let signals = SignalFd::new().map_err(|e| Error::Sys {
         what: "signalfd",
         source: e,
     })?;
-    let _serve_capture = crate::ship::wait::register({
-        let cap = Rc::clone(&cap);
-        Box::new(move |fd, write, timeout| match cap.try_borrow_mut() {
-            Ok(mut c) => c.wait_beside(fd, write, timeout),
-            Err(_) => crate::ship::wait::alone(fd, write, timeout),
-        })
-    });
-    let started = SystemTime::now();
-    let mut state = RunState::new(started);
-    // A key issued at start that could not be written yet: kept, and the write retried.
-    let mut key_pending = None;
-    let mut registered_key = None;
-    if cfg.api_key.is_none() && cfg.generate_key_url.is_some() && cfg.has_platform() {
-        let mut wait = |d: Duration| wait_unless_stopped(&signals, d);
-        match crate::ship::register::at_start(&mut cfg, &mut wait) {
-            crate::ship::register::Started::Stopped => return Ok(()),
-            crate::ship::register::Started::Registered(p) => key_pending = p,
-        }
-        registered_key = cfg.api_key.clone();
-    }
-    let mut shipper = match cfg.has_platform() {
-        true => Some(Shipper::new(&cfg, &state.run_id, Instant::now())?),
-        false => None,
-    };
-    let mut collector = Collector::for_config(&cfg);
-    let now = Instant::now();
-    collector.prime(now);
-    let mut sched = Scheduler::new(now, cfg.cycle);
-    if shipper.is_some() {
-        // A fleet spreads over the cycle: the first cycle ends at this agent's phase.
-        let first = crate::ship::phase_delay(
-            &cfg.server_id,
-            cfg.cycle,
-            timefmt::unix_millis(SystemTime::now()),
-        );
-        sched = Scheduler::new(
-            now.checked_sub(cfg.cycle).map_or(now, |o| o + first),
-            cfg.cycle,
-        );
-    }
-    // The window a snapshot covers is measured on the monotonic clock; its start label is the
-    // end label minus that, so a wall-clock step moves both labels, never the duration.
-    let mut window_start = Instant::now();
-    let mut wall_watch = crate::clock::StepWatch::new(Instant::now(), SystemTime::now());
-    let mut status = cfg.status_file.clone().map(StatusFile::new);
-    info!(
-        "started: interface {}, cycle {} s, output {}",
-        cfg.interface.as_deref().unwrap_or("(none)"),
-        cfg.cycle.as_secs(),
-        match (cfg.has_platform(), &status) {
-            (true, _) => "platform".to_owned(),
-            (false, Some(f)) => format!("status file {} only", f.path().display()),
-            (false, None) => "stdout".to_owned(),
-        }
-    );
-
-    let mut ready = [Ready::default(); crate::sys::poll::MAX_FDS];
-    loop {
-        let mut deadline = sched.deadline();
-        if let Some(d) = cap.borrow().deadline() {
-            deadline = deadline.min(d);
-        }
-        if let Some(d) = shipper.as_ref().and_then(|s| s.next_deadline()) {
-            deadline = deadline.min(d);
-        }
-        if let Some(d) = metrics.as_ref().and_then(|m| m.deadline()) {
-            deadline = deadline.min(d);
-        }
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        // One poll over the signalfd, the capture ring (when open) and the WebSocket (when
-        // connected) and the metrics listener and its connections (METRICS_LISTEN); the slots
-        // say where each one landed in `ready`.
-        let (cap_slot, ship_slot, metrics_slots) = {
-            let cap = cap.borrow();
-            let sig = || Interest {
-                fd: signals.as_fd(),
-                read: true,
-                write: false,
-            };
-            let mut interests: [Interest; crate::sys::poll::MAX_FDS] =
-                std::array::from_fn(|_| sig());
-            let mut n = 1;
-            // The rings: slot 1 + k holds port cap_ports[k].
-            let mut cap_ports = [usize::MAX; crate::devices::MAX_PORTS];
-            for ((port, fd), slot) in cap.fds().zip(cap_ports.iter_mut()) {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write: false,
-                };
-                *slot = port;
-                n += 1;
-            }
-            let mut ship_slot = None;
-            if let Some((fd, read, write)) = shipper.as_ref().and_then(|s| s.interest()) {
-                interests[n] = Interest { fd, read, write };
-                ship_slot = Some(n);
-                n += 1;
-            }
-            let metrics_from = n;
-            for (fd, read, write) in metrics.iter().flat_map(|m| m.interests()) {
-                interests[n] = Interest { fd, read, write };
-                n += 1;
-            }
-            poll(&interests[..n], timeout, &mut ready).map_err(|e| Error::Sys {
-                what: "poll",
-                source: e,
-            })?;
-            (cap_ports, ship_slot, metrics_from..n)
-        };
-        cap.borrow_mut().wake(Instant::now(), |port| {
-            (0..crate::devices::MAX_PORTS).any(|k| cap_slot[k] == port && ready[1 + k].error)
-        });
-        if let (Some(i), Some(s)) = (ship_slot, shipper.as_mut()) {
-            let r = ready[i];
-            s.on_ready(r.readable, r.writable, r.error, Instant::now());
-        }
-        if let Some(m) = metrics.as_mut() {
-            let now = Instant::now();
-            let any = ready[metrics_slots]
-                .iter()
-                .any(|r| r.readable || r.writable || r.error);
-            if any || m.deadline().is_some_and(|d| now >= d) {
-                let mon = cap.borrow();
-                let ship = crate::metrics::Shipping {
-                    backlog: shipper.as_ref().map_or(0, |s| s.counters().0),
-                    lost: shipper.as_ref().map_or(0, |s| s.counters().1),
-                    last_delivery: shipper.as_ref().and_then(|s| s.last_delivery()),
-                };
-                m.step(now, &mut |out: &mut Vec<u8>| {
-                    crate::metrics::page(out, &mon, ship, started, now)
-                });
-            }
-        }
-        if ready[0].readable {
-            while let Some(sig) = signals.read().map_err(|e| Error::Sys {
-                what: "signalfd read",
-                source: e,
-            })? {
-                match sig {
-                    Signal::Terminate => {
-                        info!("stopping on signal");
-                        if let Some(f) = &status {
-                            f.remove();
-                        }
-                        return Ok(());
-                    }
-                    Signal::Reload => match load_config(&opts) {
-                        Ok(mut new) => {
-                            // The key issued at start stays this run's key (never a second
-                            // registration), stored or not yet.
-                            if new.api_key.is_none() {
-                                new.api_key = registered_key.clone();
-                            }
-                            if new.cycle != cfg.cycle {
-                                sched.reset(Instant::now(), new.cycle);
-                            }
-                            if new.device_table_size != cfg.device_table_size {
-                                warn!("DEVICE_TABLE_SIZE changes take effect at the next start");
-                            }
-                            if new.metrics_listen != cfg.metrics_listen {
-                                warn!("METRICS_LISTEN changes take effect at the next start");
-                            }
-                            if new.status_file != cfg.status_file {
-                                if let Some(f) = status.take() {
-                                    f.remove();
-                                }
-                                status = new.status_file.clone().map(StatusFile::new);
-                            }
-                            cfg = new;
-                            if shipper.is_some() || cfg.has_platform() {
-                                shipper = Shipper::reload(
-                                    shipper.take(),
-                                    &cfg,
-                                    &state.run_id,
-                                    Instant::now(),
-                                );
-                            }
-                            collector = Collector::for_config(&cfg);
-                            collector.prime(Instant::now());
-                            window_start = Instant::now();
-                            info!("config reloaded");
-                        }
-                        Err(e) => error!("config reload failed, keeping the old config: {e}"),
-                    },
-                }
-            }
-        }
-        let now = Instant::now();
-        if sched.take_due(now) {
-            if key_pending.as_mut().is_some_and(|p| p.retry_due(now)) {
-                key_pending = None;
-            }
-            let sample = collector.sample(now);
-            let wall = SystemTime::now();
-            if let Some(step) = wall_watch.check(now, wall) {
-                info!(
-                    "wall clock stepped by {}; counters, devices and rates are not affected (they run on the monotonic clock)",
-                    crate::clock::describe_step(step)
-                );
-            }
-            let (capture, devices) = cap.borrow_mut().end_cycle(now, wall);
-            let end_ms = timefmt::unix_millis(wall);
-            let window_ms = now.saturating_duration_since(window_start).as_millis() as u64;
-            let mut snap = build_snapshot(
-                &cfg,
-                &mut state,
-                sample,
-                capture,
-                devices,
-                (end_ms.saturating_sub(window_ms), end_ms),
-            );
-            window_start = now;
-            if let Some(s) = shipper.as_mut() {
-                (snap.agent.backlog, snap.agent.lost) = s.counters();
-                s.submit(&snap, now);
-            }
-            if let Some(f) = status.as_mut() {
-                let state = status_state(&cfg, shipper.as_ref(), now, end_ms);
-                f.publish(&state, &snap, &timefmt::format_millis(end_ms));
-            } else if shipper.is_none() && !emit_stdout(&snap) {
-                info!("stdout closed, stopping");
-                return Ok(());
-            }
-        }
-        if let Some(s) = shipper.as_mut() {
-            s.run_due(Instant::now());
-        }
-    }
+    let mut agent = Agent::start(opts, signals)?;
+    while agent.poll_once()? == Flow::Continue {}
+    Ok(())
 }
 
 /// The agent's state for the status file (STATUS_FILE).
@@ -466,23 +616,6 @@ fn status_state(cfg: &Config, shipper: Option<&Shipper>, now: Instant, now_ms: u
         api_key_set: cfg.api_key.is_some(),
         key_registration: cfg.generate_key_url.is_some(),
         delivery: shipper.map_or_else(Delivery::default, |s| s.delivery(now, now_ms)),
-    }
-}
-
-/// Sleeps for `d` on the signal fd (through `ship::wait`, so the capture goes on); false when
-/// SIGTERM/SIGINT came (reloads wait for the loop).
-fn wait_unless_stopped(signals: &SignalFd, d: Duration) -> bool {
-    let end = Instant::now() + d;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() || crate::ship::wait::wait(signals.as_fd(), false, left).is_err() {
-            return true;
-        }
-        while let Ok(Some(sig)) = signals.read() {
-            if matches!(sig, Signal::Terminate) {
-                return false;
-            }
-        }
     }
 }
 

@@ -115,6 +115,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "seconds one platform call may take, connect included (default 5)",
     ),
     (
+        "HTTP_KEEPALIVE",
+        "1 to keep the REST connection open between POSTs (default 1)",
+    ),
+    (
         "BACKLOG_KB",
         "RAM for snapshots waiting for the REST endpoint (default 1024)",
     ),
@@ -554,6 +558,8 @@ pub struct Config {
     pub scan_force: bool,
     /// HTTP_TIMEOUT.
     pub http_timeout: Duration,
+    /// HTTP_KEEPALIVE: keep the REST connection (and its TLS session) open between POSTs.
+    pub http_keep_alive: bool,
     /// BACKLOG_KB.
     pub backlog_kb: u32,
     /// BACKLOG_DIR.
@@ -701,6 +707,19 @@ fn boolean(v: &str) -> Result<bool, String> {
 
 fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String> {
     move |v| Url::parse(v, schemes)
+}
+
+/// METRICS_LISTEN: `a.b.c.d:port` or `[v6]:port` (by hand: std's SocketAddr parser adds
+/// kilobytes to a router's binary that the address parsers already there make unneeded).
+pub fn listen_addr(v: &str) -> Result<std::net::SocketAddr, String> {
+    let bad = || format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)");
+    let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ip: std::net::IpAddr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(h6) => h6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?.into(),
+        None => host.parse::<Ipv4Addr>().map_err(|_| bad())?.into(),
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
 }
 
 /// Interfaces captured at most (INTERFACE's list).
@@ -890,16 +909,13 @@ impl Config {
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
             ring_kb: l.parse("RING_KB", 1024, number(64, 1_048_576))?,
-            metrics_listen: l.opt("METRICS_LISTEN", |v| {
-                v.parse::<std::net::SocketAddr>().map_err(|_| {
-                    format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)")
-                })
-            })?,
+            metrics_listen: l.opt("METRICS_LISTEN", listen_addr)?,
             scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
             scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
             scan_force: l.parse("SCAN_FORCE", false, boolean)?,
             http_timeout: l.parse("HTTP_TIMEOUT", Duration::from_secs(5), seconds(1, 300))?,
+            http_keep_alive: l.parse("HTTP_KEEPALIVE", true, boolean)?,
             backlog_kb: l.parse("BACKLOG_KB", 1024, number(0, 1_048_576))?,
             backlog_dir: l.opt("BACKLOG_DIR", abs_path)?,
             disk_remote: l.parse("DISK_REMOTE", false, boolean)?,
@@ -1166,6 +1182,40 @@ mod tests {
         assert_eq!(c.server_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
         assert_eq!(c.cycle, Duration::from_secs(5));
         assert!(!c.has_platform());
+    }
+
+    #[test]
+    fn metrics_listen_addresses() {
+        for (text, want) in [
+            ("127.0.0.1:9101", "127.0.0.1:9101"),
+            ("0.0.0.0:0", "0.0.0.0:0"),
+            ("[::1]:9101", "[::1]:9101"),
+            ("[fd00::1]:65535", "[fd00::1]:65535"),
+        ] {
+            assert_eq!(listen_addr(text).unwrap().to_string(), want);
+        }
+        for bad in [
+            "",
+            "127.0.0.1",
+            ":9101",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            "::1:9101",
+            "[::1]",
+            "host:80",
+            "[127.0.0.1]:80",
+            "1.2.3.4:-1",
+        ] {
+            let e = listen_addr(bad).unwrap_err();
+            assert!(e.contains("is not an address:port"), "{bad}: {e}");
+        }
+        let e = load_text("METRICS_LISTEN=localhost:9101\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/t.conf:1: METRICS_LISTEN: 'localhost:9101' is not"),
+            "{e}"
+        );
     }
 
     #[test]

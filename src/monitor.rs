@@ -14,7 +14,6 @@ use crate::discovery::arp_scan::{self, Scanner};
 use crate::discovery::names::Names;
 use crate::discovery::offload;
 use crate::snapshot::{CaptureInfo, CaptureMode, Device, InterfaceCapture, OffloadInfo};
-use crate::sys::poll::{poll, Interest, Ready};
 
 /// An instant on the device table's clock: nanoseconds since `origin` (monotonic).
 fn table_clock(origin: Instant, at: Instant) -> u64 {
@@ -327,59 +326,6 @@ impl Monitor {
             for target in &due[..n] {
                 arp_scan::build_probe(mac, ip, *target, &mut probe);
                 p.capture.send(&probe);
-            }
-        }
-    }
-
-    /// Waits for a platform socket (readable, or writable with `write`) for at most `timeout`
-    /// while the capture goes on: one poll over the socket and the ring (with the timeout cut
-    /// to the next ARP probe or reopen), and on each wake what the loop does (`wake`: drain the
-    /// ring into the table, probes, reopen). True when the socket is ready. This is the
-    /// `ship::wait` service of `run`, so a hanging platform never stalls the capture.
-    pub fn wait_beside(
-        &mut self,
-        sock: BorrowedFd<'_>,
-        write: bool,
-        timeout: Duration,
-    ) -> std::io::Result<bool> {
-        let end = Instant::now() + timeout;
-        loop {
-            let now = Instant::now();
-            let left = end.saturating_duration_since(now);
-            let due = self.deadline().map(|d| d.saturating_duration_since(now));
-            let timeout = due.map_or(left, |d| d.min(left));
-            // The socket and every open ring (as many as one poll takes).
-            let mut interests = [(); 8].map(|()| Interest {
-                fd: sock,
-                read: !write,
-                write,
-            });
-            let mut rings = [usize::MAX; 8];
-            let mut n = 1;
-            for (port, fd) in self.fds().take(7) {
-                interests[n] = Interest {
-                    fd,
-                    read: true,
-                    write: false,
-                };
-                rings[n] = port;
-                n += 1;
-            }
-            let mut ready = [Ready::default(); 8];
-            poll(&interests[..n], timeout, &mut ready)?;
-            let r = ready[0];
-            let now = Instant::now();
-            let any = ready[1..n].iter().any(|x| x.readable || x.error);
-            if any || self.deadline().is_some_and(|d| now >= d) {
-                self.wake(now, |port| {
-                    (1..n).any(|k| rings[k] == port && ready[k].error)
-                });
-            }
-            if crate::ship::wait::is_ready(r) {
-                return Ok(true);
-            }
-            if now >= end {
-                return Ok(false);
             }
         }
     }

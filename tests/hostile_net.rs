@@ -174,13 +174,13 @@ fn alternating_key() -> String {
         .collect()
 }
 
-/// Panics when any run of 4 or more characters of `key` appears in `text` (any case).
+/// Panics when any run of 4 or more characters of `key` appears in `text`. (Case-sensitive:
+/// the alternating case is what makes a match mean a leak; the echo server keeps the case.)
 fn assert_no_key_run(text: &str, key: &str, what: &str) {
-    let lower = text.to_ascii_lowercase();
     for i in 0..=key.len() - 4 {
-        let run = key[i..i + 4].to_ascii_lowercase();
+        let run = &key[i..i + 4];
         assert!(
-            !lower.contains(&run),
+            !text.contains(run),
             "{what}: '{}' of the key appears in:\n{text}",
             &key[i..i + 4]
         );
@@ -218,8 +218,12 @@ fn the_key_never_leaks_through_echoing_servers() {
     for m in modes {
         api.set_mode(m);
         let log = api.log.clone();
-        wait_until(Duration::from_secs(20), m, || {
-            records(&log).iter().filter(|r| r["mode"] == m).count() >= 2
+        // Two requests in this mode, one of them a POST (the WebSocket's GETs come on their
+        // own timers, apart from the REST backoff's).
+        wait_until(Duration::from_secs(40), m, || {
+            let rs = records(&log);
+            let this = rs.iter().filter(|r| r["mode"] == m);
+            this.clone().count() >= 2 && this.clone().any(|r| r["method"] == "POST")
         });
         let o = run(agent().arg("check").arg("--config").arg(&conf));
         checks.push_str(&stdout(&o));
@@ -357,10 +361,11 @@ fn retry_after_is_capped_at_three_cycles() {
     let err = stderr_of(&errf, &k);
     let times = post_times(&log, mode);
     // Honoured up to the cap: 3 cycles (3 s) apart, not less (the backoff alone would retry
-    // after 0.5-1 s, then 1-2 s) and not more (a jittered backoff never reaches 4 s here).
+    // after 0.5-1 s, then 1-2 s), and not much more (the third backoff, 2-4 s, can win over the
+    // 3 s; a retry goes out at the next cycle's shipping).
     for w in times[..4].windows(2) {
         let gap = w[1] - w[0];
-        assert!((2.9..4.5).contains(&gap), "gaps {times:?}");
+        assert!((2.9..6.0).contains(&gap), "gaps {times:?}");
     }
     let snaps = posted(&log);
     let run_id = snaps[0]["agent"]["runId"].clone();

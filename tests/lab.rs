@@ -389,6 +389,17 @@ fn send_tagged(from: &Client, to: &Client, vid: u16, n: usize) -> std::thread::J
 
 /// Raw frames (tagged with `vid` when given) of mixed sizes from one client to another.
 fn send_raw(from: &Client, to: &Client, vid: Option<u16>, n: usize) -> std::thread::JoinHandle<()> {
+    send_raw_paced(from, to, vid, n, None)
+}
+
+/// `send_raw`, one frame every `gap` when given (steady traffic), else as fast as it goes.
+fn send_raw_paced(
+    from: &Client,
+    to: &Client,
+    vid: Option<u16>,
+    n: usize,
+    gap: Option<Duration>,
+) -> std::thread::JoinHandle<()> {
     let parse = |m: &str| -> Vec<u8> {
         m.split(':')
             .map(|b| u8::from_str_radix(b, 16).unwrap())
@@ -407,7 +418,12 @@ fn send_raw(from: &Client, to: &Client, vid: Option<u16>, n: usize) -> std::thre
             let mut addr: libc::sockaddr_ll = std::mem::zeroed();
             addr.sll_family = libc::AF_PACKET as u16;
             addr.sll_ifindex = libc::if_nametoindex(c"eth0".as_ptr()) as i32;
+            let t0 = Instant::now();
             for j in 0..n {
+                if let Some(gap) = gap {
+                    let due = t0 + gap * j as u32;
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
                 let len = 60 + (j * 211) % 1400;
                 let mut f = vec![0u8; len];
                 f[..6].copy_from_slice(&dst);
@@ -1130,14 +1146,27 @@ struct NsRest {
 
 impl NsRest {
     fn start(nsname: &str, dir: &std::path::Path, port: u16, mode: &str) -> NsRest {
-        let log = dir.join("rest.jsonl");
-        let mode_file = dir.join("rest.mode");
+        NsRest::start_script("rest_server.py", nsname, dir, port, mode)
+    }
+
+    /// One of tests/servers/*.py (same arguments) in a namespace; its files are named after it.
+    fn start_script(
+        script: &str,
+        nsname: &str,
+        dir: &std::path::Path,
+        port: u16,
+        mode: &str,
+    ) -> NsRest {
+        let stem = script.trim_end_matches(".py");
+        let log = dir.join(format!("{stem}.jsonl"));
+        let mode_file = dir.join(format!("{stem}.mode"));
         std::fs::write(&mode_file, mode).unwrap();
         let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/servers/rest_server.py");
+            .join("tests/servers")
+            .join(script);
         let mut child = Command::new("ip")
             .args(["netns", "exec", nsname, "python3"])
-            .arg(script)
+            .arg(&script)
             .args(["--port", &port.to_string(), "--log"])
             .arg(&log)
             .arg("--mode-file")
@@ -1148,7 +1177,7 @@ impl NsRest {
             .expect("python3");
         let mut line = String::new();
         let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-        assert_eq!(line.trim(), "READY", "rest_server.py did not start");
+        assert_eq!(line.trim(), "READY", "{} did not start", script.display());
         NsRest {
             child,
             log,
@@ -1497,4 +1526,331 @@ fn lab_wall_clock_steps_change_nothing_but_labels() {
         "{}",
         steps[1]
     );
+}
+
+/// /etc/netns/<ns>/{resolv.conf,hosts}: `ip netns exec` bind-mounts them over /etc's, which
+/// gives the agent in that namespace its own resolver and hosts file. Removed on drop.
+struct NsEtc {
+    dir: std::path::PathBuf,
+}
+
+impl NsEtc {
+    fn new(nsname: &str, resolv_conf: &str, hosts: &str) -> NsEtc {
+        let dir = std::path::PathBuf::from(format!("/etc/netns/{nsname}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("resolv.conf"), resolv_conf).unwrap();
+        std::fs::write(dir.join("hosts"), hosts).unwrap();
+        NsEtc { dir }
+    }
+}
+
+impl Drop for NsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A nameserver on 127.0.0.1:53 inside a namespace. It reads every query and, until `answer`
+/// is set, never replies (a black-holed resolver); then it answers A questions with 127.0.0.1
+/// (TTL 60) and AAAA questions with no record. It counts the queries per name.
+struct NsDns {
+    answer: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NsDns {
+    fn start(nsname: &str) -> NsDns {
+        let answer = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (a, st, sn) = (answer.clone(), stop.clone(), seen.clone());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = in_ns(nsname, move || {
+            let sock = UdpSocket::bind("127.0.0.1:53").unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut b = [0u8; 512];
+            while !st.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut b) else {
+                    continue;
+                };
+                let q = &b[..n];
+                // The question: labels from offset 12, then type and class.
+                let mut at = 12;
+                let mut name = Vec::new();
+                while at < n && q[at] != 0 {
+                    let len = q[at] as usize;
+                    name.push(
+                        String::from_utf8_lossy(&q[at + 1..(at + 1 + len).min(n)]).into_owned(),
+                    );
+                    at += 1 + len;
+                }
+                sn.lock().unwrap().push(name.join("."));
+                if !a.load(Ordering::Relaxed) || at + 5 > n {
+                    continue;
+                }
+                let qtype = u16::from_be_bytes([q[at + 1], q[at + 2]]);
+                let mut r = q[..at + 5].to_vec();
+                r[2] = 0x81; // QR, RD
+                r[3] = 0x80; // RA, NOERROR
+                if qtype == 1 {
+                    r[6..8].copy_from_slice(&1u16.to_be_bytes());
+                    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+                } else {
+                    r[6..8].copy_from_slice(&0u16.to_be_bytes());
+                }
+                r[8..12].fill(0);
+                let _ = sock.send_to(&r, from);
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the nameserver did not start");
+        NsDns {
+            answer,
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    fn queries(&self, name: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == name)
+            .count()
+    }
+}
+
+impl Drop for NsDns {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn python_with_websockets() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(!in_ci(), "python3 with websockets is needed in CI");
+    }
+    ok
+}
+
+/// Name resolution cannot stall the loop. REST and WebSocket URLs name `platform.test`, whose
+/// nameserver reads every query and never answers; HTTP_TIMEOUT 2 s, cycle 3 s, and 300
+/// frames/s of LAN traffic for 15 s. Meanwhile nothing reaches the platform (the name does not
+/// resolve), yet the cycles keep their cadence and no frame is dropped. Then the nameserver
+/// answers: the snapshots of the outage arrive, each on the 3 s grid, with every frame counted
+/// (against c0's veth counters), and the WebSocket connects. (With a blocking resolver each
+/// lookup holds the one thread for the resolver's whole timeout, 5 to 10 s.)
+#[test]
+fn lab_dns_that_never_answers_does_not_stall_the_loop() {
+    if skip_unless_root("lab_dns_that_never_answers_does_not_stall_the_loop") {
+        return;
+    }
+    if !python_with_websockets() {
+        eprintln!(
+            "SKIP lab_dns_that_never_answers_does_not_stall_the_loop: python3 websockets missing"
+        );
+        return;
+    }
+    const RATE: u32 = 300;
+    const FRAMES: usize = 4500;
+    let lab = Lab::new("n", 2);
+    lab.static_neighbours();
+    ns(&lab.router, &["ip", "link", "set", "lo", "up"]);
+    let _etc = NsEtc::new(
+        &lab.router,
+        "nameserver 127.0.0.1\n",
+        "127.0.0.1 localhost\n",
+    );
+    let dns = NsDns::start(&lab.router);
+    let dir = scratch("lab_dns_blackhole");
+    let port = 18_000 + (std::process::id() % 1000) as u16;
+    let api = NsRest::start(&lab.router, &dir, port, "ok");
+    let ws = NsRest::start_script("ws_server.py", &lab.router, &dir, port + 1, "ok");
+    let (c0, c1) = (&lab.clients[0], &lab.clients[1]);
+    let (txp0, txb0) = (lab.counter(c0, "tx_packets"), lab.counter(c0, "tx_bytes"));
+    let rest_url = format!("PLATFORM_API_URL=http://platform.test:{port}/ingest");
+    let ws_url = format!("PLATFORM_WS_URL=ws://platform.test:{}/ws", port + 1);
+    let agent = Agent::start(
+        &lab.router,
+        &[],
+        &[
+            "run",
+            "--config",
+            "/dev/null",
+            "-i",
+            "br-lan",
+            "--cycle",
+            "3",
+            "--set",
+            "SCAN_INTERVAL=0",
+            "--set",
+            "HTTP_TIMEOUT=2",
+            "--set",
+            "LOG_LEVEL=debug",
+            "--set",
+            &rest_url,
+            "--set",
+            &ws_url,
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let started = unix_now();
+    send_raw_paced(c0, c1, None, FRAMES, Some(Duration::from_secs(1) / RATE))
+        .join()
+        .unwrap();
+    let sent_for = unix_now() - started;
+    let sent = (
+        lab.counter(c0, "tx_packets") - txp0,
+        lab.counter(c0, "tx_bytes") - txb0,
+    );
+    assert_eq!(sent.0, FRAMES as u64);
+    // The black hole was asked, again and again, and nothing reached the platform.
+    assert!(
+        dns.queries("platform.test") >= 4,
+        "{} queries",
+        dns.queries("platform.test")
+    );
+    assert!(api.records().is_empty() && ws.records().is_empty());
+    // One more cycle so the last frames are in a snapshot, then the resolver answers.
+    std::thread::sleep(Duration::from_secs(4));
+    dns.answer.store(true, Ordering::Relaxed);
+    let last = wait_for(
+        Duration::from_secs(40),
+        "the outage's snapshots posted",
+        || {
+            let s = api.newest()?;
+            let seen = device(&s, &c0.mac)?["bandwidth"]["txPacketsTotal"].as_u64()?;
+            (s["agent"]["backlog"] == 0 && seen >= sent.0).then_some(s)
+        },
+    );
+    let snaps: Vec<serde_json::Value> = api
+        .records()
+        .iter()
+        .filter_map(|r| serde_json::from_str(r["body"].as_str()?).ok())
+        .collect();
+    // Every snapshot once, in order, each on the 3 s grid: the cycles kept their cadence while
+    // every lookup went unanswered.
+    let seqs: Vec<u64> = snaps
+        .iter()
+        .map(|s| s["agent"]["seq"].as_u64().unwrap())
+        .collect();
+    let expect: Vec<u64> = (0..seqs.len() as u64).collect();
+    assert_eq!(seqs, expect);
+    assert!(seqs.len() >= 6, "{seqs:?}");
+    let t = |s: &serde_json::Value| {
+        let text = s["snapshotTime"].as_str().unwrap();
+        let h: f64 = text[11..13].parse().unwrap();
+        let m: f64 = text[14..16].parse().unwrap();
+        let sec: f64 = text[17..23].parse().unwrap();
+        (h * 60.0 + m) * 60.0 + sec
+    };
+    let t0 = t(&snaps[0]);
+    for (k, s) in snaps.iter().enumerate() {
+        let off = t(s) - t0 - 3.0 * k as f64;
+        assert!(off.abs() < 0.5, "seq {k} is {off:.3} s off the 3 s grid");
+    }
+    let dropped: u64 = snaps
+        .iter()
+        .map(|s| s["agent"]["capture"]["packetsDropped"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let d = device(&last, &c0.mac).unwrap();
+    let got = (
+        d["bandwidth"]["txPacketsTotal"].as_u64().unwrap(),
+        d["bandwidth"]["txBytesTotal"].as_u64().unwrap(),
+    );
+    eprintln!(
+        "black-holed DNS: {} frames in {sent_for:.1} s, {} snapshots on schedule, {} queries unanswered, dropped {dropped}",
+        sent.0,
+        snaps.len(),
+        dns.queries("platform.test")
+    );
+    assert_eq!(dropped, 0, "frames dropped while the name did not resolve");
+    assert_eq!(got, sent, "(packets, bytes) agent vs c0's veth tx counters");
+    // And the WebSocket got through too, once the name resolved.
+    wait_for(Duration::from_secs(20), "a WebSocket message", || {
+        ws.records()
+            .iter()
+            .find(|r| r["event"] == "message")
+            .cloned()
+    });
+    let (clean, err) = agent.stop();
+    assert!(clean && !err.contains("panicked"), "{err}");
+    assert!(err.contains("cannot resolve platform.test"), "{err}");
+}
+
+/// A platform name listed in /etc/hosts needs no nameserver: with the resolver black-holed,
+/// snapshots reach REST and the WebSocket from the first cycle, and the nameserver is never
+/// asked for that name.
+#[test]
+fn lab_dns_platform_name_from_etc_hosts() {
+    if skip_unless_root("lab_dns_platform_name_from_etc_hosts") {
+        return;
+    }
+    if !python_with_websockets() {
+        eprintln!("SKIP lab_dns_platform_name_from_etc_hosts: python3 websockets missing");
+        return;
+    }
+    let lab = Lab::new("o", 1);
+    ns(&lab.router, &["ip", "link", "set", "lo", "up"]);
+    let _etc = NsEtc::new(
+        &lab.router,
+        "nameserver 127.0.0.1\n",
+        "127.0.0.1 localhost\n127.0.0.1 platform-hosts.test # the platform\n",
+    );
+    let dns = NsDns::start(&lab.router);
+    let dir = scratch("lab_dns_hosts");
+    let port = 19_000 + (std::process::id() % 1000) as u16;
+    let api = NsRest::start(&lab.router, &dir, port, "ok");
+    let ws = NsRest::start_script("ws_server.py", &lab.router, &dir, port + 1, "ok");
+    let rest_url = format!("PLATFORM_API_URL=http://platform-hosts.test:{port}/ingest");
+    let ws_url = format!("PLATFORM_WS_URL=ws://platform-hosts.test:{}/ws", port + 1);
+    let agent = Agent::start(
+        &lab.router,
+        &[],
+        &[
+            "run",
+            "--config",
+            "/dev/null",
+            "-i",
+            "br-lan",
+            "--cycle",
+            "1",
+            "--set",
+            "SCAN_INTERVAL=0",
+            "--set",
+            "HTTP_TIMEOUT=2",
+            "--set",
+            &rest_url,
+            "--set",
+            &ws_url,
+        ],
+    );
+    wait_for(Duration::from_secs(15), "3 snapshots posted", || {
+        (api.records().len() >= 3).then_some(())
+    });
+    wait_for(Duration::from_secs(15), "a WebSocket message", || {
+        ws.records()
+            .iter()
+            .find(|r| r["event"] == "message")
+            .cloned()
+    });
+    let (clean, err) = agent.stop();
+    assert!(clean, "{err}");
+    assert_eq!(dns.queries("platform-hosts.test"), 0);
 }

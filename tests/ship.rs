@@ -117,6 +117,18 @@ pub(crate) fn server(
     mode: &str,
     tls: Option<(&Path, &Path)>,
 ) -> Server {
+    server_with(script, dir, name, port, mode, tls, &[])
+}
+
+fn server_with(
+    script: &str,
+    dir: &Path,
+    name: &str,
+    port: u16,
+    mode: &str,
+    tls: Option<(&Path, &Path)>,
+    extra: &[&str],
+) -> Server {
     let log = dir.join(format!("{name}.jsonl"));
     let mode_file = dir.join(format!("{name}.mode"));
     fs::write(&mode_file, mode).unwrap();
@@ -135,6 +147,7 @@ pub(crate) fn server(
     if let Some((cert, key)) = tls {
         cmd.arg("--cert").arg(cert).arg("--key").arg(key);
     }
+    cmd.args(extra);
     let mut child = cmd.spawn().expect("python3");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -246,14 +259,15 @@ pub(crate) fn write_config(dir: &Path, lines: &[String]) -> PathBuf {
     p
 }
 
-/// `netmon-agent run --config conf`, stderr to a file.
+/// `netmon-agent run --config conf`, stderr to a file (stdout to `agent-TAG.stdout`).
 pub(crate) fn start_agent(dir: &Path, conf: &Path, tag: &str) -> (Proc, PathBuf) {
     let errf = dir.join(format!("agent-{tag}.stderr"));
+    let outf = dir.join(format!("agent-{tag}.stdout"));
     let child = agent()
         .arg("run")
         .arg("--config")
         .arg(conf)
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(fs::File::create(&outf).unwrap()))
         .stderr(Stdio::from(fs::File::create(&errf).unwrap()))
         .spawn()
         .unwrap();
@@ -1110,6 +1124,201 @@ fn reload_moves_the_backlog_to_the_new_endpoint() {
     let run_id = snaps[0]["agent"]["runId"].as_str().unwrap().to_owned();
     // Snapshots from before the reload arrive at the new endpoint, from seq 0, in order.
     assert!(assert_in_order_once(&snaps, &run_id) >= 7);
+}
+
+/// A reload whose shipping cannot work (the new config wants https with a CA_FILE that does
+/// not exist) keeps the old config, its shipping and its backlog, and says why: nothing goes to
+/// stdout instead, nothing is lost, the WebSocket stays connected; the snapshots kept during
+/// the outage all arrive once the server is back.
+#[test]
+fn reload_with_a_missing_ca_file_keeps_shipping_and_the_backlog() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("ship-reload-bad-ca");
+    let k = key();
+    let port = free_port();
+    let ws = wss(&dir, "ws", free_port(), "ok");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
+    cfg.push(format!("PLATFORM_WS_URL=ws://127.0.0.1:{}/ws", ws.port));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent, errf) = start_agent(&dir, &conf, "1");
+    wait_until(Duration::from_secs(10), "WebSocket messages", || {
+        ws_messages(&ws.log).len() >= 2
+    });
+    let mut bad = cfg.clone();
+    bad.retain(|l| !l.starts_with("PLATFORM_API_URL"));
+    bad.push(format!("PLATFORM_API_URL=https://localhost:{port}/api"));
+    bad.push(format!("CA_FILE={}", dir.join("missing-ca.pem").display()));
+    write_config(&dir, &bad);
+    agent.signal(libc::SIGHUP);
+    sleep(Duration::from_secs(3));
+    // Back to a config that works, with the server up: the backlog arrives, from seq 0.
+    let api = rest(&dir, "rest", port, "ok");
+    wait_until(Duration::from_secs(30), "the backlog delivered", || {
+        posted(&api.log)
+            .last()
+            .is_some_and(|l| l["agent"]["backlog"] == 0 && seq(l) >= 6)
+    });
+    agent.stop();
+    let err = stderr_of(&errf, &k);
+    assert!(
+        err.contains("config reload failed, keeping the old config and its shipping: ")
+            && err.contains("missing-ca.pem: cannot read the CA bundle"),
+        "{err}"
+    );
+    assert!(!err.contains("config reloaded"), "{err}");
+    let out = fs::read_to_string(dir.join("agent-1.stdout")).unwrap();
+    assert!(out.is_empty(), "snapshots went to stdout: {out}");
+    let snaps = posted(&api.log);
+    let run_id = snaps[0]["agent"]["runId"].as_str().unwrap().to_owned();
+    assert!(assert_in_order_once(&snaps, &run_id) >= 7);
+    assert_eq!(snaps.last().unwrap()["agent"]["lost"], 0);
+    let connects = records(&ws.log)
+        .iter()
+        .filter(|r| r["event"] == "connect")
+        .count();
+    assert_eq!(connects, 1, "the WebSocket was reconnected");
+}
+
+/// SIGHUPs that leave the WebSocket's settings alone (here SERVER_ID changes) keep it
+/// connected: one connection for the whole run, the new SERVER_ID on it after the reload; a
+/// SIGHUP that changes its URL reconnects, to the new URL.
+#[test]
+fn sighup_keeps_the_websocket_unless_its_settings_change() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("ship-reload-ws");
+    let k = key();
+    let ws = wss(&dir, "ws", free_port(), "ok");
+    let mut cfg = base_config(&k, 1, 1);
+    cfg.push(format!("PLATFORM_WS_URL=ws://127.0.0.1:{}/ws", ws.port));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent, errf) = start_agent(&dir, &conf, "1");
+    wait_until(Duration::from_secs(10), "WebSocket messages", || {
+        !ws_messages(&ws.log).is_empty()
+    });
+    for i in 0..3 {
+        cfg.retain(|l| !l.starts_with("SERVER_ID"));
+        cfg.push(format!("SERVER_ID=renamed-{i}"));
+        write_config(&dir, &cfg);
+        agent.signal(libc::SIGHUP);
+        wait_until(Duration::from_secs(10), "the new SERVER_ID", || {
+            ws_messages(&ws.log)
+                .last()
+                .is_some_and(|m| m["serverId"] == format!("renamed-{i}").as_str())
+        });
+    }
+    let connects = |log: &Path| {
+        records(log)
+            .iter()
+            .filter(|r| r["event"] == "connect")
+            .map(|r| r["ua"].clone())
+            .count()
+    };
+    assert_eq!(connects(&ws.log), 1, "a reload dropped the WebSocket");
+    // A new URL: a new connection, there.
+    let ws2 = wss(&dir, "ws2", free_port(), "ok");
+    cfg.retain(|l| !l.starts_with("PLATFORM_WS_URL"));
+    cfg.push(format!("PLATFORM_WS_URL=ws://127.0.0.1:{}/ws", ws2.port));
+    write_config(&dir, &cfg);
+    agent.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "messages at the new URL", || {
+        !ws_messages(&ws2.log).is_empty()
+    });
+    agent.stop();
+    let err = stderr_of(&errf, &k);
+    assert_eq!(err.matches("config reloaded").count(), 4, "{err}");
+    assert_eq!(connects(&ws2.log), 1);
+}
+
+/// HTTP keep-alive: over https, one TLS connection carries every POST while the server keeps
+/// it open (the server numbers its connections); when the server goes away and comes back,
+/// the agent connects again and nothing is lost. With HTTP_KEEPALIVE=0, one connection (one
+/// TLS handshake) per POST.
+#[test]
+#[cfg(feature = "tls")]
+fn rest_keeps_one_tls_connection_while_the_server_keeps_it() {
+    if !python_ready() {
+        return;
+    }
+    let dir = scratch("ship-keepalive");
+    let Some((ca, cert, pkey)) = make_ca(&dir) else {
+        return;
+    };
+    let k = key();
+    let port = free_port();
+    let tls = Some((cert.as_path(), pkey.as_path()));
+    let keep = ["--keep-alive"];
+    let api = server_with("rest_server.py", &dir, "rest", port, "ok", tls, &keep);
+    let mut cfg = base_config(&k, 1, 2);
+    cfg.push(format!("PLATFORM_API_URL=https://localhost:{port}/api"));
+    cfg.push(format!("CA_FILE={}", ca.display()));
+    let conf = write_config(&dir, &cfg);
+    let (mut agent, errf) = start_agent(&dir, &conf, "1");
+    wait_until(Duration::from_secs(20), "6 POSTs", || {
+        posted(&api.log).len() >= 6
+    });
+    let conns: Vec<u64> = api
+        .records()
+        .iter()
+        .map(|r| r["conn"].as_u64().unwrap())
+        .collect();
+    assert!(conns.iter().all(|&c| c == 1), "connections {conns:?}");
+    for r in api.records() {
+        assert_eq!(r["headers"]["connection"], "keep-alive");
+    }
+    // The server restarts: the kept connection is dead; the next POST goes on a new one.
+    let log1 = api.log.clone();
+    drop(api);
+    let api2 = server_with("rest_server.py", &dir, "rest2", port, "ok", tls, &keep);
+    wait_until(Duration::from_secs(20), "POSTs after the restart", || {
+        posted(&api2.log).len() >= 3
+    });
+    agent.stop();
+    stderr_of(&errf, &k);
+    let mut snaps = posted(&log1);
+    snaps.extend(posted(&api2.log));
+    let run_id = snaps[0]["agent"]["runId"].as_str().unwrap().to_owned();
+    assert_in_order_once(&snaps, &run_id);
+    assert!(api2.records().iter().all(|r| r["conn"] == 1));
+
+    // Without keep-alive: a connection per POST, each saying `Connection: close`.
+    let api3 = server_with(
+        "rest_server.py",
+        &dir,
+        "rest3",
+        free_port(),
+        "ok",
+        tls,
+        &keep,
+    );
+    cfg.retain(|l| !l.starts_with("PLATFORM_API_URL"));
+    cfg.push(format!(
+        "PLATFORM_API_URL=https://localhost:{}/api",
+        api3.port
+    ));
+    cfg.push("HTTP_KEEPALIVE=0".into());
+    let conf = write_config(&dir, &cfg);
+    let (mut agent, errf) = start_agent(&dir, &conf, "2");
+    wait_until(Duration::from_secs(20), "4 POSTs", || {
+        posted(&api3.log).len() >= 4
+    });
+    agent.stop();
+    stderr_of(&errf, &k);
+    let conns: Vec<u64> = api3
+        .records()
+        .iter()
+        .map(|r| r["conn"].as_u64().unwrap())
+        .collect();
+    let expect: Vec<u64> = (1..=conns.len() as u64).collect();
+    assert_eq!(conns, expect);
+    assert!(api3
+        .records()
+        .iter()
+        .all(|r| r["headers"]["connection"] == "close"));
 }
 
 /// Waits up to `limit` for the child to exit; its exit code, or None (then it is killed).

@@ -16,6 +16,11 @@ use crate::error::Error;
 
 /// Runs the subcommand the command line names.
 pub fn dispatch(common: Common, cli: Cli) -> Result<ExitCode, Error> {
+    // Signals were blocked before main (sys::signals): only `run` and `capture` read them from
+    // a signalfd; the other commands stop on SIGINT/SIGTERM as usual.
+    if !matches!(cli.command, Some(Command::Run(_) | Command::Capture(_))) {
+        crate::sys::signals::unblock();
+    }
     if common.version {
         println!("netmon-agent {}", crate::VERSION);
         return Ok(ExitCode::SUCCESS);

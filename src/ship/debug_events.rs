@@ -1,6 +1,7 @@
 //! DEBUG_API_URL: diagnostic events (start, capture on/off, delivery failures and recoveries)
 //! POSTed as small JSON objects. Rate-limited (a burst of 10, then one a minute), sent within the
-//! cycle's shipping budget, dropped on failure: never retried, never in the backlog.
+//! loop (one at a time, each within `TIMEOUT`), dropped on failure: never retried, never in the
+//! backlog.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,15 +10,22 @@ use std::time::{Duration, Instant, SystemTime};
 use super::tls::ClientConfig;
 use serde_json::{json, Map, Value};
 
-use super::http;
+use super::client::Client;
+use super::dns::Resolver;
 use crate::config::{Secret, Url};
+use crate::sys::poll::{PollSet, Ready, Token};
 
 const BURST: u32 = 10;
 const REFILL: Duration = Duration::from_secs(60);
 const QUEUE: usize = 8;
+/// The longest one event may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// DEBUG_API_URL's queue of events and the client that posts them.
 pub struct DebugEvents {
-    url: Url,
+    client: Client,
+    /// The event in flight (its name, for the log).
+    sending: Option<Value>,
     key: Option<Secret>,
     server_id: String,
     run_id: String,
@@ -28,15 +36,18 @@ pub struct DebugEvents {
 }
 
 impl DebugEvents {
+    /// Events for `url`, sent with `key` as the bearer.
     pub fn new(
         url: Url,
         key: Option<Secret>,
         server_id: String,
         run_id: String,
+        tls: Option<Arc<ClientConfig>>,
         now: Instant,
     ) -> Self {
         DebugEvents {
-            url,
+            client: Client::new(url, tls, false),
+            sending: None,
             key,
             server_id,
             run_id,
@@ -80,12 +91,38 @@ impl DebugEvents {
         self.queue.push_back(Value::Object(obj));
     }
 
+    /// True while an event is queued or in flight.
     pub fn pending(&self) -> bool {
         !self.queue.is_empty()
     }
 
-    /// Sends the oldest queued event; a failure drops it (logged at debug).
-    pub fn send_one(&mut self, timeout: Duration, tls: Option<&Arc<ClientConfig>>) {
+    /// Registers its socket and deadline with the loop.
+    pub fn register(&self, set: &mut PollSet, token: Token) {
+        self.client.register(set, token);
+    }
+
+    /// Moves the event in flight on; starts the next queued one when none is.
+    pub fn advance(&mut self, ready: Ready, dns: &mut Resolver, now: Instant) {
+        if let Some(result) = self.client.advance(ready, dns, now) {
+            let ev = self.sending.take().unwrap_or_default();
+            match result {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    debug!("debug API: event {} sent", ev["event"])
+                }
+                Ok(r) => debug!(
+                    "debug API: event {} refused with HTTP {}",
+                    ev["event"], r.status
+                ),
+                Err(e) => debug!(
+                    "debug API: event {} not sent: {}",
+                    ev["event"],
+                    super::redact(&e.to_string(), self.key.as_ref())
+                ),
+            }
+        }
+        if self.client.busy() {
+            return;
+        }
         let Some(ev) = self.queue.pop_front() else {
             return;
         };
@@ -95,20 +132,11 @@ impl DebugEvents {
         if let Some(a) = &auth {
             headers.push(("Authorization", a.as_str()));
         }
-        match http::post(&self.url, &headers, body.as_bytes(), timeout, tls, false) {
-            Ok(r) if (200..300).contains(&r.status) => {
-                debug!("debug API: event {} sent", ev["event"])
-            }
-            Ok(r) => debug!(
-                "debug API: event {} refused with HTTP {}",
-                ev["event"], r.status
-            ),
-            Err(e) => debug!(
-                "debug API: event {} not sent: {}",
-                ev["event"],
-                super::redact(&e.to_string(), self.key.as_ref())
-            ),
-        }
+        self.client
+            .start(&headers, body.as_bytes(), false, dns, now, now + TIMEOUT);
+        self.sending = Some(ev);
+        // A lookup or connect that fails at once is over now.
+        self.advance(Ready::default(), dns, now);
     }
 }
 
@@ -120,7 +148,7 @@ mod tests {
     fn rate_limited_and_counted() {
         let url = Url::parse("http://127.0.0.1:9/d", &["http"]).unwrap();
         let t0 = Instant::now();
-        let mut d = DebugEvents::new(url, None, "s".into(), "r".into(), t0);
+        let mut d = DebugEvents::new(url, None, "s".into(), "r".into(), None, t0);
         for _ in 0..20 {
             d.event(t0, "x", json!({}));
         }

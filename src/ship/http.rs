@@ -47,7 +47,9 @@ pub enum Progress {
 /// What one `feed` did: how many bytes it used and where the reply stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fed {
+    /// Bytes of the input taken.
     pub used: usize,
+    /// Where the reply stands.
     pub progress: Progress,
 }
 
@@ -63,7 +65,10 @@ pub enum ReplyError {
     /// The body's framing is broken (a bad chunk size line, Content-Length, ...).
     BadFraming(&'static str),
     /// The connection ended before the reply did.
-    Closed { got_bytes: bool },
+    Closed {
+        /// Part of a reply had arrived.
+        got_bytes: bool,
+    },
 }
 
 impl fmt::Display for ReplyError {
@@ -90,7 +95,9 @@ impl fmt::Display for ReplyError {
 pub enum Framing {
     /// No body (1xx, 204, 304).
     Empty,
+    /// Content-Length bytes.
     Length(u64),
+    /// Chunked transfer coding.
     Chunked,
     /// At the end of the connection (no length given, or a transfer coding other than chunked).
     UntilClose,
@@ -99,6 +106,7 @@ pub enum Framing {
 /// The final head of a reply, reduced to what the agent uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
+    /// The status code.
     pub status: u16,
     /// HTTP/1.1 (true) or HTTP/1.0.
     pub http11: bool,
@@ -107,6 +115,7 @@ pub struct Head {
     pub reason: String,
     /// `Retry-After` in seconds (the delta-seconds form; saturating), when sent.
     pub retry_after: Option<u64>,
+    /// How the body ends.
     pub framing: Framing,
     /// Whether the server keeps the connection open after this reply.
     pub keep_alive: bool,
@@ -184,7 +193,6 @@ impl ReplyParser {
     }
 
     /// Ready for the next reply (the buffers keep their capacity), for kept-alive connections.
-    #[allow(dead_code)]
     pub fn reset(&mut self) {
         self.taken = 0;
         self.state = State::Head { eol: 0 };
@@ -210,13 +218,12 @@ impl ReplyParser {
         let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
         let mut resp = httparse::Response::new(&mut fields);
         resp.parse(&self.head_buf).ok()?;
-        let found = resp
+        let value: &[u8] = resp
             .headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))?;
-        // The value borrows from head_buf; find it there again to return it with our lifetime.
-        let start = found.value.as_ptr() as usize - self.head_buf.as_ptr() as usize;
-        Some(self.head_buf[start..start + found.value.len()].trim_ascii())
+            .find(|h| h.name.eq_ignore_ascii_case(name))?
+            .value;
+        Some(value.trim_ascii())
     }
 
     /// Feeds the next bytes of the reply. Stops early at the end of the final head (`Head`)
@@ -533,6 +540,7 @@ fn parse_seconds(v: &[u8]) -> Option<u64> {
 /// A reply as the blocking client returns it.
 #[derive(Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// Bounded, printable server text: mask it (`redact`) before logging.
     pub reason: String,
@@ -542,20 +550,32 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// Why a blocking request failed.
 #[derive(Debug)]
 pub enum HttpError {
+    /// The connection could not be made.
     Connect(ConnectError),
+    /// The deadline passed.
     Timeout {
+        /// The server.
         host: String,
+        /// What was under way (connect, send, reply).
         phase: &'static str,
     },
+    /// A socket error.
     Io {
+        /// The server.
         host: String,
+        /// What was under way.
         phase: &'static str,
+        /// The error.
         source: io::Error,
     },
+    /// The reply cannot be read.
     Reply {
+        /// The server.
         host: String,
+        /// Why.
         error: ReplyError,
     },
 }
@@ -673,9 +693,12 @@ pub fn status_text(status: u16, reason: &str, key: Option<&Secret>) -> String {
     }
 }
 
+/// Why reading a reply head failed.
 #[derive(Debug)]
 pub enum ReadError {
+    /// A socket error.
     Io(io::Error),
+    /// The reply is not acceptable.
     Reply(ReplyError),
 }
 

@@ -1,20 +1,22 @@
 //! Shipping snapshots to the platform: REST with a store-and-forward backlog, WebSocket in real
 //! time, TLS, debug events, key registration.
 //!
-//! INTERFACE CONTRACT (used by agent.rs): `Shipper::new`, `counters`, `submit`, `interest`,
-//! `on_ready`, `next_deadline`, `run_due`; `phase_delay`; `check`; `register::{register, at_start}`.
+//! Every component is a state machine the agent's one poll(2) drives (`register` adds their
+//! fds and deadlines to the poll set, `advance` lets each react to its readiness and timers);
+//! nothing here waits. Name lookups go through `dns` (UDP, in the same poll set), connections
+//! through `net::Connector`, POSTs through `client::Client`, which keeps its connection.
 //!
-//! Time-boxing: `submit` (at the end of a cycle) sends on the WebSocket without blocking and opens
-//! the cycle's shipping window of one HTTP_TIMEOUT. `run_due` then does one bounded step at a
-//! time (a REST POST, a debug event, a WebSocket connect), returning to the loop's poll between
-//! steps, and nothing blocking starts after the window: a cycle slips by at most one timeout.
-//! REST goes first (its first POST gets the whole timeout, catch-up POSTs what is left, at most
-//! 10 a cycle); a WebSocket connect gets the rest of the window, or, while REST is failing, goes
-//! first with half of it. Between windows the WebSocket
-//! is only touched when poll says its socket is ready, or for a ping when idle.
+//! Per cycle: `submit` sends the snapshot on the WebSocket (non-blocking) and opens the cycle's
+//! REST window of one HTTP_TIMEOUT (`Phase::Posting`): the first POST gets the whole timeout,
+//! catch-up POSTs from the backlog what is left of the window, at most 10 a cycle; a failure
+//! ends the window (the backoff decides the next try). The WebSocket connects and reconnects on
+//! its own timers, each attempt bounded by HTTP_TIMEOUT; debug events go out one at a time.
+//! A cycle never waits for shipping: a slow platform costs only its own timeouts.
 
 pub mod backlog;
+pub mod client;
 pub mod debug_events;
+pub mod dns;
 pub mod http;
 pub mod net;
 mod redact;
@@ -23,11 +25,10 @@ pub mod rest;
 mod retry;
 pub mod tls;
 pub mod url;
-pub mod wait;
 pub mod ws;
 mod wskey;
 
-use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,10 @@ use tls::ClientConfig;
 use crate::config::Config;
 use crate::error::Error;
 use crate::snapshot::{CaptureMode, Snapshot};
+use crate::sys::poll::{PollSet, Token};
 use backlog::Backlog;
 use debug_events::DebugEvents;
+use dns::Resolver;
 use rest::{Rest, Step};
 use ws::Ws;
 
@@ -48,8 +51,6 @@ pub use redact::redact;
 const MAX_POSTS_PER_CYCLE: u32 = 10;
 /// A summary line at info this often.
 const SUMMARY_EVERY: Duration = Duration::from_secs(600);
-/// The longest a debug event may take.
-const DEBUG_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Exponential backoff from 1 s to 5 min with jitter: each delay is drawn from [d/2, d].
 pub struct Backoff {
@@ -57,15 +58,20 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The first delay.
     pub const MIN: Duration = Duration::from_secs(1);
+    /// The largest delay.
     pub const MAX: Duration = Duration::from_secs(300);
 
+    /// Starts at [`Backoff::MIN`].
     pub fn new() -> Backoff {
         Backoff { next: Self::MIN }
     }
+    /// Back to [`Backoff::MIN`] (after a success).
     pub fn reset(&mut self) {
         self.next = Self::MIN;
     }
+    /// The next delay (jittered), doubling the one after it.
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
         self.next = (d * 2).min(Self::MAX);
@@ -88,6 +94,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// One event per `period`.
     pub fn new(period: Duration) -> Limiter {
         Limiter {
             period,
@@ -130,12 +137,22 @@ pub fn phase_delay(server_id: &str, cycle: Duration, unix_ms: u64) -> Duration {
     Duration::from_millis(d)
 }
 
-struct Window {
-    end: Instant,
-    posts: u32,
-    rest_done: bool,
-    ws_done: bool,
+/// This cycle's REST shipping, opened by `submit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing more to POST until the next snapshot.
+    Idle,
+    /// POSTing within the cycle's window (one HTTP_TIMEOUT from `submit`): `posts` started so
+    /// far. The first POST gets the whole timeout, catch-up POSTs what is left of the window.
+    Posting { end: Instant, posts: u32 },
 }
+
+/// Poll-set tokens of the shipping components (the agent's own are 0 and 1).
+pub const REST: Token = Token(2);
+/// The WebSocket's token.
+pub const WEBSOCKET: Token = Token(3);
+/// The debug events' token.
+pub const DEBUG: Token = Token(4);
 
 /// Interval counters for the summary line.
 #[derive(Default)]
@@ -144,13 +161,15 @@ struct Marks {
     ws: ws::Stats,
 }
 
+/// Everything that ships: REST with its backlog, the WebSocket, debug events, the resolver.
 pub struct Shipper {
     timeout: Duration,
-    tls: Option<Arc<ClientConfig>>,
+    ca_file: Option<PathBuf>,
+    dns: Resolver,
     rest: Option<Rest>,
     ws: Option<Ws>,
     debug: Option<DebugEvents>,
-    window: Option<Window>,
+    phase: Phase,
     capture: Option<CaptureMode>,
     started: bool,
     summary_at: Instant,
@@ -189,49 +208,81 @@ fn tls_for(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, Error> {
 }
 
 impl Shipper {
+    /// The shipping `cfg` asks for (an error when its TLS setup or spool cannot be used).
     pub fn new(cfg: &Config, run_id: &str, now: Instant) -> Result<Shipper, Error> {
-        Shipper::build(cfg, run_id, now, None)
+        let tls = tls_for(cfg)?;
+        Shipper::build(cfg, run_id, now, tls, None)
     }
 
-    /// After a config reload: a new shipper for the new settings that keeps the REST backlog
-    /// (BACKLOG_KB and BACKLOG_DIR changes wait for a restart). None when no platform is left.
+    /// After a config reload: shipping for the new settings. What did not change is kept as it
+    /// is (a connected WebSocket stays connected, a kept REST connection stays); the REST
+    /// backlog always moves over (BACKLOG_KB and BACKLOG_DIR changes wait for a restart).
+    /// Err (with `old` untouched, for the caller to keep) when the new settings cannot ship,
+    /// e.g. an https URL whose CA_FILE cannot be read. Ok(None) when no platform is left.
     pub fn reload(
         old: Option<Shipper>,
         cfg: &Config,
         run_id: &str,
         now: Instant,
-    ) -> Option<Shipper> {
+    ) -> Result<Option<Shipper>, (Option<Shipper>, Error)> {
         if !cfg.has_platform() {
-            return None;
-        }
-        let mut old = old;
-        let backlog = old
-            .as_mut()
-            .and_then(|s| s.rest.as_mut())
-            .map(|r| r.take_backlog());
-        match Shipper::build(cfg, run_id, now, backlog) {
-            Ok(mut s) => {
-                if let Some(o) = old {
-                    s.started = o.started;
-                    s.capture = o.capture;
-                    s.last = o.last;
-                }
-                Some(s)
+            if let Some(n) = old.as_ref().map(|s| s.counters().0).filter(|&n| n > 0) {
+                warn!("no platform URL any more: {n} snapshots waiting for delivery are dropped");
             }
-            Err(e) => {
-                error!("{e}; shipping stays off until the config is fixed");
-                None
+            return Ok(None);
+        }
+        let tls = match tls_for(cfg) {
+            Ok(t) => t,
+            Err(e) => return Err((old, e)),
+        };
+        let Some(mut old) = old else {
+            return match Shipper::build(cfg, run_id, now, tls, None) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) => Err((None, e)),
+            };
+        };
+        let same_tls = old.ca_file == cfg.ca_file;
+        let key = cfg.api_key.as_ref();
+        let keep_rest = old.rest.as_ref().is_some_and(|r| {
+            same_tls
+                && cfg
+                    .platform_api_url
+                    .as_ref()
+                    .is_some_and(|u| r.same_settings(u, key, cfg.http_timeout))
+        });
+        // Only a backlog made anew (from BACKLOG_DIR, when no REST ran before) can fail to
+        // build; then nothing was taken from the old shipping, which is handed back whole.
+        let kept_rest = if keep_rest { old.rest.take() } else { None };
+        let backlog = old.rest.as_mut().map(Rest::take_backlog);
+        let mut s = match Shipper::build(cfg, run_id, now, tls, backlog) {
+            Ok(s) => s,
+            Err(e) => return Err((Some(old), e)),
+        };
+        if let Some(r) = kept_rest {
+            s.rest = Some(r);
+        }
+        if let (Some(w), Some(u)) = (old.ws.take(), &cfg.platform_ws_url) {
+            if same_tls && w.same_settings(u, key, cfg.http_timeout) {
+                s.ws = Some(w);
             }
         }
+        s.started = old.started;
+        s.capture = old.capture;
+        s.summary_at = old.summary_at;
+        s.dns = old.dns;
+        s.last = old.last;
+        s.delivered = old.delivered;
+        s.last_delivery = old.last_delivery;
+        Ok(Some(s))
     }
 
     fn build(
         cfg: &Config,
         run_id: &str,
         now: Instant,
+        tls: Option<Arc<ClientConfig>>,
         backlog: Option<Backlog>,
     ) -> Result<Shipper, Error> {
-        let tls = tls_for(cfg)?;
         let reloading = backlog.is_some();
         let rest = match cfg.platform_api_url.as_ref() {
             None => None,
@@ -261,19 +312,27 @@ impl Shipper {
                     cfg.http_timeout,
                     cfg.cycle,
                     backlog,
+                    tls.clone(),
+                    cfg.http_keep_alive,
                 ))
             }
         };
-        let ws = cfg
-            .platform_ws_url
-            .as_ref()
-            .map(|u| Ws::new(u.clone(), cfg.api_key.clone(), cfg.http_timeout, now));
+        let ws = cfg.platform_ws_url.as_ref().map(|u| {
+            Ws::new(
+                u.clone(),
+                cfg.api_key.clone(),
+                cfg.http_timeout,
+                tls.clone(),
+                now,
+            )
+        });
         let debug = cfg.debug_api_url.as_ref().map(|u| {
             DebugEvents::new(
                 u.clone(),
                 cfg.api_key.clone(),
                 cfg.server_id.clone(),
                 run_id.to_owned(),
+                tls.clone(),
                 now,
             )
         });
@@ -302,18 +361,19 @@ impl Shipper {
         }
         Ok(Shipper {
             timeout: cfg.http_timeout,
-            tls,
+            ca_file: cfg.ca_file.clone(),
+            dns: Resolver::system(),
             rest,
             ws,
             debug,
-            window: None,
+            phase: Phase::Idle,
             capture: None,
             started: false,
             summary_at: now + SUMMARY_EVERY,
             marks: Marks::default(),
+            config_summary,
             delivered: 0,
             last_delivery: None,
-            config_summary,
             last: LastAttempt::default(),
         })
     }
@@ -323,6 +383,11 @@ impl Shipper {
         self.rest
             .as_ref()
             .map_or((0, 0), |r| (r.depth() as u64, r.backlog.lost()))
+    }
+
+    /// REST connections opened so far (each a TLS handshake over https).
+    pub fn rest_connects(&self) -> u64 {
+        self.rest.as_ref().map_or(0, Rest::connects)
     }
 
     /// When a platform last accepted a snapshot (REST 2xx or a WebSocket message sent).
@@ -339,14 +404,35 @@ impl Shipper {
         }
     }
 
+    /// The delivery part of the status file; `now`/`now_ms` turn the attempts' monotonic times
+    /// into wall-clock labels.
+    pub fn delivery(&self, now: Instant, now_ms: u64) -> crate::status::Delivery {
+        let label = |t: Instant| {
+            let ago = now.saturating_duration_since(t).as_millis() as u64;
+            crate::timefmt::format_millis(now_ms.saturating_sub(ago))
+        };
+        let stats = self.rest.as_ref().map(|r| r.stats).unwrap_or_default();
+        crate::status::Delivery {
+            last_attempt: self.last.attempt.map(|(t, _)| label(t)),
+            last_result: self.last.attempt.map(|(_, r)| match r {
+                "" => self.last.reason.clone(),
+                r => r.to_owned(),
+            }),
+            last_delivered: self.last.delivered.map(label),
+            delivered: stats.sent,
+            failed: stats.failed,
+            websocket_up: self.ws.as_ref().map(|w| w.is_up()),
+        }
+    }
+
     fn event(&mut self, now: Instant, kind: &str, fields: serde_json::Value) {
         if let Some(d) = self.debug.as_mut() {
             d.event(now, kind, fields);
         }
     }
 
-    /// Takes this cycle's snapshot: WebSocket first (non-blocking), then into the REST queue,
-    /// and opens the cycle's shipping window.
+    /// Takes this cycle's snapshot: out on the WebSocket (non-blocking), into the REST queue,
+    /// and opens the cycle's REST window.
     pub fn submit(&mut self, snap: &Snapshot, now: Instant) {
         let text = match serde_json::to_string(snap) {
             Ok(t) => t,
@@ -377,16 +463,16 @@ impl Shipper {
             rest.enqueue(seq, text.into_bytes(), now);
         }
         self.note_deliveries();
-        self.window = Some(Window {
+        self.phase = Phase::Posting {
             end: now + self.timeout,
             posts: 0,
-            rest_done: false,
-            ws_done: false,
-        });
+        };
         if now >= self.summary_at {
             self.summary_at = now + SUMMARY_EVERY;
             info!("{}", self.summary());
         }
+        self.drive_rest(now);
+        self.flush_ws_events(now);
     }
 
     /// The 10-minute summary (counts since the previous one), with the seed's phrases.
@@ -422,46 +508,111 @@ impl Shipper {
         format!("last 10 min: {}", parts.join("; "))
     }
 
-    /// The delivery part of the status file; `now`/`now_ms` turn the attempts' monotonic times
-    /// into wall-clock labels.
-    pub fn delivery(&self, now: Instant, now_ms: u64) -> crate::status::Delivery {
-        let label = |t: Instant| {
-            let ago = now.saturating_duration_since(t).as_millis() as u64;
-            crate::timefmt::format_millis(now_ms.saturating_sub(ago))
-        };
-        let stats = self.rest.as_ref().map(|r| r.stats).unwrap_or_default();
-        crate::status::Delivery {
-            last_attempt: self.last.attempt.map(|(t, _)| label(t)),
-            last_result: self.last.attempt.map(|(_, r)| match r {
-                "" => self.last.reason.clone(),
-                r => r.to_owned(),
-            }),
-            last_delivered: self.last.delivered.map(label),
-            delivered: stats.sent,
-            failed: stats.failed,
-            websocket_up: self.ws.as_ref().map(|w| w.is_up()),
+    /// Registers every shipping fd (REST, WebSocket, debug events, and the DNS queries they
+    /// wait on) and the next time any of them has something to do.
+    pub fn register(&self, set: &mut PollSet) {
+        if let Some(r) = &self.rest {
+            r.register(set, REST);
+        }
+        if let Some(w) = &self.ws {
+            w.register(set, WEBSOCKET);
+        }
+        if let Some(d) = &self.debug {
+            d.register(set, DEBUG);
         }
     }
 
-    /// The WebSocket fd for the poll set: (fd, want read, want write).
-    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool, bool)> {
-        self.ws.as_ref().and_then(|w| w.interest())
-    }
-
-    pub fn on_ready(&mut self, readable: bool, writable: bool, error: bool, now: Instant) {
+    /// One turn of the loop: each component reacts to its readiness and timers, then the
+    /// cycle's REST phase decides what comes next.
+    pub fn advance(&mut self, set: &PollSet, now: Instant) {
         if let Some(ws) = self.ws.as_mut() {
-            ws.on_ready(readable, writable, error, now);
+            ws.advance(set.ready(WEBSOCKET), &mut self.dns, now);
         }
-        self.flush_ws_events(now);
+        if let Some(step) = self
+            .rest
+            .as_mut()
+            .and_then(|r| r.advance(set.ready(REST), &mut self.dns, now))
+        {
+            self.on_rest_step(step, now);
+        }
+        self.drive_rest(now);
+        if let Some(d) = self.debug.as_mut() {
+            d.advance(set.ready(DEBUG), &mut self.dns, now);
+        }
         self.note_deliveries();
+        self.flush_ws_events(now);
     }
 
-    /// When `run_due` next has work: now while the window is open, else the WebSocket's timers.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        if let Some(w) = &self.window {
-            return Some(Instant::now().min(w.end));
+    fn on_rest_step(&mut self, step: Step, now: Instant) {
+        let Some(rest) = self.rest.as_ref() else {
+            return;
+        };
+        let (depth, lost) = (rest.depth(), rest.backlog.lost());
+        match &step {
+            Step::Delivered | Step::Recovered { .. } => {
+                self.last.attempt = Some((now, "delivered"));
+                self.last.delivered = Some(now);
+            }
+            Step::Dropped => self.last.attempt = Some((now, "refused")),
+            Step::Failed { reason, .. } => {
+                self.last.attempt = Some((now, ""));
+                self.last.reason.clone_from(reason);
+            }
+            Step::OutOfTime => {}
         }
-        self.ws.as_ref().and_then(|w| w.next_deadline())
+        match step {
+            Step::Delivered | Step::Dropped => {}
+            Step::OutOfTime => self.close_window(),
+            Step::Failed { reason, first } => {
+                self.close_window();
+                if first {
+                    self.event(
+                        now,
+                        "deliveryFailed",
+                        json!({"transport": "rest", "detail": reason, "backlog": depth, "lost": lost}),
+                    );
+                }
+            }
+            Step::Recovered { attempts, down } => self.event(
+                now,
+                "deliveryRecovered",
+                json!({"transport": "rest", "failedAttempts": attempts,
+                       "downSeconds": down.as_secs(), "backlog": depth, "lost": lost}),
+            ),
+        }
+    }
+
+    /// Starts the cycle's next POST when one is due and the window allows it.
+    fn drive_rest(&mut self, now: Instant) {
+        let Phase::Posting { end, posts } = self.phase else {
+            return;
+        };
+        let Some(rest) = self.rest.as_mut() else {
+            return self.close_window();
+        };
+        if rest.busy() {
+            return;
+        }
+        let left = end.saturating_duration_since(now);
+        if posts >= MAX_POSTS_PER_CYCLE || !rest.ready(now) || left < Duration::from_millis(50) {
+            return self.close_window();
+        }
+        let deadline = if posts == 0 { now + self.timeout } else { end };
+        rest.start(&mut self.dns, now, deadline);
+        self.phase = Phase::Posting {
+            end,
+            posts: posts + 1,
+        };
+    }
+
+    fn close_window(&mut self) {
+        if self.phase == Phase::Idle {
+            return;
+        }
+        self.phase = Phase::Idle;
+        if let Some(ws) = self.ws.as_mut() {
+            ws.end_cycle();
+        }
     }
 
     fn flush_ws_events(&mut self, now: Instant) {
@@ -473,113 +624,6 @@ impl Shipper {
                 kind,
                 json!({"transport": "websocket", "detail": detail}),
             );
-        }
-    }
-
-    /// Does at most one blocking step of the open window (or the WebSocket's timers).
-    pub fn run_due(&mut self, now: Instant) {
-        if let Some(ws) = self.ws.as_mut() {
-            ws.tick(now);
-        }
-        self.step(now);
-        self.flush_ws_events(now);
-        self.note_deliveries();
-    }
-
-    fn step(&mut self, now: Instant) {
-        let Some(w) = self.window.as_mut() else {
-            return;
-        };
-        let left = w.end.saturating_duration_since(now);
-        if left < Duration::from_millis(50) {
-            return self.close_window();
-        }
-        // While REST fails, a due WebSocket connect goes first with half the window, so a
-        // hanging REST server cannot keep the WebSocket down (nor the other way round).
-        let rest_failing = self.rest.as_ref().is_some_and(|r| r.is_failing());
-        if !w.ws_done && w.posts == 0 && rest_failing {
-            if let Some(ws) = self.ws.as_mut() {
-                if ws.wants_connect(now) && left >= Duration::from_millis(400) {
-                    w.ws_done = true;
-                    let _ = ws.connect(now, now + left / 2, self.tls.as_ref());
-                    return;
-                }
-            }
-        }
-        if !w.rest_done {
-            if let Some(rest) = self.rest.as_mut() {
-                if rest.ready(now) && w.posts < MAX_POSTS_PER_CYCLE {
-                    // The cycle's first POST gets the whole timeout, catch-up POSTs what is left.
-                    let timeout = match (w.posts, w.ws_done) {
-                        (0, false) => self.timeout,
-                        _ => left.min(self.timeout),
-                    };
-                    let catch_up = w.posts > 0;
-                    w.posts += 1;
-                    let step = rest.attempt(now, timeout, catch_up, self.tls.as_ref());
-                    let depth = rest.depth();
-                    let lost = rest.backlog.lost();
-                    match &step {
-                        Step::Delivered | Step::Recovered { .. } => {
-                            self.last.attempt = Some((now, "delivered"));
-                            self.last.delivered = Some(now);
-                        }
-                        Step::Dropped => self.last.attempt = Some((now, "refused")),
-                        Step::Failed { reason, .. } => {
-                            self.last.attempt = Some((now, ""));
-                            self.last.reason.clone_from(reason);
-                        }
-                        Step::OutOfTime => {}
-                    }
-                    match step {
-                        Step::Delivered => {}
-                        Step::Dropped => {}
-                        Step::OutOfTime => w.rest_done = true,
-                        Step::Failed { reason, first } => {
-                            w.rest_done = true;
-                            if first {
-                                self.event(
-                                    now,
-                                    "deliveryFailed",
-                                    json!({"transport": "rest", "detail": reason, "backlog": depth, "lost": lost}),
-                                );
-                            }
-                        }
-                        Step::Recovered { attempts, down } => self.event(
-                            now,
-                            "deliveryRecovered",
-                            json!({"transport": "rest", "failedAttempts": attempts,
-                                   "downSeconds": down.as_secs(), "backlog": depth, "lost": lost}),
-                        ),
-                    }
-                    return;
-                }
-            }
-            w.rest_done = true;
-        }
-        if let Some(d) = self.debug.as_mut() {
-            if d.pending() {
-                d.send_one(left.min(DEBUG_TIMEOUT), self.tls.as_ref());
-                return;
-            }
-        }
-        if !w.ws_done {
-            w.ws_done = true;
-            let end = w.end;
-            if let Some(ws) = self.ws.as_mut() {
-                if ws.wants_connect(now) && left >= Duration::from_millis(200) {
-                    let _ = ws.connect(now, end, self.tls.as_ref());
-                    return;
-                }
-            }
-        }
-        self.close_window();
-    }
-
-    fn close_window(&mut self) {
-        self.window = None;
-        if let Some(ws) = self.ws.as_mut() {
-            ws.end_cycle();
         }
     }
 }
@@ -642,6 +686,7 @@ pub fn check(cfg: &Config, snap: &Snapshot) -> (Vec<String>, bool) {
             url.clone(),
             cfg.api_key.clone(),
             cfg.http_timeout,
+            tls.clone(),
             Instant::now(),
         );
         let t0 = Instant::now();

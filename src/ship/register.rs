@@ -14,20 +14,41 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::client::{self, Client};
+use super::dns::Resolver;
 use super::http::{self, HttpError};
 use super::{tls, Backoff};
 use crate::config::{Config, Secret};
 use crate::sys::openat::Dir;
+use crate::sys::poll::{PollSet, Ready, Token};
 
+/// Why registration failed.
 #[derive(Debug)]
 pub enum RegisterError {
+    /// GENERATE_KEY_URL is not set.
     NoUrl,
+    /// The TLS setup failed.
     Tls(tls::TlsError),
+    /// The request failed.
     Http(HttpError),
-    Status { status: u16, reason: String },
+    /// The server answered with an error status.
+    Status {
+        /// The status code.
+        status: u16,
+        /// Its reason phrase, masked.
+        reason: String,
+    },
+    /// The reply holds no key.
     Reply(String),
+    /// There is no file to store the key in.
     NoFile,
-    File { path: PathBuf, reason: String },
+    /// The key could not be written.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for RegisterError {
@@ -52,26 +73,49 @@ impl fmt::Display for RegisterError {
     }
 }
 
-/// Asks GENERATE_KEY_URL for a key.
-pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
-    let url = cfg.generate_key_url.as_ref().ok_or(RegisterError::NoUrl)?;
-    let tls = if url.is_tls() {
-        let roots = tls::roots(cfg.ca_file.as_deref()).map_err(RegisterError::Tls)?;
-        Some(tls::client_config(roots).map_err(RegisterError::Tls)?)
-    } else {
-        None
-    };
+/// The TLS config for GENERATE_KEY_URL, when it is https.
+fn tls_for(
+    url: &crate::config::Url,
+    cfg: &Config,
+) -> Result<Option<std::sync::Arc<tls::ClientConfig>>, RegisterError> {
+    if !url.is_tls() {
+        return Ok(None);
+    }
+    let roots = tls::roots(cfg.ca_file.as_deref()).map_err(RegisterError::Tls)?;
+    Ok(Some(tls::client_config(roots).map_err(RegisterError::Tls)?))
+}
+
+/// The registration request's body.
+fn request_body(cfg: &Config) -> String {
     let hostname = fs::read_to_string(cfg.proc_root.join("sys/kernel/hostname"))
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    let body = json!({
+    json!({
         "serverId": cfg.server_id,
         "serverIp": cfg.server_ip.map(|i| i.to_string()),
         "hostname": hostname,
         "agentVersion": crate::VERSION,
     })
-    .to_string();
-    let resp = http::post(
+    .to_string()
+}
+
+/// The key from a reply, or why not.
+fn key_from(resp: http::Response) -> Result<Secret, RegisterError> {
+    if !(200..300).contains(&resp.status) {
+        return Err(RegisterError::Status {
+            status: resp.status,
+            reason: resp.reason,
+        });
+    }
+    parse_reply(&resp.body)
+}
+
+/// Asks GENERATE_KEY_URL for a key (the `register` command: waits for the answer).
+pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
+    let url = cfg.generate_key_url.as_ref().ok_or(RegisterError::NoUrl)?;
+    let tls = tls_for(url, cfg)?;
+    let body = request_body(cfg);
+    let resp = client::post_once(
         url,
         &[],
         body.as_bytes(),
@@ -80,13 +124,7 @@ pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
         true,
     )
     .map_err(RegisterError::Http)?;
-    if !(200..300).contains(&resp.status) {
-        return Err(RegisterError::Status {
-            status: resp.status,
-            reason: resp.reason,
-        });
-    }
-    parse_reply(&resp.body)
+    key_from(resp)
 }
 
 /// The key from a JSON reply: `apiKey`, `api_key` or `key`, a string that can be stored.
@@ -154,11 +192,14 @@ pub fn update_text(text: &str, key: &str) -> String {
 /// config file (`API_KEY=...` replaced or appended).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
+    /// API_KEY_FILE.
     KeyFile(PathBuf),
+    /// The config file.
     ConfigFile(PathBuf),
 }
 
 impl Dest {
+    /// Where `cfg` says a key goes (None: no file to write).
     pub fn of(cfg: &Config) -> Option<Dest> {
         match (&cfg.api_key_file, &cfg.source) {
             (Some(p), _) => Some(Dest::KeyFile(p.clone())),
@@ -166,6 +207,7 @@ impl Dest {
             (None, None) => None,
         }
     }
+    /// The file.
     pub fn path(&self) -> &Path {
         match self {
             Dest::KeyFile(p) | Dest::ConfigFile(p) => p,
@@ -378,6 +420,7 @@ pub struct PendingKey {
 }
 
 impl PendingKey {
+    /// A key to store in `dest`.
     pub fn new(dest: Dest, key: Secret) -> PendingKey {
         PendingKey {
             dest,
@@ -387,6 +430,7 @@ impl PendingKey {
         }
     }
 
+    /// Tries to write the key; the path on success.
     pub fn try_store(&mut self) -> Result<PathBuf, RegisterError> {
         store_key(&self.dest, &self.key)
     }
@@ -411,64 +455,98 @@ impl PendingKey {
     }
 }
 
-/// `run` with no API_KEY but a GENERATE_KEY_URL: registers, retrying with backoff; `wait`
-/// sleeps and returns false when the agent is told to stop. The key goes into `cfg` and its
-/// store (API_KEY_FILE or the config file); when the write fails, the key is used from memory
-/// and the returned `PendingKey` retries the write. None also when stopped.
-pub fn at_start(cfg: &mut Config, wait: &mut dyn FnMut(Duration) -> bool) -> Started {
-    let mut backoff = Backoff::new();
-    let mut attempts = 0u64;
-    loop {
-        match request_key(cfg) {
-            Ok(key) => {
-                cfg.api_key = Some(key.clone());
-                let Some(dest) = Dest::of(cfg) else {
-                    warn!(
-                        "registered, but there is no config file or API_KEY_FILE to store the key in; using it for this run only"
-                    );
-                    return Started::Registered(None);
-                };
-                let mut pending = PendingKey::new(dest, key);
-                return match pending.try_store() {
-                    Ok(p) => {
-                        info!("registered: API key stored in {}", p.display());
-                        Started::Registered(None)
-                    }
-                    Err(e) => {
-                        let d = pending.backoff.next_delay();
-                        pending.next_try = Some(Instant::now() + d);
-                        warn!(
-                            "registered, but {e}; using the key from memory and retrying the write"
-                        );
-                        Started::Registered(Some(pending))
-                    }
-                };
-            }
+/// `run` without API_KEY but with GENERATE_KEY_URL: registration as a state machine of the
+/// agent's loop (retried with backoff until it works; the capture goes on meanwhile).
+pub struct AtStart {
+    client: Client,
+    dns: Resolver,
+    body: String,
+    timeout: Duration,
+    backoff: Backoff,
+    attempts: u64,
+    retry_at: Option<Instant>,
+}
+
+impl AtStart {
+    /// Registration at start, for GENERATE_KEY_URL.
+    pub fn new(cfg: &Config, now: Instant) -> Result<AtStart, RegisterError> {
+        let url = cfg.generate_key_url.as_ref().ok_or(RegisterError::NoUrl)?;
+        let tls = tls_for(url, cfg)?;
+        Ok(AtStart {
+            client: Client::new(url.clone(), tls, false),
+            dns: Resolver::system(),
+            body: request_body(cfg),
+            timeout: cfg.http_timeout,
+            backoff: Backoff::new(),
+            attempts: 0,
+            retry_at: Some(now),
+        })
+    }
+
+    /// Registers its socket and deadline with the loop.
+    pub fn register(&self, set: &mut PollSet, token: Token) {
+        self.client.register(set, token);
+        set.wake_at_opt(self.retry_at);
+    }
+
+    /// Moves on; Some(key) once a key came.
+    pub fn advance(&mut self, ready: Ready, now: Instant) -> Option<Secret> {
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+            self.client.start(
+                &[],
+                self.body.as_bytes(),
+                true,
+                &mut self.dns,
+                now,
+                now + self.timeout,
+            );
+        }
+        let result = self.client.advance(ready, &mut self.dns, now)?;
+        match result.map_err(RegisterError::Http).and_then(key_from) {
+            Ok(key) => Some(key),
             Err(e) => {
-                attempts += 1;
-                let d = backoff.next_delay();
-                if attempts == 1 {
+                self.attempts += 1;
+                let d = self.backoff.next_delay();
+                if self.attempts == 1 {
                     warn!(
                         "no API_KEY; registration failed: {e}; retrying in {:.1} s",
                         d.as_secs_f64()
                     );
                 } else {
-                    debug!("registration attempt {attempts} failed: {e}");
+                    debug!("registration attempt {} failed: {e}", self.attempts);
                 }
-                if !wait(d) {
-                    return Started::Stopped;
-                }
+                self.retry_at = Some(now + d);
+                None
             }
         }
     }
 }
 
-/// What `at_start` ended with.
-pub enum Started {
-    /// Registered; with the key still to be written when the write failed.
-    Registered(Option<PendingKey>),
-    /// Told to stop while registering.
-    Stopped,
+/// Stores a key registered at start (API_KEY_FILE or the config file) and puts it into `cfg`.
+/// When the write fails the key is used from memory and the returned `PendingKey` retries the
+/// write (`retry_due`, once a cycle), so an issued key is never thrown away.
+pub fn store_at_start(cfg: &mut Config, key: Secret) -> Option<PendingKey> {
+    cfg.api_key = Some(key.clone());
+    let Some(dest) = Dest::of(cfg) else {
+        warn!(
+            "registered, but there is no config file or API_KEY_FILE to store the key in; using it for this run only"
+        );
+        return None;
+    };
+    let mut pending = PendingKey::new(dest, key);
+    match pending.try_store() {
+        Ok(p) => {
+            info!("registered: API key stored in {}", p.display());
+            None
+        }
+        Err(e) => {
+            let d = pending.backoff.next_delay();
+            pending.next_try = Some(Instant::now() + d);
+            warn!("registered, but {e}; using the key from memory and retrying the write");
+            Some(pending)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! `sys::tcp`, as the second line). Pong replies are bounded: a ping read while our writes are
 //! blocked stops reading until its pong is out, so at most one pong ever waits.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,10 +18,12 @@ use super::tls::ClientConfig;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-use super::net::{self, Conn};
+use super::dns::Resolver;
+use super::net::{self, Conn, Connector, Machine, Progress};
 use super::{http, wskey};
 use super::{redact, Backoff};
 use crate::config::{Secret, Url};
+use crate::sys::poll::{PollSet, Ready, Token, Want};
 
 /// A ping goes out this often (every second cycle at the default 5 s)...
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -36,11 +38,15 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// a DEVICE_TABLE_SIZE whose snapshot could be larger).
 pub const MAX_SEND: usize = 16 << 20;
 
+/// The WebSocket: connection state, the newest snapshot waiting, reconnect backoff.
 pub struct Ws {
     url: Url,
     key: Option<Secret>,
     timeout: Duration,
+    tls: Option<Arc<ClientConfig>>,
     sock: Option<WebSocket<Conn>>,
+    /// A connection being made (TCP, TLS, the upgrade), until its deadline.
+    connecting: Option<Handshake>,
     up_since: Instant,
     /// When the next ping is due.
     next_ping: Instant,
@@ -60,25 +66,39 @@ pub struct Ws {
     down: Option<(Instant, u64)>,
     /// This cycle's snapshot, sent after a (re)connect within the same cycle.
     latest: Option<(u64, String)>,
+    /// Counters since the last summary.
     pub stats: Stats,
     /// Transitions for the debug events: (event, detail).
     pub events: Vec<(&'static str, String)>,
 }
 
+/// WebSocket counters.
 #[derive(Default, Clone, Copy)]
 pub struct Stats {
+    /// Messages sent.
     pub sent: u64,
+    /// Snapshots not sent (the cycle ended first, or the previous message was still going out).
     pub skipped: u64,
+    /// Connections made.
     pub connects: u64,
 }
 
 impl Ws {
-    pub fn new(url: Url, key: Option<Secret>, timeout: Duration, now: Instant) -> Ws {
+    /// A WebSocket to `url`, connected by the loop.
+    pub fn new(
+        url: Url,
+        key: Option<Secret>,
+        timeout: Duration,
+        tls: Option<Arc<ClientConfig>>,
+        now: Instant,
+    ) -> Ws {
         Ws {
             url,
             key,
             timeout,
+            tls,
             sock: None,
+            connecting: None,
             up_since: now,
             next_ping: now,
             pong_due: None,
@@ -94,26 +114,49 @@ impl Ws {
         }
     }
 
+    /// True while connected.
     pub fn is_up(&self) -> bool {
         self.sock.is_some()
     }
 
+    /// Whether the settings are the same (a reload that keeps them keeps the connection).
+    pub fn same_settings(&self, url: &Url, key: Option<&Secret>, timeout: Duration) -> bool {
+        self.url.text == url.text
+            && self.key.as_ref().map(Secret::expose) == key.map(Secret::expose)
+            && self.timeout == timeout
+    }
+
     /// Whether a connection attempt is due.
     pub fn wants_connect(&self, now: Instant) -> bool {
-        self.sock.is_none() && self.retry_at.map_or(true, |t| now >= t)
+        self.sock.is_none() && self.connecting.is_none() && self.retry_at.is_none_or(|t| now >= t)
     }
 
-    /// The fd to poll: (fd, readable, writable). Readable unless reading waits for a pong to
-    /// go out, writable while a frame waits to be flushed.
-    pub fn interest(&self) -> Option<(BorrowedFd<'_>, bool, bool)> {
+    /// The fd to poll: the connection being made, or the connection (readable unless reading
+    /// waits for a pong to go out, writable while a frame waits to be flushed).
+    pub fn interest(&self) -> Option<(BorrowedFd<'_>, Want)> {
+        if let Some(h) = &self.connecting {
+            return h.interest();
+        }
         let s = self.sock.as_ref()?;
         let write = self.pending.is_some() || s.get_ref().wants_write() || self.read_paused;
-        Some((s.get_ref().as_fd(), !self.read_paused, write))
+        Some((
+            s.get_ref().as_fd(),
+            Want {
+                read: !self.read_paused,
+                write,
+            },
+        ))
     }
 
-    /// The next time `tick` has something to do.
+    /// The next time `tick` has something to do: the connect's deadline, a reconnect, a stalled
+    /// send or an idle ping.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.sock.as_ref()?;
+        if let Some(h) = &self.connecting {
+            return Some(h.deadline());
+        }
+        if self.sock.is_none() {
+            return Some(self.retry_at.unwrap_or_else(Instant::now));
+        }
         let ping = match self.pong_due {
             Some(due) => due.min(self.next_ping),
             None => self.next_ping,
@@ -122,6 +165,38 @@ impl Ws {
             Some((since, _)) => ping.min(since + self.timeout),
             None => ping,
         })
+    }
+
+    /// Registers its socket and deadline with the loop.
+    pub fn register(&self, set: &mut PollSet, token: Token) {
+        if let Some((fd, want)) = self.interest() {
+            set.register(token, fd, want);
+        }
+        set.wake_at_opt(self.next_deadline());
+    }
+
+    /// One turn of the loop: readiness, then timers (a connect that is due starts here).
+    pub fn advance(&mut self, ready: Ready, dns: &mut Resolver, now: Instant) {
+        if let Some(mut h) = self.connecting.take() {
+            match h.advance(ready, dns, now) {
+                None => self.connecting = Some(h),
+                Some(r) => self.connected(r, h.started, now),
+            }
+            return;
+        }
+        if ready.any() {
+            self.on_ready(ready.readable, ready.writable, ready.error, now);
+        }
+        self.tick(now);
+        if self.wants_connect(now) {
+            match Handshake::start(self, dns, now, now + self.timeout) {
+                Ok(mut h) => match h.advance(Ready::default(), dns, now) {
+                    None => self.connecting = Some(h),
+                    Some(r) => self.connected(r, now, now),
+                },
+                Err(e) => self.connected(Err(e), now, now),
+            }
+        }
     }
 
     /// Sends this cycle's snapshot, or keeps it for a connect later in the cycle.
@@ -308,17 +383,11 @@ impl Ws {
         self.events.push(("deliveryFailed", reason.to_owned()));
     }
 
-    /// Connects (TCP, TLS, WebSocket handshake) before `deadline`; on success sends this
-    /// cycle's snapshot if it is still waiting. Returns the error text on failure.
-    pub fn connect(
-        &mut self,
-        now: Instant,
-        deadline: Instant,
-        tls: Option<&Arc<ClientConfig>>,
-    ) -> Result<(), String> {
-        match self.handshake(deadline, tls) {
+    /// A connect attempt ended: up (this cycle's snapshot goes out if it still waits), or
+    /// failed (logged once per outage, retried with backoff).
+    fn connected(&mut self, result: Result<WebSocket<Conn>, String>, now: Instant, now2: Instant) {
+        match result {
             Ok(ws) => {
-                let now2 = Instant::now();
                 self.sock = Some(ws);
                 self.last_reason.clear();
                 self.up_since = now2;
@@ -350,12 +419,11 @@ impl Ws {
                 if let Some((seq, text)) = self.latest.take() {
                     self.write(Message::text(text), Some(seq), now2);
                 }
-                Ok(())
             }
             Err(reason) => {
                 let reason = redact(&reason, self.key.as_ref());
                 let delay = self.backoff.next_delay();
-                self.retry_at = Some(now + delay);
+                self.retry_at = Some(now2 + delay);
                 let changed = self.last_reason != reason;
                 match &mut self.down {
                     Some((_, n)) if *n > 0 && changed => {
@@ -385,26 +453,89 @@ impl Ws {
                     }
                 }
                 self.last_reason.clone_from(&reason);
-                Err(reason)
             }
         }
     }
 
+    /// The whole connect (TCP, TLS, upgrade) waiting for it, before `deadline` (`check` and
+    /// tests; the agent's loop uses `advance`).
     fn handshake(
         &self,
         deadline: Instant,
         tls: Option<&Arc<ClientConfig>>,
     ) -> Result<WebSocket<Conn>, String> {
-        let host = &self.url.host;
+        let mut dns = Resolver::system();
+        let now = Instant::now();
+        let mut h = Handshake::start_with(self, tls, &mut dns, now, deadline)?;
+        net::run_alone(&mut h, &mut dns)
+    }
+    /// `check`: connect, send one message, close. Blocking, within `timeout`.
+    pub fn check_once(
+        &mut self,
+        text: &str,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        let mut ws = self.handshake(deadline, tls)?;
+        ws.get_mut().set_deadline(Some(deadline));
+        ws.send(Message::text(text))
+            .map_err(|e| format!("send failed: {e}"))?;
+        let _ = ws.close(None);
+        let _ = ws.flush();
+        Ok(())
+    }
+}
+
+enum Stage {
+    Connect(Box<Connector>),
+    Send {
+        conn: Box<Conn>,
+        off: usize,
+    },
+    Receive {
+        conn: Box<Conn>,
+        reply: Box<http::ReplyParser>,
+    },
+    Over,
+}
+
+/// One connect of the WebSocket as a state machine: the connection (`net::Connector`), the
+/// upgrade request out, the reply's head in and checked; all before one deadline.
+pub struct Handshake {
+    host: String,
+    key: String,
+    request: Vec<u8>,
+    stage: Stage,
+    deadline: Instant,
+    started: Instant,
+}
+
+impl Handshake {
+    fn start(
+        ws: &Ws,
+        dns: &mut Resolver,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Handshake, String> {
+        Handshake::start_with(ws, ws.tls.as_ref(), dns, now, deadline)
+    }
+
+    fn start_with(
+        ws: &Ws,
+        tls: Option<&Arc<ClientConfig>>,
+        dns: &mut Resolver,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Handshake, String> {
         // The opening handshake (RFC 6455 section 4.1).
         let key = wskey::new_key();
-        let path = self.url.request_target();
+        let path = ws.url.request_target();
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nUser-Agent: netmon-agent/{}\r\n",
-            http::host_header(&self.url),
+            http::host_header(&ws.url),
             crate::VERSION
         );
-        if let Some(k) = &self.key {
+        if let Some(k) = &ws.key {
             // A field value: visible ASCII, spaces, tabs and obs-text, never CR or LF.
             let v = k.expose();
             if !v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
@@ -415,22 +546,47 @@ impl Ws {
             req.push_str("\r\n");
         }
         req.push_str("\r\n");
-        let mut conn = net::connect(&self.url, deadline, tls).map_err(|e| e.to_string())?;
-        let io_err = |e: io::Error| {
-            if e.kind() == io::ErrorKind::TimedOut {
-                format!("{host}: timed out in the WebSocket handshake")
-            } else {
-                format!("{host}: handshake failed: {e}")
-            }
-        };
-        conn.write_all(req.as_bytes())
-            .and_then(|()| conn.flush())
-            .map_err(io_err)?;
-        let mut reply = http::ReplyParser::new(0);
-        let early = http::read_head(&mut conn, &mut reply).map_err(|e| match e {
-            http::ReadError::Io(e) => io_err(e),
-            http::ReadError::Reply(m) => format!("{host}: handshake failed: {m}"),
-        })?;
+        Ok(Handshake {
+            host: ws.url.host.clone(),
+            key,
+            request: req.into_bytes(),
+            stage: Stage::Connect(Box::new(Connector::start(&ws.url, tls, dns, now, deadline))),
+            deadline,
+            started: now,
+        })
+    }
+
+    fn interest(&self) -> Option<(BorrowedFd<'_>, Want)> {
+        match &self.stage {
+            Stage::Connect(c) => c.interest(),
+            Stage::Send { conn, .. } => Some((conn.as_fd(), Want::WRITE)),
+            Stage::Receive { conn, .. } => Some((
+                conn.as_fd(),
+                Want {
+                    read: true,
+                    write: conn.wants_write(),
+                },
+            )),
+            Stage::Over => None,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match &self.stage {
+            Stage::Connect(c) => c.deadline(),
+            _ => self.deadline,
+        }
+    }
+
+    /// Checks the reply's head and makes the WebSocket (`early`: frames that came with the
+    /// head, kept for it).
+    fn finish(
+        &self,
+        conn: Box<Conn>,
+        reply: &http::ReplyParser,
+        early: Vec<u8>,
+    ) -> Result<WebSocket<Conn>, String> {
+        let host = &self.host;
         let Some(head) = reply.head() else {
             return Err(format!("{host}: handshake failed: no reply"));
         };
@@ -452,7 +608,7 @@ impl Ws {
             Some("no 'Upgrade: websocket' in the reply")
         } else if !has_token("connection", "upgrade") {
             Some("no 'Connection: Upgrade' in the reply")
-        } else if reply.field("sec-websocket-accept") != Some(wskey::accept(&key).as_bytes()) {
+        } else if reply.field("sec-websocket-accept") != Some(wskey::accept(&self.key).as_bytes()) {
             Some("wrong Sec-WebSocket-Accept in the reply")
         } else if reply.field("sec-websocket-protocol").is_some() {
             Some("the server chose a subprotocol that was not asked for")
@@ -470,27 +626,118 @@ impl Ws {
             .max_write_buffer_size(MAX_SEND)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
-        let mut ws = WebSocket::from_partially_read(conn, buf, Role::Client, Some(cfg));
-        // From now on the loop's poll drives the socket: without a deadline, a read or write
-        // that would block returns WouldBlock.
-        ws.get_mut().set_deadline(None);
-        Ok(ws)
+        Ok(WebSocket::from_partially_read(
+            *conn,
+            buf,
+            Role::Client,
+            Some(cfg),
+        ))
+    }
+}
+
+impl Machine for Handshake {
+    type Output = Result<WebSocket<Conn>, String>;
+
+    fn register(&self, set: &mut PollSet, token: Token) {
+        if let Some((fd, want)) = self.interest() {
+            set.register(token, fd, want);
+        }
+        set.wake_at(self.deadline());
     }
 
-    /// `check`: connect, send one message, close. Blocking, within `timeout`.
-    pub fn check_once(
-        &mut self,
-        text: &str,
-        tls: Option<&Arc<ClientConfig>>,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + self.timeout;
-        let mut ws = self.handshake(deadline, tls)?;
-        ws.get_mut().set_deadline(Some(deadline));
-        ws.send(Message::text(text))
-            .map_err(|e| format!("send failed: {e}"))?;
-        let _ = ws.close(None);
-        let _ = ws.flush();
-        Ok(())
+    fn advance(&mut self, ready: Ready, dns: &mut Resolver, now: Instant) -> Option<Self::Output> {
+        let host = self.host.clone();
+        let io_err = |e: io::Error| format!("{host}: handshake failed: {e}");
+        let timed_out = || format!("{host}: timed out in the WebSocket handshake");
+        loop {
+            match std::mem::replace(&mut self.stage, Stage::Over) {
+                Stage::Over => return Some(Err(timed_out())),
+                Stage::Connect(mut c) => match c.advance(ready, dns, now) {
+                    Progress::Pending => {
+                        self.stage = Stage::Connect(c);
+                        return None;
+                    }
+                    Progress::Done(conn) => {
+                        self.stage = Stage::Send {
+                            conn: Box::new(conn),
+                            off: 0,
+                        }
+                    }
+                    Progress::Failed(e) => return Some(Err(e.to_string())),
+                },
+                Stage::Send { mut conn, mut off } => {
+                    let r = loop {
+                        if off == self.request.len() {
+                            break conn.flush();
+                        }
+                        match conn.write(&self.request[off..]) {
+                            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                            Ok(n) => off += n,
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    match r {
+                        Ok(()) => {
+                            self.stage = Stage::Receive {
+                                conn,
+                                reply: Box::new(http::ReplyParser::new(0)),
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && now < self.deadline => {
+                            self.stage = Stage::Send { conn, off };
+                            return None;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Some(Err(timed_out()))
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            return Some(Err(timed_out()))
+                        }
+                        Err(e) => return Some(Err(io_err(e))),
+                    }
+                }
+                Stage::Receive {
+                    mut conn,
+                    mut reply,
+                } => {
+                    let mut buf = [0u8; 4096];
+                    // Bounded per turn; the parser's cap ends a reply that never does.
+                    for _ in 0..32 {
+                        let n = match conn.read(&mut buf) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                break;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                                return Some(Err(timed_out()))
+                            }
+                            Err(e) => return Some(Err(io_err(e))),
+                        };
+                        let bad = |m: http::ReplyError| format!("{host}: handshake failed: {m}");
+                        if n == 0 {
+                            return Some(Err(match reply.finish() {
+                                Ok(_) => format!("{host}: handshake failed: no reply"),
+                                Err(e) => bad(e),
+                            }));
+                        }
+                        match reply.feed(&buf[..n]) {
+                            Err(e) => return Some(Err(bad(e))),
+                            Ok(f) if f.progress == http::Progress::NeedMore => {}
+                            Ok(f) => {
+                                let early = buf[f.used..n].to_vec();
+                                return Some(self.finish(conn, &reply, early));
+                            }
+                        }
+                    }
+                    if now >= self.deadline {
+                        return Some(Err(timed_out()));
+                    }
+                    self.stage = Stage::Receive { conn, reply };
+                    return None;
+                }
+            }
+        }
     }
 }
 
@@ -533,6 +780,7 @@ mod tests {
             url,
             key.map(|k| Secret::new(k.into())),
             Duration::from_secs(5),
+            None,
             Instant::now(),
         )
     }
@@ -635,7 +883,9 @@ mod tests {
         });
         let mut c = client(port, None);
         let t0 = Instant::now();
-        c.connect(t0, t0 + Duration::from_secs(5), None).unwrap();
+        let up = c.handshake(t0 + Duration::from_secs(5), None);
+        c.connected(up, t0, Instant::now());
+        assert!(c.is_up());
         let s = Duration::from_secs;
         assert!(c.next_deadline().unwrap() <= Instant::now() + PING_EVERY);
         c.tick(t0 + s(11));

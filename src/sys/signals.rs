@@ -20,19 +20,67 @@ pub struct SignalFd {
     fd: OwnedFd,
 }
 
+/// SIGINT, SIGTERM and SIGHUP.
+fn agent_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t owned by this frame.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+    }
+    set
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP for the process (see `block_signals_before_main!`).
+pub fn block() {
+    let set = agent_signals();
+    // SAFETY: `set` is initialised; the old-set pointer may be null. Nothing can fail here
+    // that the caller could act on: SignalFd::new blocks again and reports errors.
+    unsafe {
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// In the executable (src/main.rs): an ELF constructor, run by the C runtime before `main`,
+/// that blocks SIGINT, SIGTERM and SIGHUP, so that one arriving while the agent starts waits
+/// for its signalfd instead of killing it (a SIGHUP's default action is to terminate).
+/// Commands without a signal loop `unblock` first thing.
+#[macro_export]
+macro_rules! block_signals_before_main {
+    () => {
+        // SAFETY: a plain function pointer in .init_array, called once by the C runtime
+        // before main with the process single-threaded; the function only changes the
+        // signal mask.
+        #[allow(unsafe_code)]
+        #[used]
+        #[link_section = ".init_array"]
+        static BLOCK_SIGNALS_BEFORE_MAIN: extern "C" fn() = {
+            extern "C" fn block() {
+                $crate::sys::signals::block()
+            }
+            block
+        };
+    };
+}
+
+/// Undoes the block made before `main`: for the commands that do not read a signalfd, so
+/// SIGINT/SIGTERM stop them as usual (one that came meanwhile is delivered now).
+pub fn unblock() {
+    let set = agent_signals();
+    // SAFETY: `set` is initialised; the old-set pointer may be null.
+    unsafe {
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 impl SignalFd {
     /// Blocks SIGINT, SIGTERM and SIGHUP for this (single-threaded) process and returns a
     /// non-blocking signalfd that reports them.
     pub fn new() -> io::Result<SignalFd> {
-        // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid sigset_t owned by this frame.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGHUP);
-        }
+        let set = agent_signals();
         // SAFETY: `set` is initialised; the old-set pointer may be null.
         let rc = unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
         if rc != 0 {

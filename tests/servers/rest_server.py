@@ -2,7 +2,7 @@
 """An HTTP server for the ship tests, written on raw sockets so it can also misbehave.
 
 Every request it reads is appended to --log as one JSON line: {"t", "mode", "method", "path",
-"headers" (lower-case names), "body" (text)}. The behaviour comes from --mode-file (read on every
+"headers" (lower-case names), "body" (text), "conn" (the connection's number, from 1)}. The behaviour comes from --mode-file (read on every
 connection, so a test can switch it while running) or --mode:
   ok            200 with a small JSON body
   status:N      that status with a short text body (e.g. status:500, status:404)
@@ -21,7 +21,10 @@ connection, so a test can switch it while running) or --mode:
   echo:S:N      status S; reason phrase and body are "invalid token: <Authorization>" cut at N
   retry:S:T     status S with Retry-After: T
   pingflood     a WebSocket upgrade (101), then ping frames as fast as they go, never reading
-With --cert/--key it speaks TLS. Prints READY once listening.
+With --cert/--key it speaks TLS. With --keep-alive, `ok` and `status:N` replies keep the
+connection open for the client's next request (unless it asked for `Connection: close`);
+otherwise every reply says `Connection: close` and the connection is closed. Prints READY once
+listening.
 """
 import argparse, base64, hashlib, json, os, socket, ssl, sys, threading, time, urllib.parse
 
@@ -33,7 +36,9 @@ ap.add_argument("--mode", default="ok")
 ap.add_argument("--mode-file")
 ap.add_argument("--cert")
 ap.add_argument("--key")
+ap.add_argument("--keep-alive", action="store_true")
 args = ap.parse_args()
+conns = 0
 lock = threading.Lock()
 ctx = None
 if args.cert:
@@ -74,11 +79,12 @@ def read_request(conn):
     return method, path, headers, body[:n]
 
 
-def answer(conn, status, body, extra=""):
+def answer(conn, status, body, extra="", keep=False):
     reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "X")
+    close = "" if keep else "Connection: close\r\n"
     conn.sendall(
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n".encode() + body
+        f"Content-Length: {len(body)}\r\n{extra}{close}\r\n".encode() + body
     )
 
 
@@ -94,87 +100,11 @@ def wait_for_close(conn):
             return
 
 
-def handle(conn):
+def handle(conn, number):
     try:
         if ctx:
             conn = ctx.wrap_socket(conn, server_side=True)
-        m = mode()
-        req = read_request(conn)
-        if req is None:
-            return
-        method, path, headers, body = req
-        rec = {"t": time.time(), "mode": m, "method": method, "path": path,
-               "headers": headers, "body": body.decode("utf-8", "replace")}
-        with lock, open(args.log, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        if m == "ok":
-            answer(conn, 200, b'{"status":"ok"}')
-        elif m.startswith("status:"):
-            answer(conn, int(m[7:]), b'{"error":"as configured"}')
-        elif m.startswith("429:"):
-            answer(conn, 429, b'{"error":"slow down"}', f"Retry-After: {m[4:]}\r\n")
-        elif m.startswith("reply:"):
-            answer(conn, 200, m[6:].encode())
-        elif m == "silent":
-            wait_for_close(conn)
-        elif m == "drip":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
-            while True:
-                conn.sendall(b"a")
-                time.sleep(0.2)
-        elif m == "endless":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
-            while True:
-                conn.sendall(b"b")
-                time.sleep(0.2)
-        elif m == "huge":
-            size = 100 * 1000 * 1000
-            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
-            block = b"x" * 65536
-            sent = 0
-            while sent < size:
-                conn.sendall(block)
-                sent += len(block)
-        elif m == "chunkbomb":
-            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         + b"fffffffffffffffe\r\n" * (65536 // 18))
-            wait_for_close(conn)
-        elif m == "continue":
-            block = b"HTTP/1.1 100 Continue\r\n\r\n" * 2000
-            sent = 0
-            try:
-                while True:
-                    conn.sendall(block)
-                    sent += len(block)
-            finally:
-                with lock, open(args.log, "a") as f:
-                    f.write(json.dumps({"t": time.time(), "ended": m, "sent": sent}) + "\n")
-        elif m == "echo302":
-            auth = urllib.parse.quote(headers.get("authorization", ""))
-            body = f"moved to /login?h={auth}".encode()
-            conn.sendall(f"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1/login?h={auth}\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-        elif m.startswith("echo:"):
-            _, status, n = m.split(":")
-            text = ("invalid token: " + headers.get("authorization", ""))[: int(n)]
-            body = text.encode()
-            conn.sendall(f"HTTP/1.1 {status} {text}\r\nContent-Length: {len(body)}\r\n"
-                         f"Connection: close\r\n\r\n".encode() + body)
-        elif m.startswith("retry:"):
-            _, status, t = m.split(":")
-            answer(conn, int(status), b'{"error":"later"}', f"Retry-After: {t}\r\n")
-        elif m == "pingflood":
-            accept = base64.b64encode(hashlib.sha1(
-                (headers.get("sec-websocket-key", "") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
-            ).digest()).decode()
-            conn.sendall(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n".encode())
-            ping = b"\x89\x7d" + b"p" * 125
-            while True:
-                conn.sendall(ping * 64)
-        elif m == "garbage":
-            conn.sendall(os.urandom(3000))
-        elif m == "close":
+        while serve_one(conn, number):
             pass
     except (OSError, ssl.SSLError, ValueError):
         pass
@@ -185,6 +115,92 @@ def handle(conn):
             pass
 
 
+def serve_one(conn, number):
+    """Answers one request; True when the connection stays open for another."""
+    m = mode()
+    req = read_request(conn)
+    if req is None:
+        return False
+    method, path, headers, body = req
+    rec = {"t": time.time(), "mode": m, "method": method, "path": path,
+           "headers": headers, "body": body.decode("utf-8", "replace"), "conn": number}
+    with lock, open(args.log, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    keep = args.keep_alive and headers.get("connection", "").lower() != "close"
+    if m == "ok":
+        answer(conn, 200, b'{"status":"ok"}', keep=keep)
+        return keep
+    elif m.startswith("status:"):
+        answer(conn, int(m[7:]), b'{"error":"as configured"}', keep=keep)
+        return keep
+    elif m.startswith("429:"):
+        answer(conn, 429, b'{"error":"slow down"}', f"Retry-After: {m[4:]}\r\n")
+    elif m.startswith("reply:"):
+        answer(conn, 200, m[6:].encode())
+    elif m == "silent":
+        wait_for_close(conn)
+    elif m == "drip":
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+        while True:
+            conn.sendall(b"a")
+            time.sleep(0.2)
+    elif m == "endless":
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        while True:
+            conn.sendall(b"b")
+            time.sleep(0.2)
+    elif m == "huge":
+        size = 100 * 1000 * 1000
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode())
+        block = b"x" * 65536
+        sent = 0
+        while sent < size:
+            conn.sendall(block)
+            sent += len(block)
+    elif m == "chunkbomb":
+        conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + b"fffffffffffffffe\r\n" * (65536 // 18))
+        wait_for_close(conn)
+    elif m == "continue":
+        block = b"HTTP/1.1 100 Continue\r\n\r\n" * 2000
+        sent = 0
+        try:
+            while True:
+                conn.sendall(block)
+                sent += len(block)
+        finally:
+            with lock, open(args.log, "a") as f:
+                f.write(json.dumps({"t": time.time(), "ended": m, "sent": sent}) + "\n")
+    elif m == "echo302":
+        auth = urllib.parse.quote(headers.get("authorization", ""))
+        body = f"moved to /login?h={auth}".encode()
+        conn.sendall(f"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1/login?h={auth}\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    elif m.startswith("echo:"):
+        _, status, n = m.split(":")
+        text = ("invalid token: " + headers.get("authorization", ""))[: int(n)]
+        body = text.encode()
+        conn.sendall(f"HTTP/1.1 {status} {text}\r\nContent-Length: {len(body)}\r\n"
+                     f"Connection: close\r\n\r\n".encode() + body)
+    elif m.startswith("retry:"):
+        _, status, t = m.split(":")
+        answer(conn, int(status), b'{"error":"later"}', f"Retry-After: {t}\r\n")
+    elif m == "pingflood":
+        accept = base64.b64encode(hashlib.sha1(
+            (headers.get("sec-websocket-key", "") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
+        ).digest()).decode()
+        conn.sendall(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n".encode())
+        ping = b"\x89\x7d" + b"p" * 125
+        while True:
+            conn.sendall(ping * 64)
+    elif m == "garbage":
+        conn.sendall(os.urandom(3000))
+    elif m == "close":
+        pass
+    return False
+
+
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((args.host, args.port))
@@ -192,4 +208,5 @@ srv.listen(64)
 print("READY", flush=True)
 while True:
     c, _ = srv.accept()
-    threading.Thread(target=handle, args=(c,), daemon=True).start()
+    conns += 1
+    threading.Thread(target=handle, args=(c, conns), daemon=True).start()
