@@ -21,12 +21,16 @@ use crate::timefmt;
 
 /// Identity of this process's run: `runId` is random per start, `seq` counts snapshots.
 pub struct RunState {
+    /// Random per start (16 hex digits).
     pub run_id: String,
+    /// When this process started (UTC).
     pub started_at: String,
+    /// The next snapshot's number.
     pub seq: u64,
 }
 
 impl RunState {
+    /// A new run identity, started at `now`.
     pub fn new(now: SystemTime) -> RunState {
         let mut b = [0u8; 8];
         crate::sys::random::fill(&mut b);
@@ -50,6 +54,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// Deadlines every `period` from `origin`.
     pub fn new(origin: Instant, period: Duration) -> Scheduler {
         Scheduler {
             origin,
@@ -58,6 +63,7 @@ impl Scheduler {
         }
     }
 
+    /// The current deadline.
     pub fn deadline(&self) -> Instant {
         self.origin + self.period * self.next as u32
     }
@@ -78,6 +84,7 @@ impl Scheduler {
     }
 }
 
+/// Loads the configuration, sets the log level and logs its warnings.
 pub fn load_config(opts: &LoadOptions) -> Result<Config, Error> {
     let mut cfg = config::load(opts)?;
     crate::log::set_level(cfg.log_level);
@@ -214,7 +221,9 @@ enum Destination {
 /// Whether the loop goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
+    /// Keep polling.
     Continue,
+    /// A stop signal came: end the loop.
     Stop,
 }
 

@@ -12,8 +12,6 @@
 pub mod log;
 
 pub mod addr;
-// Not documented item by item yet: the loop and shipping are being reshaped.
-#[allow(missing_docs)]
 pub mod agent;
 pub mod capture;
 pub mod cli;
@@ -30,7 +28,6 @@ pub mod metrics;
 pub mod monitor;
 pub mod pcap;
 pub mod procfs;
-#[allow(missing_docs)]
 pub mod ship;
 pub mod snapshot;
 pub mod status;

@@ -29,6 +29,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Under procd the init script sets NETMON_LOG_TARGET=syslog in the environment: switch
+    // now, so that even a config error (before the config is read) reaches syslog as one
+    // err line instead of a stderr line that procd tags a second time.
+    if std::env::var_os("NETMON_LOG_TARGET").is_some_and(|v| v.eq_ignore_ascii_case("syslog")) {
+        netmon_agent::log::set_target(netmon_agent::log::Target::Syslog);
+    }
     match cmd::dispatch(common, cli) {
         Ok(code) => code,
         Err(e) => {

@@ -24,13 +24,17 @@ use std::path::{Path, PathBuf};
 
 use crate::sys::fs::{self as sysfs, Dir, ReadError};
 
+/// One snapshot waiting for REST.
 pub struct Entry {
+    /// Its `agent.seq`.
     pub seq: u64,
+    /// The JSON as first built.
     pub body: Vec<u8>,
     /// The spool file number when the entry is on disk.
     file: Option<u64>,
 }
 
+/// Snapshots waiting for REST, oldest first, within BACKLOG_KB (and in BACKLOG_DIR when set).
 pub struct Backlog {
     queue: VecDeque<Entry>,
     bytes: usize,
@@ -52,10 +56,13 @@ struct Spool {
 /// share is a configuration problem.
 #[derive(Debug)]
 pub struct SpoolError {
+    /// BACKLOG_DIR.
     pub path: PathBuf,
+    /// What is wrong with it.
     pub problem: SpoolProblem,
 }
 
+/// What makes a spool directory unusable.
 #[derive(Debug)]
 pub enum SpoolProblem {
     /// mkdir failed.
@@ -66,11 +73,18 @@ pub enum SpoolProblem {
     NotDirectory,
     /// open, fstat, fchmod, flock or listing failed.
     Io {
+        /// The call that failed.
         what: &'static str,
+        /// Its error.
         source: io::Error,
     },
     /// Owned by another user: its files could be planted or read by that user.
-    NotOwned { owner: u32, euid: u32 },
+    NotOwned {
+        /// The directory's owner.
+        owner: u32,
+        /// Our effective uid.
+        euid: u32,
+    },
     /// Another process (a second agent) holds the directory's lock.
     Locked,
 }
@@ -194,12 +208,15 @@ impl Backlog {
         Ok((b, warnings))
     }
 
+    /// Snapshots waiting.
     pub fn len(&self) -> usize {
         self.queue.len()
     }
+    /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
+    /// Snapshots dropped because the backlog was full, since the start.
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -207,6 +224,7 @@ impl Backlog {
     pub fn room(&self) -> usize {
         self.cap.saturating_sub(self.bytes)
     }
+    /// The oldest waiting snapshot.
     pub fn front(&self) -> Option<&Entry> {
         self.queue.front()
     }

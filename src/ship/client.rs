@@ -50,6 +50,7 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `url` (TLS when it is https), keeping its connection when `keep_alive`.
     pub fn new(url: Url, tls: Option<Arc<ClientConfig>>, keep_alive: bool) -> Client {
         Client {
             url,
@@ -67,10 +68,12 @@ impl Client {
         }
     }
 
+    /// The endpoint.
     pub fn url(&self) -> &Url {
         &self.url
     }
 
+    /// True while a request is in flight.
     pub fn busy(&self) -> bool {
         !matches!(self.state, State::Idle)
     }
@@ -136,6 +139,7 @@ impl Client {
         self.state = State::Idle;
     }
 
+    /// Registers its socket and deadline with the loop.
     pub fn register(&self, set: &mut PollSet, token: Token) {
         match &self.state {
             State::Idle => {}

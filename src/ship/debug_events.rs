@@ -21,6 +21,7 @@ const QUEUE: usize = 8;
 /// The longest one event may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// DEBUG_API_URL's queue of events and the client that posts them.
 pub struct DebugEvents {
     client: Client,
     /// The event in flight (its name, for the log).
@@ -35,6 +36,7 @@ pub struct DebugEvents {
 }
 
 impl DebugEvents {
+    /// Events for `url`, sent with `key` as the bearer.
     pub fn new(
         url: Url,
         key: Option<Secret>,
@@ -89,10 +91,12 @@ impl DebugEvents {
         self.queue.push_back(Value::Object(obj));
     }
 
+    /// True while an event is queued or in flight.
     pub fn pending(&self) -> bool {
         !self.queue.is_empty()
     }
 
+    /// Registers its socket and deadline with the loop.
     pub fn register(&self, set: &mut PollSet, token: Token) {
         self.client.register(set, token);
     }

@@ -36,6 +36,7 @@ const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 
+/// Why a name could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DnsError {
     /// The name cannot be a host name.
@@ -47,7 +48,10 @@ pub enum DnsError {
     /// A nameserver refused or failed (the response code).
     ServerFailure(u8),
     /// No answer within the time given.
-    Timeout { tries: u32 },
+    Timeout {
+        /// Queries sent.
+        tries: u32,
+    },
     /// A socket error.
     Io(String),
 }
@@ -171,11 +175,14 @@ pub struct Message<T: AsRef<[u8]>> {
 /// One address record of an answer section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
+    /// The address.
     pub addr: IpAddr,
+    /// Its time to live, seconds.
     pub ttl: u32,
 }
 
 impl<T: AsRef<[u8]>> Message<T> {
+    /// A view without any check.
     pub fn new_unchecked(buffer: T) -> Self {
         Message { buffer }
     }
@@ -190,18 +197,23 @@ impl<T: AsRef<[u8]>> Message<T> {
         let b = &self.buffer.as_ref()[r];
         u16::from_be_bytes([b[0], b[1]])
     }
+    /// The message id.
     pub fn id(&self) -> u16 {
         self.u16_at(field::ID)
     }
+    /// The QR bit: a response.
     pub fn is_response(&self) -> bool {
         self.u16_at(field::FLAGS) & 0x8000 != 0
     }
+    /// The response code (0: no error).
     pub fn rcode(&self) -> u8 {
         (self.u16_at(field::FLAGS) & 0x000f) as u8
     }
+    /// Entries in the question section.
     pub fn qdcount(&self) -> u16 {
         self.u16_at(field::QDCOUNT)
     }
+    /// Entries in the answer section.
     pub fn ancount(&self) -> u16 {
         self.u16_at(field::ANCOUNT)
     }
@@ -350,10 +362,12 @@ impl Query {
         Ok((sock, ids))
     }
 
+    /// The name being looked up.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The UDP socket to poll.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
     }
@@ -458,8 +472,11 @@ impl Query {
 
 /// How a lookup starts: done at once (literal, hosts, cache), or a query for the loop.
 pub enum Lookup {
+    /// Known at once: the addresses.
     Done(Vec<IpAddr>),
+    /// A query the loop drives.
     Query(Box<Query>),
+    /// Failed at once.
     Failed(DnsError),
 }
 
@@ -485,6 +502,7 @@ impl Default for Resolver {
 }
 
 impl Resolver {
+    /// A resolver reading the system's /etc/resolv.conf and /etc/hosts.
     pub fn system() -> Resolver {
         Resolver {
             resolv_conf: "/etc/resolv.conf".into(),

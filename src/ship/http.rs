@@ -47,7 +47,9 @@ pub enum Progress {
 /// What one `feed` did: how many bytes it used and where the reply stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fed {
+    /// Bytes of the input taken.
     pub used: usize,
+    /// Where the reply stands.
     pub progress: Progress,
 }
 
@@ -63,7 +65,10 @@ pub enum ReplyError {
     /// The body's framing is broken (a bad chunk size line, Content-Length, ...).
     BadFraming(&'static str),
     /// The connection ended before the reply did.
-    Closed { got_bytes: bool },
+    Closed {
+        /// Part of a reply had arrived.
+        got_bytes: bool,
+    },
 }
 
 impl fmt::Display for ReplyError {
@@ -90,7 +95,9 @@ impl fmt::Display for ReplyError {
 pub enum Framing {
     /// No body (1xx, 204, 304).
     Empty,
+    /// Content-Length bytes.
     Length(u64),
+    /// Chunked transfer coding.
     Chunked,
     /// At the end of the connection (no length given, or a transfer coding other than chunked).
     UntilClose,
@@ -99,6 +106,7 @@ pub enum Framing {
 /// The final head of a reply, reduced to what the agent uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
+    /// The status code.
     pub status: u16,
     /// HTTP/1.1 (true) or HTTP/1.0.
     pub http11: bool,
@@ -107,6 +115,7 @@ pub struct Head {
     pub reason: String,
     /// `Retry-After` in seconds (the delta-seconds form; saturating), when sent.
     pub retry_after: Option<u64>,
+    /// How the body ends.
     pub framing: Framing,
     /// Whether the server keeps the connection open after this reply.
     pub keep_alive: bool,
@@ -531,6 +540,7 @@ fn parse_seconds(v: &[u8]) -> Option<u64> {
 /// A reply as the blocking client returns it.
 #[derive(Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// Bounded, printable server text: mask it (`redact`) before logging.
     pub reason: String,
@@ -540,20 +550,32 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// Why a blocking request failed.
 #[derive(Debug)]
 pub enum HttpError {
+    /// The connection could not be made.
     Connect(ConnectError),
+    /// The deadline passed.
     Timeout {
+        /// The server.
         host: String,
+        /// What was under way (connect, send, reply).
         phase: &'static str,
     },
+    /// A socket error.
     Io {
+        /// The server.
         host: String,
+        /// What was under way.
         phase: &'static str,
+        /// The error.
         source: io::Error,
     },
+    /// The reply cannot be read.
     Reply {
+        /// The server.
         host: String,
+        /// Why.
         error: ReplyError,
     },
 }
@@ -671,9 +693,12 @@ pub fn status_text(status: u16, reason: &str, key: Option<&Secret>) -> String {
     }
 }
 
+/// Why reading a reply head failed.
 #[derive(Debug)]
 pub enum ReadError {
+    /// A socket error.
     Io(io::Error),
+    /// The reply is not acceptable.
     Reply(ReplyError),
 }
 

@@ -58,15 +58,20 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The first delay.
     pub const MIN: Duration = Duration::from_secs(1);
+    /// The largest delay.
     pub const MAX: Duration = Duration::from_secs(300);
 
+    /// Starts at [`Backoff::MIN`].
     pub fn new() -> Backoff {
         Backoff { next: Self::MIN }
     }
+    /// Back to [`Backoff::MIN`] (after a success).
     pub fn reset(&mut self) {
         self.next = Self::MIN;
     }
+    /// The next delay (jittered), doubling the one after it.
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
         self.next = (d * 2).min(Self::MAX);
@@ -89,6 +94,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// One event per `period`.
     pub fn new(period: Duration) -> Limiter {
         Limiter {
             period,
@@ -143,7 +149,9 @@ enum Phase {
 
 /// Poll-set tokens of the shipping components (the agent's own are 0 and 1).
 pub const REST: Token = Token(2);
+/// The WebSocket's token.
 pub const WEBSOCKET: Token = Token(3);
+/// The debug events' token.
 pub const DEBUG: Token = Token(4);
 
 /// Interval counters for the summary line.
@@ -153,6 +161,7 @@ struct Marks {
     ws: ws::Stats,
 }
 
+/// Everything that ships: REST with its backlog, the WebSocket, debug events, the resolver.
 pub struct Shipper {
     timeout: Duration,
     ca_file: Option<PathBuf>,
@@ -199,6 +208,7 @@ fn tls_for(cfg: &Config) -> Result<Option<Arc<ClientConfig>>, Error> {
 }
 
 impl Shipper {
+    /// The shipping `cfg` asks for (an error when its TLS setup or spool cannot be used).
     pub fn new(cfg: &Config, run_id: &str, now: Instant) -> Result<Shipper, Error> {
         let tls = tls_for(cfg)?;
         Shipper::build(cfg, run_id, now, tls, None)

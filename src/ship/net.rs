@@ -78,7 +78,9 @@ impl Write for Sock {
 
 /// A plain or TLS connection.
 pub enum Conn {
+    /// Plain TCP.
     Plain(Sock),
+    /// TLS over TCP.
     #[cfg(feature = "tls")]
     Tls(Box<StreamOwned<ClientConnection, Sock>>),
 }
@@ -155,17 +157,27 @@ impl Write for Conn {
 /// Why a connection could not be made. Each names the host.
 #[derive(Debug)]
 pub enum ConnectError {
+    /// The host name did not resolve.
     Resolve {
+        /// The host.
         host: String,
+        /// Why.
         source: DnsError,
     },
+    /// No address accepted the connection.
     Connect {
+        /// The host.
         host: String,
+        /// The port.
         port: u16,
+        /// The last error.
         source: io::Error,
     },
+    /// The TLS handshake failed.
     Tls {
+        /// The host.
         host: String,
+        /// rustls's reason.
         reason: String,
     },
     /// https/wss without a usable CA bundle.
@@ -191,7 +203,9 @@ impl std::fmt::Display for ConnectError {
 pub enum Progress<T, E> {
     /// Waiting for readiness or a timer.
     Pending,
+    /// Finished with a value.
     Done(T),
+    /// Finished with an error.
     Failed(E),
 }
 
@@ -223,6 +237,7 @@ pub struct Connector {
 }
 
 impl Connector {
+    /// Starts connecting to `url` (resolving its host first when needed).
     pub fn start(
         url: &Url,
         tls: Option<&Arc<ClientConfig>>,
@@ -299,6 +314,7 @@ impl Connector {
         }
     }
 
+    /// Registers its socket and deadline with the loop.
     pub fn register(&self, set: &mut PollSet, token: Token) {
         if let Some((fd, want)) = self.interest() {
             set.register(token, fd, want);
@@ -541,6 +557,7 @@ impl Connector {
 
 /// A state machine the loop drives; `run_alone` drives one without a loop.
 pub trait Machine {
+    /// What it ends with.
     type Output;
     /// Registers its fd and deadline.
     fn register(&self, set: &mut PollSet, token: Token);

@@ -22,15 +22,33 @@ use crate::config::{Config, Secret};
 use crate::sys::openat::Dir;
 use crate::sys::poll::{PollSet, Ready, Token};
 
+/// Why registration failed.
 #[derive(Debug)]
 pub enum RegisterError {
+    /// GENERATE_KEY_URL is not set.
     NoUrl,
+    /// The TLS setup failed.
     Tls(tls::TlsError),
+    /// The request failed.
     Http(HttpError),
-    Status { status: u16, reason: String },
+    /// The server answered with an error status.
+    Status {
+        /// The status code.
+        status: u16,
+        /// Its reason phrase, masked.
+        reason: String,
+    },
+    /// The reply holds no key.
     Reply(String),
+    /// There is no file to store the key in.
     NoFile,
-    File { path: PathBuf, reason: String },
+    /// The key could not be written.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for RegisterError {
@@ -174,11 +192,14 @@ pub fn update_text(text: &str, key: &str) -> String {
 /// config file (`API_KEY=...` replaced or appended).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
+    /// API_KEY_FILE.
     KeyFile(PathBuf),
+    /// The config file.
     ConfigFile(PathBuf),
 }
 
 impl Dest {
+    /// Where `cfg` says a key goes (None: no file to write).
     pub fn of(cfg: &Config) -> Option<Dest> {
         match (&cfg.api_key_file, &cfg.source) {
             (Some(p), _) => Some(Dest::KeyFile(p.clone())),
@@ -186,6 +207,7 @@ impl Dest {
             (None, None) => None,
         }
     }
+    /// The file.
     pub fn path(&self) -> &Path {
         match self {
             Dest::KeyFile(p) | Dest::ConfigFile(p) => p,
@@ -398,6 +420,7 @@ pub struct PendingKey {
 }
 
 impl PendingKey {
+    /// A key to store in `dest`.
     pub fn new(dest: Dest, key: Secret) -> PendingKey {
         PendingKey {
             dest,
@@ -407,6 +430,7 @@ impl PendingKey {
         }
     }
 
+    /// Tries to write the key; the path on success.
     pub fn try_store(&mut self) -> Result<PathBuf, RegisterError> {
         store_key(&self.dest, &self.key)
     }
@@ -444,6 +468,7 @@ pub struct AtStart {
 }
 
 impl AtStart {
+    /// Registration at start, for GENERATE_KEY_URL.
     pub fn new(cfg: &Config, now: Instant) -> Result<AtStart, RegisterError> {
         let url = cfg.generate_key_url.as_ref().ok_or(RegisterError::NoUrl)?;
         let tls = tls_for(url, cfg)?;
@@ -458,6 +483,7 @@ impl AtStart {
         })
     }
 
+    /// Registers its socket and deadline with the loop.
     pub fn register(&self, set: &mut PollSet, token: Token) {
         self.client.register(set, token);
         set.wake_at_opt(self.retry_at);

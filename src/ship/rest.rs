@@ -19,9 +19,12 @@ use super::{redact, retry, Backoff, Limiter};
 use crate::config::{Secret, Url};
 use crate::sys::poll::{PollSet, Ready, Token};
 
+/// REST delivery: the backlog, the POST in flight, backoff and the outage state.
 pub struct Rest {
     key: Option<Secret>,
+    /// HTTP_TIMEOUT.
     pub timeout: Duration,
+    /// Snapshots waiting.
     pub backlog: Backlog,
     /// This cycle's snapshot while nothing waits before it: tried once before it is spooled.
     fresh: Option<(u64, Vec<u8>)>,
@@ -34,6 +37,7 @@ pub struct Rest {
     /// CYCLE_TIME: how long a Retry-After is honoured is counted in cycles.
     cycle: Duration,
     rejected_log: Limiter,
+    /// Counters since the last summary.
     pub stats: Stats,
     client: Client,
     /// The POST in flight: its seq, when it started, and whether it is a catch-up POST cut to
@@ -48,10 +52,14 @@ struct InFlight {
     cut_short: bool,
 }
 
+/// REST counters.
 #[derive(Default, Clone, Copy)]
 pub struct Stats {
+    /// Snapshots delivered.
     pub sent: u64,
+    /// Failed attempts.
     pub failed: u64,
+    /// Snapshots refused for good.
     pub dropped: u64,
 }
 
@@ -59,27 +67,48 @@ pub struct Stats {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// 2xx.
-    Delivered { status: u16 },
+    Delivered {
+        /// The status code.
+        status: u16,
+    },
     /// Keep the snapshot and try again later (`after`: the server's Retry-After, seconds).
-    Retry { reason: String, after: Option<u64> },
+    Retry {
+        /// Why.
+        reason: String,
+        /// Retry-After, seconds.
+        after: Option<u64>,
+    },
     /// A catch-up POST ran out of the cycle's time: not the server's fault, no backoff.
     OutOfTime,
     /// The server refused this snapshot for good (`status_text`: status and masked reason).
-    Refused { status: u16, status_text: String },
+    Refused {
+        /// The status code.
+        status: u16,
+        /// Status and masked reason.
+        status_text: String,
+    },
 }
 
 /// What `apply` did, for the shipper's debug events.
 pub enum Step {
+    /// Delivered.
     Delivered,
     /// Kept for a retry (the reason, and whether it starts an outage or changes its reason).
     Failed {
+        /// Why.
         reason: String,
+        /// It starts an outage or changes its reason.
         first: bool,
     },
+    /// A catch-up POST ran out of the cycle's time.
     OutOfTime,
+    /// Refused for good and dropped.
     Dropped,
+    /// Delivered after an outage.
     Recovered {
+        /// Failed attempts during the outage.
         attempts: u64,
+        /// How long it lasted.
         down: Duration,
     },
 }
@@ -143,6 +172,7 @@ fn timed_out(e: &HttpError) -> bool {
 }
 
 impl Rest {
+    /// REST delivery to `url`.
     pub fn new(
         url: Url,
         key: Option<Secret>,
@@ -203,6 +233,7 @@ impl Rest {
             && self.timeout == timeout
     }
 
+    /// True while a POST is in flight.
     pub fn busy(&self) -> bool {
         self.in_flight.is_some()
     }
@@ -245,6 +276,7 @@ impl Rest {
         });
     }
 
+    /// Registers its socket and deadline with the loop.
     pub fn register(&self, set: &mut PollSet, token: Token) {
         self.client.register(set, token);
     }

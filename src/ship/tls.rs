@@ -23,12 +23,23 @@ pub struct RootCertStore;
 /// Debian's and OpenWrt's (ca-bundle) bundle of trusted CAs.
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// Why TLS cannot be set up.
 #[derive(Debug)]
 pub enum TlsError {
     /// The bundle cannot be read.
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The bundle.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The bundle holds no usable certificate.
-    Empty { path: PathBuf, skipped: usize },
+    Empty {
+        /// The bundle.
+        path: PathBuf,
+        /// Certificates that could not be used.
+        skipped: usize,
+    },
     /// rustls refused the setup (should not happen with the ring provider).
     Setup(String),
 }

@@ -16,6 +16,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+/// A platform URL, parsed and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
     /// The URL as configured.
@@ -24,6 +25,7 @@ pub struct Url {
     pub scheme: String,
     /// Without brackets for IPv6.
     pub host: String,
+    /// The port (the scheme's default when none is given).
     pub port: u16,
     /// Path and query, starting with `/`, without the fragment: the request target.
     pub path: String,
@@ -184,6 +186,7 @@ impl Url {
         })
     }
 
+    /// True for https and wss.
     pub fn is_tls(&self) -> bool {
         self.scheme == "https" || self.scheme == "wss"
     }

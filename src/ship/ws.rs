@@ -38,6 +38,7 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// a DEVICE_TABLE_SIZE whose snapshot could be larger).
 pub const MAX_SEND: usize = 16 << 20;
 
+/// The WebSocket: connection state, the newest snapshot waiting, reconnect backoff.
 pub struct Ws {
     url: Url,
     key: Option<Secret>,
@@ -65,19 +66,25 @@ pub struct Ws {
     down: Option<(Instant, u64)>,
     /// This cycle's snapshot, sent after a (re)connect within the same cycle.
     latest: Option<(u64, String)>,
+    /// Counters since the last summary.
     pub stats: Stats,
     /// Transitions for the debug events: (event, detail).
     pub events: Vec<(&'static str, String)>,
 }
 
+/// WebSocket counters.
 #[derive(Default, Clone, Copy)]
 pub struct Stats {
+    /// Messages sent.
     pub sent: u64,
+    /// Snapshots not sent (the cycle ended first, or the previous message was still going out).
     pub skipped: u64,
+    /// Connections made.
     pub connects: u64,
 }
 
 impl Ws {
+    /// A WebSocket to `url`, connected by the loop.
     pub fn new(
         url: Url,
         key: Option<Secret>,
@@ -107,6 +114,7 @@ impl Ws {
         }
     }
 
+    /// True while connected.
     pub fn is_up(&self) -> bool {
         self.sock.is_some()
     }
@@ -159,6 +167,7 @@ impl Ws {
         })
     }
 
+    /// Registers its socket and deadline with the loop.
     pub fn register(&self, set: &mut PollSet, token: Token) {
         if let Some((fd, want)) = self.interest() {
             set.register(token, fd, want);

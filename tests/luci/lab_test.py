@@ -96,8 +96,18 @@ def build_lab():
         return
     shutil.rmtree(W, ignore_errors=True)
     os.makedirs(W)
-    for step in ("build.sh", "build-luci.sh", "mkrootfs.sh", "mkrootfs-luci.sh"):
-        sh([os.path.join(LAB, step)])
+    # build.sh's userland is shared with tests/openwrt.rs and `make apk` (target/owrt-lab, built
+    # once, under the same lock); build-luci.sh adds to a stage, so it works on a copy.
+    cache = os.path.join(REPO, "target", "owrt-lab")
+    os.makedirs(cache, exist_ok=True)
+    sh(["flock", cache + ".lock", os.path.join(LAB, "build.sh")], env=dict(ENV, OWRT_LAB_WORK=cache))
+    shutil.copytree(os.path.join(cache, "stage"), os.path.join(W, "stage"), symlinks=True)
+    os.makedirs(os.path.join(cache, "debs"), exist_ok=True)
+    os.symlink(os.path.join(cache, "debs"), os.path.join(W, "debs"))
+    log("lab: build.sh done (target/owrt-lab)")
+    for step in ("build-luci.sh", "mkrootfs.sh", "mkrootfs-luci.sh"):
+        # mkrootfs.sh may download busybox into the shared debs/: under the lock too
+        sh((["flock", cache + ".lock"] if step == "mkrootfs.sh" else []) + [os.path.join(LAB, step)])
         log("lab: " + step + " done")
     root = os.path.join(W, "rootfs")
     # The test build of the agent is a glibc binary: it needs libgcc_s, which the lab lacks.

@@ -122,6 +122,16 @@ function checkIfnames(value) {
 	return true;
 }
 
+/* METRICS_LISTEN: IPv4:port or [IPv6]:port, as Rust's SocketAddr parses it */
+function checkListen(value) {
+	if (value == null || value === '')
+		return true;
+	var m = /^(?:(\d+\.\d+\.\d+\.\d+)|\[([0-9a-fA-F:.]+)\]):(\d{1,5})$/.exec(value);
+	if (!m || (m[1] && !isIPv4(m[1])) || (m[2] && m[2].indexOf(':') < 0) || +m[3] > 65535)
+		return _('"%s" is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)').format(value);
+	return true;
+}
+
 function checkText(value) {
 	return /[\x00-\x1f\x7f]/.test(value || '') ? _('contains control characters') : true;
 }
@@ -169,7 +179,7 @@ return view.extend({
 		/* write-only: the stored key is never put into the field */
 		o = s.taboption('general', form.Value, 'api_key', _('API key'),
 			keySet ? _('A key is set. Leave the field empty to keep it, type a new one to replace it.')
-			       : _('No key is set.'));
+			       : _('No key is set here (a key the agent obtained by registration is kept by the agent itself).'));
 		o.password = true;
 		o.depends('local_only', '0');
 		o.retain = true;
@@ -253,6 +263,18 @@ return view.extend({
 		o.depends('local_only', '0');
 		o.retain = true;
 		o.validate = function(sid, v) { return checkText(v); };
+
+		o = s.taboption('advanced', form.Value, 'http_timeout', _('HTTP timeout'),
+			_('Seconds one platform call may take, connect included (1-300).'));
+		o.placeholder = '5';
+		o.depends('local_only', '0');
+		o.retain = true;
+		o.validate = function(sid, v) { return checkNumber(v, 1, 300); };
+
+		o = s.taboption('advanced', form.Value, 'metrics_listen', _('Prometheus metrics'),
+			_('address:port serving /metrics, e.g. 127.0.0.1:9101. Empty: off. Also a local use: the agent runs for it without a platform.'));
+		o.placeholder = '127.0.0.1:9101';
+		o.validate = function(sid, v) { return checkListen(v); };
 
 		o = s.taboption('advanced', form.Value, 'backlog_kb', _('Backlog (KiB)'),
 			_('RAM for snapshots waiting for the REST endpoint (0-1048576).'));

@@ -110,7 +110,12 @@ return view.extend({
 			: (svc.known ? _('no') : _('no (the service is not started)')) ]);
 
 		if (data.error) {
-			rows.push([ _('Status'), _('No data from the agent yet: %s').format(data.error.message || data.error) ]);
+			var why = {
+				NotFoundError: _('the agent has not written its status yet (not running, idle without a platform or a local use, or before its first cycle)'),
+				PermissionError: _('no permission to read the status file'),
+				UnsupportedError: _('the status file is too large for rpcd (256 KiB): too many devices for this page')
+			}[data.error.name] || (data.error.message || String(data.error));
+			rows.push([ _('Status'), _('No data: %s').format(why) ]);
 			return rows;
 		}
 
