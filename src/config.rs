@@ -709,8 +709,7 @@ fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String>
     move |v| Url::parse(v, schemes)
 }
 
-/// METRICS_LISTEN: `a.b.c.d:port` or `[v6]:port` (by hand: std's SocketAddr parser adds
-/// kilobytes to a router's binary that the address parsers already there make unneeded).
+/// METRICS_LISTEN: `a.b.c.d:port` or `[v6]:port`, with an error that shows both forms.
 pub fn listen_addr(v: &str) -> Result<std::net::SocketAddr, String> {
     let bad = || format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)");
     let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
