@@ -659,11 +659,15 @@ pub fn shippable(devices: usize, backlog: Option<usize>, websocket: bool) -> Res
     let most = |room: usize| room.saturating_sub(SNAPSHOT_BASE_BYTES) / per;
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     if let Some(room) = backlog.filter(|&room| full > room) {
+        // A backlog below the base room fits no table size: name only the backlog then.
+        let table = match most(room) {
+            0 => String::new(),
+            n => format!("DEVICE_TABLE_SIZE to at most {n} or "),
+        };
         return Err(format!(
-            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set DEVICE_TABLE_SIZE to at most {} or BACKLOG_KB to at least {}",
+            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set {table}BACKLOG_KB to at least {}",
             mib(full),
             room / 1024,
-            most(room),
             full.div_ceil(1024)
         ));
     }
