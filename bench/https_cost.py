@@ -6,7 +6,9 @@ A CA and a certificate for localhost (openssl), tests/servers/rest_server.py spe
 capture on lo, no scan), once with HTTP_KEEPALIVE=1 and once with HTTP_KEEPALIVE=0. The
 agent's CPU is read from /proc/PID/schedstat (ns on CPU) after the first POST and SECONDS later;
 the server's log says how many POSTs arrived on how many connections (TLS handshakes).
-Prints one markdown row per variant: | variant | CPU per cycle | POSTs | connections |.
+For reference, the same agent without a platform (snapshots to stdout, /dev/null) gives the
+cycle's own cost (sampling, capture, building the snapshot). Prints one markdown row per
+variant: | variant | CPU per cycle | POSTs | connections |.
 
 usage: bench/https_cost.py AGENT_BINARY [SECONDS]   (default 30)
 """
@@ -80,10 +82,33 @@ def variant(binary, d, keep, seconds):
     return (c1 - c0) / cycles / 1e6, n1 - n0, conns
 
 
+def baseline(binary, d, seconds):
+    conf = os.path.join(d, "agent-stdout.conf")
+    with open(conf, "w") as f:
+        f.write("CYCLE_TIME=1\nINTERFACE=lo\nSCAN_INTERVAL=0\nPROMISC=0\nLOG_LEVEL=warn\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETMON_")}
+    agent = subprocess.Popen([binary, "run", "--config", conf], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        agent.stdout.readline()
+        c0, t0 = cpu_ns(agent.pid), time.time()
+        n = 0
+        while time.time() - t0 < seconds:
+            agent.stdout.readline()
+            n += 1
+        c1 = cpu_ns(agent.pid)
+    finally:
+        agent.terminate()
+        agent.wait()
+    return (c1 - c0) / max(n, 1) / 1e6, n
+
+
 def main():
     binary, seconds = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 30
     with tempfile.TemporaryDirectory(prefix="netmon-https-") as d:
         make_ca(d)
+        ms, n = baseline(binary, d, seconds)
+        print(f"| no platform (stdout), the cycle's own work | {ms:.2f} ms | 0 | 0 |")
         for keep in (1, 0):
             ms, n, conns = variant(binary, d, keep, seconds)
             name = "keep-alive (HTTP_KEEPALIVE=1)" if keep else "a connection per POST (HTTP_KEEPALIVE=0)"

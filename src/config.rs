@@ -709,6 +709,18 @@ fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String>
     move |v| Url::parse(v, schemes)
 }
 
+/// METRICS_LISTEN: `a.b.c.d:port` or `[v6]:port`, with an error that shows both forms.
+pub fn listen_addr(v: &str) -> Result<std::net::SocketAddr, String> {
+    let bad = || format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)");
+    let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ip: std::net::IpAddr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(h6) => h6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?.into(),
+        None => host.parse::<Ipv4Addr>().map_err(|_| bad())?.into(),
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
 /// Interfaces captured at most (INTERFACE's list).
 pub const MAX_INTERFACES: usize = crate::devices::MAX_PORTS;
 
@@ -896,11 +908,7 @@ impl Config {
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
             ring_kb: l.parse("RING_KB", 1024, number(64, 1_048_576))?,
-            metrics_listen: l.opt("METRICS_LISTEN", |v| {
-                v.parse::<std::net::SocketAddr>().map_err(|_| {
-                    format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)")
-                })
-            })?,
+            metrics_listen: l.opt("METRICS_LISTEN", listen_addr)?,
             scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
             scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
@@ -1173,6 +1181,40 @@ mod tests {
         assert_eq!(c.server_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
         assert_eq!(c.cycle, Duration::from_secs(5));
         assert!(!c.has_platform());
+    }
+
+    #[test]
+    fn metrics_listen_addresses() {
+        for (text, want) in [
+            ("127.0.0.1:9101", "127.0.0.1:9101"),
+            ("0.0.0.0:0", "0.0.0.0:0"),
+            ("[::1]:9101", "[::1]:9101"),
+            ("[fd00::1]:65535", "[fd00::1]:65535"),
+        ] {
+            assert_eq!(listen_addr(text).unwrap().to_string(), want);
+        }
+        for bad in [
+            "",
+            "127.0.0.1",
+            ":9101",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            "::1:9101",
+            "[::1]",
+            "host:80",
+            "[127.0.0.1]:80",
+            "1.2.3.4:-1",
+        ] {
+            let e = listen_addr(bad).unwrap_err();
+            assert!(e.contains("is not an address:port"), "{bad}: {e}");
+        }
+        let e = load_text("METRICS_LISTEN=localhost:9101\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/t.conf:1: METRICS_LISTEN: 'localhost:9101' is not"),
+            "{e}"
+        );
     }
 
     #[test]
