@@ -83,7 +83,7 @@ pub struct RunArgs {}
 #[argh(subcommand, name = "snapshot")]
 pub struct SnapshotArgs {
     /// seconds to measure rates and CPU over (default 1)
-    #[argh(option, default = "1.0")]
+    #[argh(option, default = "1.0", from_str_fn(seconds_arg))]
     pub window: f64,
 }
 
@@ -115,7 +115,7 @@ pub struct CaptureArgs {
     #[argh(option, short = 'w')]
     pub write: Option<PathBuf>,
     /// stop after this many seconds
-    #[argh(option)]
+    #[argh(option, from_str_fn(seconds_arg))]
     pub seconds: Option<f64>,
     /// stop after this many frames
     #[argh(option, short = 'c')]
@@ -294,6 +294,12 @@ impl Common {
             flags,
         })
     }
+}
+
+/// A number of seconds as `str::parse::<f64>` reads it (with the same error text), through
+/// [`crate::decimal::parse`].
+fn seconds_arg(v: &str) -> Result<f64, String> {
+    crate::decimal::parse(v).ok_or_else(|| "invalid float literal".to_owned())
 }
 
 #[cfg(test)]

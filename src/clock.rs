@@ -52,15 +52,18 @@ pub fn describe_step(ns: i128) -> String {
     let s = ns as f64 / 1e9;
     let a = s.abs();
     let about = if a >= 365.25 * 86_400.0 {
-        format!("{:.1} years", a / (365.25 * 86_400.0))
+        format!(
+            "{} years",
+            crate::decimal::Fixed(a / (365.25 * 86_400.0), 1)
+        )
     } else if a >= 86_400.0 {
-        format!("{:.1} days", a / 86_400.0)
+        format!("{} days", crate::decimal::Fixed(a / 86_400.0, 1))
     } else if a >= 3600.0 {
-        format!("{:.1} hours", a / 3600.0)
+        format!("{} hours", crate::decimal::Fixed(a / 3600.0, 1))
     } else {
-        format!("{a:.1} s")
+        format!("{} s", crate::decimal::Fixed(a, 1))
     };
-    format!("{s:+.3} s (about {about})")
+    format!("{:+} s (about {about})", crate::decimal::Fixed(s, 3))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod decimal;
 pub mod decode;
 pub mod devices;
 pub mod discovery;

@@ -154,18 +154,18 @@ pub fn command(common: &Common, args: &ScanArgs) -> Result<ExitCode, Error> {
         );
         for f in &found {
             println!(
-                "{}\t{}\t{}\t{:.3} ms",
+                "{}\t{}\t{}\t{} ms",
                 f.ip,
                 format_mac(&f.mac),
                 name(f).unwrap_or_else(|| "-".into()),
-                f.rtt.as_secs_f64() * 1000.0
+                crate::decimal::Fixed(f.rtt.as_secs_f64() * 1000.0, 3)
             );
         }
         println!();
         println!(
-            "{} hosts scanned in {:.3} seconds. {} responded",
+            "{} hosts scanned in {} seconds. {} responded",
             range.map(|r| r.hosts().count()).unwrap_or(0),
-            took.as_secs_f64(),
+            crate::decimal::Fixed(took.as_secs_f64(), 3),
             found.len()
         );
     }

@@ -12,7 +12,7 @@ pub fn command(common: &Common, args: &SnapshotArgs) -> Result<ExitCode, Error> 
     if !(args.window.is_finite() && args.window >= 0.0 && args.window <= 3600.0) {
         return Err(Error::Usage(format!(
             "--window {}: expected seconds between 0 and 3600",
-            args.window
+            crate::decimal::short(args.window)
         )));
     }
     crate::agent::snapshot(opts, Duration::from_secs_f64(args.window)).map(|()| ExitCode::SUCCESS)

@@ -98,7 +98,7 @@ pub(crate) fn parse_f64(s: &str) -> Option<f64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return None;
     }
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
+    crate::decimal::parse(s).filter(|v| v.is_finite())
 }
 
 /// Everything the procfs side contributes to one snapshot.

@@ -400,8 +400,8 @@ pub fn register(
             Err(e) => {
                 let d = pending.backoff.next_delay();
                 warn!(
-                    "registered, but {e}; the key is held in memory only, retrying the write in {:.0} s (interrupting gives the key up)",
-                    d.as_secs_f64().ceil()
+                    "registered, but {e}; the key is held in memory only, retrying the write in {} s (interrupting gives the key up)",
+                    crate::decimal::Fixed(d.as_secs_f64().ceil(), 0)
                 );
                 if !wait(d) {
                     return Err(e);
@@ -510,8 +510,8 @@ impl AtStart {
                 let d = self.backoff.next_delay();
                 if self.attempts == 1 {
                     warn!(
-                        "no API_KEY; registration failed: {e}; retrying in {:.1} s",
-                        d.as_secs_f64()
+                        "no API_KEY; registration failed: {e}; retrying in {} s",
+                        crate::decimal::Fixed(d.as_secs_f64(), 1)
                     );
                 } else {
                     debug!("registration attempt {} failed: {e}", self.attempts);

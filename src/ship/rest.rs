@@ -355,21 +355,21 @@ impl Rest {
                     None => {
                         self.failing = Some((now, 1));
                         warn!(
-                            "API: delivery failing: {reason}; keeping snapshots for retry (backlog {depth}), next try in {:.1} s{asked}",
-                            delay.as_secs_f64()
+                            "API: delivery failing: {reason}; keeping snapshots for retry (backlog {depth}), next try in {} s{asked}",
+                            crate::decimal::Fixed(delay.as_secs_f64(), 1)
                         );
                     }
                     Some((_, n)) => {
                         *n += 1;
                         if changed {
                             warn!(
-                                "API: delivery still failing ({n} attempts), now: {reason}; backlog {depth}, next try in {:.1} s{asked}",
-                                delay.as_secs_f64()
+                                "API: delivery still failing ({n} attempts), now: {reason}; backlog {depth}, next try in {} s{asked}",
+                                crate::decimal::Fixed(delay.as_secs_f64(), 1)
                             );
                         } else {
                             debug!(
-                                "API: still failing ({n} attempts): {reason}; backlog {depth}, next try in {:.1} s{asked}",
-                                delay.as_secs_f64()
+                                "API: still failing ({n} attempts): {reason}; backlog {depth}, next try in {} s{asked}",
+                                crate::decimal::Fixed(delay.as_secs_f64(), 1)
                             );
                         }
                     }

@@ -377,8 +377,8 @@ impl Ws {
         self.retry_at = Some(now + delay);
         self.down = Some((now, 0));
         warn!(
-            "WebSocket: connection lost: {reason}; reconnecting in {:.1} s",
-            delay.as_secs_f64()
+            "WebSocket: connection lost: {reason}; reconnecting in {} s",
+            crate::decimal::Fixed(delay.as_secs_f64(), 1)
         );
         self.events.push(("deliveryFailed", reason.to_owned()));
     }
@@ -429,25 +429,25 @@ impl Ws {
                     Some((_, n)) if *n > 0 && changed => {
                         *n += 1;
                         warn!(
-                            "WebSocket: still cannot connect ({n} attempts), now: {reason}; next try in {:.1} s",
-                            delay.as_secs_f64()
+                            "WebSocket: still cannot connect ({n} attempts), now: {reason}; next try in {} s",
+                            crate::decimal::Fixed(delay.as_secs_f64(), 1)
                         );
                         self.events.push(("deliveryFailed", reason.clone()));
                     }
                     Some((_, n)) if *n > 0 => {
                         *n += 1;
                         debug!(
-                            "WebSocket: still cannot connect ({n} attempts): {reason}; next try in {:.1} s",
-                            delay.as_secs_f64()
+                            "WebSocket: still cannot connect ({n} attempts): {reason}; next try in {} s",
+                            crate::decimal::Fixed(delay.as_secs_f64(), 1)
                         );
                     }
                     _ => {
                         let since = self.down.map_or(now, |(s, _)| s);
                         self.down = Some((since, 1));
                         warn!(
-                            "WebSocket: cannot connect to {}: {reason}; retrying in {:.1} s",
+                            "WebSocket: cannot connect to {}: {reason}; retrying in {} s",
                             self.url,
-                            delay.as_secs_f64()
+                            crate::decimal::Fixed(delay.as_secs_f64(), 1)
                         );
                         self.events.push(("deliveryFailed", reason.clone()));
                     }
