@@ -603,37 +603,40 @@ impl<'a> Layers<'a> {
     }
 
     /// Parses the key with `parse`, or returns `default` when it is unset or empty.
+    /// Generic only in the conversion: the lookup and the error text are shared by every key
+    /// (one copy of each in the binary instead of one per key).
     fn parse<T>(
         &self,
         key: &str,
         default: T,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
+        match self.value(key)? {
+            Some((s, v)) => parse(v).map_err(|reason| value_reason(s, key, v, reason)),
+            None => Ok(default),
+        }
+    }
+
+    /// The trimmed value of `key` and its setting; None when it is unset or empty; Err when it
+    /// is longer than VALUE_LIMIT.
+    #[inline(never)]
+    fn value(&self, key: &str) -> Result<Option<(&'a Setting, &'a str)>, ConfigError> {
         match self.get(key) {
             Some(s) if !s.value.trim().is_empty() => {
                 let v = s.value.trim();
-                let err = |reason| ConfigError::Value {
-                    origin: s.origin.clone(),
-                    key: key.to_owned(),
-                    reason,
-                };
                 if v.len() > VALUE_LIMIT {
-                    return Err(err(format!(
-                        "the value is {} bytes long, more than {VALUE_LIMIT}",
-                        v.len()
-                    )));
+                    return Err(ConfigError::Value {
+                        origin: s.origin.clone(),
+                        key: key.to_owned(),
+                        reason: format!(
+                            "the value is {} bytes long, more than {VALUE_LIMIT}",
+                            v.len()
+                        ),
+                    });
                 }
-                // A long value is shown cut, with its length, and invisible characters escaped,
-                // wherever a reason quotes it.
-                parse(v).map_err(|reason| {
-                    let visible = shown(v);
-                    match visible != v {
-                        true => err(reason.replace(v, &visible)),
-                        false => err(reason),
-                    }
-                })
+                Ok(Some((s, v)))
             }
-            _ => Ok(default),
+            _ => Ok(None),
         }
     }
 
@@ -643,6 +646,21 @@ impl<'a> Layers<'a> {
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<Option<T>, ConfigError> {
         self.parse(key, None, |v| parse(v).map(Some))
+    }
+}
+
+/// The error for value `v` of `key` (set by `s`): a long value is shown cut, with its length,
+/// and invisible characters escaped, wherever `reason` quotes it.
+#[inline(never)]
+fn value_reason(s: &Setting, key: &str, v: &str, reason: String) -> ConfigError {
+    let visible = shown(v);
+    ConfigError::Value {
+        origin: s.origin.clone(),
+        key: key.to_owned(),
+        reason: match visible != v {
+            true => reason.replace(v, &visible),
+            false => reason,
+        },
     }
 }
 
@@ -665,8 +683,8 @@ pub fn shippable(devices: usize, backlog: Option<usize>, websocket: bool) -> Res
             n => format!("DEVICE_TABLE_SIZE to at most {n} or "),
         };
         return Err(format!(
-            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set {table}BACKLOG_KB to at least {}",
-            mib(full),
+            "{devices} devices make a snapshot of up to {} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set {table}BACKLOG_KB to at least {}",
+            crate::decimal::Fixed(mib(full), 1),
             room / 1024,
             full.div_ceil(1024)
         ));
@@ -674,9 +692,9 @@ pub fn shippable(devices: usize, backlog: Option<usize>, websocket: bool) -> Res
     let ws = crate::ship::ws::MAX_SEND;
     if websocket && full > ws {
         return Err(format!(
-            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than a WebSocket message may be ({:.0} MiB); set DEVICE_TABLE_SIZE to at most {}",
-            mib(full),
-            mib(ws),
+            "{devices} devices make a snapshot of up to {} MiB ({per} bytes a device), more than a WebSocket message may be ({} MiB); set DEVICE_TABLE_SIZE to at most {}",
+            crate::decimal::Fixed(mib(full), 1),
+            crate::decimal::Fixed(mib(ws), 0),
             most(ws)
         ));
     }
