@@ -15,7 +15,7 @@
 # Environment: TINY (build-std targets only: armv7, mipsel, mips), default 2:
 #   TINY=0  a plain release build (panic messages, unwind tables, Debug formatting);
 #   TINY=1  std's optimize_for_size, panic=immediate-abort (a panic aborts without a message),
-#           no unwind tables (nothing unwinds), MIPS linked non-PIE;
+#           no unwind tables (nothing unwinds), no panic locations, MIPS linked non-PIE;
 #   TINY=2  also -Zfmt-debug=none: `{:?}` prints nothing. No user-visible message uses Debug
 #           formatting (rustls's Debug-only reasons are described by ship::tls::describe).
 # SHARED (default ../shared) holds the schema and the captures.
@@ -139,6 +139,9 @@ zig_args() {
             # With nothing to unwind, .eh_frame is dead weight: 90 kB on mipsel (Rust), and
             # 3 kB more for ring's C code (musl's own objects come prebuilt from zig).
             flags+=(-Cforce-unwind-tables=no)
+            # A panic aborts without a message, so the file:line:column of every panic site
+            # (the Location constants of indexing, unwrap, arithmetic) is never read.
+            flags+=(-Zlocation-detail=none)
             local cflags_var="CFLAGS_${t//-/_}"
             export "$cflags_var=${!cflags_var:-} -fno-asynchronous-unwind-tables -fno-unwind-tables"
             # MIPS position-independent code goes through the GOT for every call and global:
