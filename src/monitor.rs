@@ -251,7 +251,7 @@ impl Monitor {
     }
 
     fn refresh_offload(&mut self, now: Instant) {
-        if self.offload_at.is_none_or(|t| now >= t) {
+        if self.offload_at.map_or(true, |t| now >= t) {
             self.offload = offload::read(&self.proc_root);
             self.offload_at = Some(now + OFFLOAD_EVERY);
         }
