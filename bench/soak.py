@@ -37,8 +37,9 @@ the traffic stopped, it checks (exit 1 if any fails):
   - per steady client: tx packets/bytes = its veth tx counters; rx = what the other senders
     recorded sending to it (plus the trafgen bursts, taken from client 0's veth counter);
   - every flood MAC sends one frame, a sign of life, so it is admitted and takes the slot of an
-    earlier flood MAC once the table is full (the steady clients, established, keep theirs):
-    devicesEvicted = flood frames sent (flood veth tx counter) - flood MACs still in the table,
+    earlier flood MAC once the table is full (the steady clients, established, keep theirs; the
+    lab's addressed-only or newcomer MACs, at most 8, may go first): devicesEvicted - (flood
+    frames sent (flood veth tx counter) - flood MACs still in the table) in 0..=8,
     deviceTableFull 0; packetsDropped == 0.
 Writes OUT/report.md, OUT/samples.tsv and OUT/rss_cpu.png (gnuplot).
 
@@ -680,11 +681,12 @@ BACKLOG_KB=4096
                "; ".join(rows) + f"; packetsDropped {cap['packetsDropped']}")
             admitted = sum(1 for m in devs if m.startswith("06:"))
             flood_tx = tx[self.flood_ns][0]
-            ck("the flood evicts only flood MACs",
-               cap["devicesEvicted"] == flood_tx - admitted and cap["deviceTableFull"] == 0 and flood_tx > 0,
+            others = cap["devicesEvicted"] - (flood_tx - admitted)
+            ck("the flood evicts flood MACs (and at most the lab's few addressed-only or newcomer MACs)",
+               0 <= others <= 8 and cap["deviceTableFull"] == 0 and flood_tx > 0,
                f"devicesEvicted {cap['devicesEvicted']} = flood frames {flood_tx} (veth; sender says "
-               f"{sum(self.floods)}) - flood MACs in the table {admitted}; deviceTableFull "
-               f"{cap['deviceTableFull']}; table {cap['devicesTracked']}/{cap['deviceTableCapacity']}")
+               f"{sum(self.floods)}) - flood MACs in the table {admitted} + {others} other MACs; "
+               f"deviceTableFull {cap['deviceTableFull']}; table {cap['devicesTracked']}/{cap['deviceTableCapacity']}")
         self.report(checks, final)
         return all(ok for _, ok, _ in checks)
 

@@ -659,11 +659,15 @@ pub fn shippable(devices: usize, backlog: Option<usize>, websocket: bool) -> Res
     let most = |room: usize| room.saturating_sub(SNAPSHOT_BASE_BYTES) / per;
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     if let Some(room) = backlog.filter(|&room| full > room) {
+        // A backlog below the base room fits no table size: name only the backlog then.
+        let table = match most(room) {
+            0 => String::new(),
+            n => format!("DEVICE_TABLE_SIZE to at most {n} or "),
+        };
         return Err(format!(
-            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set DEVICE_TABLE_SIZE to at most {} or BACKLOG_KB to at least {}",
+            "{devices} devices make a snapshot of up to {:.1} MiB ({per} bytes a device), more than BACKLOG_KB holds ({} KiB), so a snapshot whose POST failed would be lost at once; set {table}BACKLOG_KB to at least {}",
             mib(full),
             room / 1024,
-            most(room),
             full.div_ceil(1024)
         ));
     }
@@ -707,6 +711,18 @@ fn boolean(v: &str) -> Result<bool, String> {
 
 fn url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<Url, String> {
     move |v| Url::parse(v, schemes)
+}
+
+/// METRICS_LISTEN: `a.b.c.d:port` or `[v6]:port`, with an error that shows both forms.
+pub fn listen_addr(v: &str) -> Result<std::net::SocketAddr, String> {
+    let bad = || format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)");
+    let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ip: std::net::IpAddr = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(h6) => h6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?.into(),
+        None => host.parse::<Ipv4Addr>().map_err(|_| bad())?.into(),
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
 }
 
 /// Interfaces captured at most (INTERFACE's list).
@@ -896,11 +912,7 @@ impl Config {
             device_timeout_cycles: l.parse("DEVICE_TIMEOUT", 3, number(1, 100_000))?,
             promisc: l.parse("PROMISC", true, boolean)?,
             ring_kb: l.parse("RING_KB", 1024, number(64, 1_048_576))?,
-            metrics_listen: l.opt("METRICS_LISTEN", |v| {
-                v.parse::<std::net::SocketAddr>().map_err(|_| {
-                    format!("'{v}' is not an address:port (e.g. 127.0.0.1:9101 or [::1]:9101)")
-                })
-            })?,
+            metrics_listen: l.opt("METRICS_LISTEN", listen_addr)?,
             scan_interval: l.parse("SCAN_INTERVAL", Duration::from_secs(60), seconds(0, 86_400))?,
             scan_rate_bps: l.parse("SCAN_RATE", 256_000, number(1_000, 10_000_000_000))?,
             scan_retries: l.parse("SCAN_RETRIES", 2, number(1, 10))?,
@@ -1173,6 +1185,40 @@ mod tests {
         assert_eq!(c.server_ip, Some(Ipv4Addr::new(10, 1, 2, 3)));
         assert_eq!(c.cycle, Duration::from_secs(5));
         assert!(!c.has_platform());
+    }
+
+    #[test]
+    fn metrics_listen_addresses() {
+        for (text, want) in [
+            ("127.0.0.1:9101", "127.0.0.1:9101"),
+            ("0.0.0.0:0", "0.0.0.0:0"),
+            ("[::1]:9101", "[::1]:9101"),
+            ("[fd00::1]:65535", "[fd00::1]:65535"),
+        ] {
+            assert_eq!(listen_addr(text).unwrap().to_string(), want);
+        }
+        for bad in [
+            "",
+            "127.0.0.1",
+            ":9101",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            "::1:9101",
+            "[::1]",
+            "host:80",
+            "[127.0.0.1]:80",
+            "1.2.3.4:-1",
+        ] {
+            let e = listen_addr(bad).unwrap_err();
+            assert!(e.contains("is not an address:port"), "{bad}: {e}");
+        }
+        let e = load_text("METRICS_LISTEN=localhost:9101\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/t.conf:1: METRICS_LISTEN: 'localhost:9101' is not"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -629,6 +629,7 @@ fn lab_two_interfaces_one_table() {
             "br-guest",
         ],
     );
+    ns(&r, &["ip", "link", "set", "lo", "up"]);
     let agent = Agent::start(
         &r,
         &[],
@@ -644,6 +645,8 @@ fn lab_two_interfaces_one_table() {
             "SCAN_INTERVAL=0",
             "--set",
             "NETWORK_RANGE=10.99.0.0/24 br-guest=10.97.0.0/24",
+            "--set",
+            "METRICS_LISTEN=127.0.0.1:9101",
         ],
     );
     agent.next(Duration::from_secs(10));
@@ -695,6 +698,30 @@ fn lab_two_interfaces_one_table() {
     assert_eq!(ifs.len(), 2);
     assert_eq!(ifs[1]["interface"], "br-guest");
     assert_eq!(snap["agent"]["capture"]["interface"], "br-lan");
+    // /metrics: one series per (interface, MAC), each with its own count.
+    let page = || ns(&r, &["curl", "-sf", "http://127.0.0.1:9101/metrics"]);
+    let series = |page: &str, iface: &str, mac: &str| -> Option<u64> {
+        let head =
+            format!("netmon_device_transmit_bytes_total{{interface=\"{iface}\",mac=\"{mac}\",");
+        page.lines()
+            .find(|l| l.starts_with(&head))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let p = page();
+    assert_eq!(
+        series(&p, "br-lan", &c0.mac),
+        Some(dev(&snap, "br-lan", &c0.mac, "txBytesTotal")),
+        "{p}"
+    );
+    assert_eq!(
+        series(&p, "br-guest", &c0.mac),
+        Some(dev(&snap, "br-guest", &c0.mac, "txBytesTotal")),
+        "{p}"
+    );
+    assert!(
+        p.contains("netmon_capture_up{interface=\"br-guest\"} 1\n"),
+        "{p}"
+    );
 
     // br-guest goes away: its capture is off, br-lan goes on exactly.
     ns(&r, &["ip", "link", "del", "br-guest"]);
@@ -703,6 +730,15 @@ fn lab_two_interfaces_one_table() {
         (s["agent"]["capture"]["interfaces"][1]["mode"] == "off").then_some(s)
     });
     assert_eq!(s["agent"]["capture"]["mode"], "live");
+    let p = page();
+    assert!(
+        p.contains("netmon_capture_up{interface=\"br-guest\"} 0\n"),
+        "{p}"
+    );
+    assert!(
+        p.contains("netmon_capture_up{interface=\"br-lan\"} 1\n"),
+        "{p}"
+    );
     let b_c0 = counters(&c0.ns, "eth0");
     let before = agent.next(Duration::from_secs(5));
     udp_mix(&c0.ns, None, &[&c1.ip4], 200, 7).join().unwrap();

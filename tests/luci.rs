@@ -212,3 +212,146 @@ fn luci_app_in_the_lab() {
     println!("luci lab test: {:.0} s", t0.elapsed().as_secs_f64());
     assert!(out.status.success(), "the LuCI lab test failed (see above)");
 }
+
+// ---------- the feed Makefile against a mock SDK ----------
+
+/// rules.mk, include/package.mk and the LuCI feed's luci.mk, reduced to what a LuCI app's
+/// Makefile uses (the real files' variable and macro names): BuildPackage checks the metadata
+/// and offers `mock-info` and `mock-install` (Package/<pkg>/install into DEST, as the SDK does
+/// into its ipkg dir); luci.mk's install rule is the real one's (htdocs -> /www, root -> /).
+const MOCK_RULES_MK: &str = "\
+INCLUDE_DIR:=$(TOPDIR)/include
+BUILD_DIR:=$(TOPDIR)/build_dir/target-mock
+INSTALL_DIR:=install -d -m0755
+CP:=cp -fpR
+";
+
+const MOCK_PACKAGE_MK: &str = "\
+PKG_BUILD_DIR ?= $(BUILD_DIR)/$(PKG_NAME)
+define BuildPackage
+$$(foreach v,PKG_NAME PKG_VERSION PKG_RELEASE PKG_LICENSE PKG_MAINTAINER,$$(if $$($$(v)),,$$(error $$(v) is not set)))
+$$(eval $$(Package/$(1)))
+$$(foreach v,SECTION CATEGORY TITLE DEPENDS,$$(if $$($$(v)),,$$(error Package/$(1): $$(v) is not set)))
+mock-info:
+\t@echo 'PKG_NAME=$(PKG_NAME)'
+\t@echo 'PKGARCH=$$(PKGARCH)'
+\t@echo 'DEPENDS=$$(DEPENDS)'
+\t@echo 'SECTION=$$(SECTION)'
+\t@echo 'POSTRM=$$(if $$(Package/$(1)/postrm),yes,no)'
+\t@echo 'POSTINST=$$(if $$(Package/$(1)/postinst),yes,no)'
+mock-install:
+\t$$(call Package/$(1)/install,$$(DEST))
+endef
+";
+
+const MOCK_LUCI_MK: &str = "\
+LUCI_NAME?=$(notdir ${CURDIR})
+LUCI_PKGARCH?=$(if $(realpath src/Makefile),,all)
+PKG_NAME?=$(LUCI_NAME)
+PKG_RELEASE?=1
+include $(INCLUDE_DIR)/package.mk
+define Package/$(PKG_NAME)
+  SECTION:=luci
+  CATEGORY:=LuCI
+  SUBMENU:=3. Applications
+  TITLE:=$(if $(LUCI_TITLE),$(LUCI_TITLE),LuCI $(LUCI_NAME))
+  DEPENDS:=$(LUCI_DEPENDS)
+  $(if $(LUCI_PKGARCH),PKGARCH:=$(LUCI_PKGARCH))
+endef
+HTDOCS = /www
+define Package/$(PKG_NAME)/install
+\tif [ -d $(PKG_BUILD_DIR)/htdocs ]; then \\
+\t  $(INSTALL_DIR) $(1)$(HTDOCS); \\
+\t  cp -pR $(PKG_BUILD_DIR)/htdocs/* $(1)$(HTDOCS)/; \\
+\telse true; fi
+\tif [ -d $(PKG_BUILD_DIR)/root ]; then \\
+\t  $(INSTALL_DIR) $(1)/; \\
+\t  cp -pR $(PKG_BUILD_DIR)/root/* $(1)/; \\
+\telse true; fi
+endef
+$(eval $(call BuildPackage,$(PKG_NAME)))
+";
+
+/// The app's feed Makefile parses against the mock SDK in a `src-link` feed, is an arch-all LuCI
+/// package depending on luci-base and netmon-agent, and installs exactly the files (and modes)
+/// of the .ipk that openwrt/mkpkg.sh builds.
+#[test]
+fn luci_app_feed_makefile_installs_what_the_ipk_holds() {
+    let dir = scratch("luci-feed");
+    let top = dir.join("sdk");
+    std::fs::create_dir_all(top.join("include")).unwrap();
+    std::fs::create_dir_all(top.join("feeds/luci")).unwrap();
+    std::fs::write(top.join("rules.mk"), MOCK_RULES_MK).unwrap();
+    std::fs::write(top.join("include/package.mk"), MOCK_PACKAGE_MK).unwrap();
+    std::fs::write(top.join("feeds/luci/luci.mk"), MOCK_LUCI_MK).unwrap();
+    std::os::unix::fs::symlink(repo().join("openwrt"), top.join("feeds/netmon")).unwrap();
+    let app = top.join("feeds/netmon/luci-app-netmon-agent");
+    let make = |args: &[&str]| {
+        let o = Command::new("make")
+            .arg("--no-print-directory")
+            .arg("-C")
+            .arg(&app)
+            .arg(format!("TOPDIR={}", top.display()))
+            .arg(format!("PKG_BUILD_DIR={}", app.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "make {args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let info = make(&["mock-info"]);
+    for want in [
+        "PKG_NAME=luci-app-netmon-agent",
+        "PKGARCH=all",
+        "SECTION=luci",
+        "POSTINST=yes",
+        "POSTRM=yes",
+    ] {
+        assert!(info.lines().any(|l| l == want), "{want} in\n{info}");
+    }
+    let deps = info.lines().find(|l| l.starts_with("DEPENDS=")).unwrap();
+    assert!(
+        deps.contains("+luci-base") && deps.contains("+netmon-agent"),
+        "{deps}"
+    );
+    let dest = dir.join("installed");
+    make(&["mock-install", &format!("DEST={}", dest.display())]);
+
+    let out = Command::new(repo().join("openwrt/mkpkg.sh"))
+        .args(["ipk", "all", "-"])
+        .arg(dir.join("ipk"))
+        .env("PKG", "luci-app-netmon-agent")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ipk = std::fs::read_dir(dir.join("ipk"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_all.ipk"))
+        .expect("no luci-app-netmon-agent_*_all.ipk");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar xzOf '{}' ./data.tar.gz | tar xzf - -C '{}'",
+            ipk.display(),
+            data.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tree = |root: &std::path::Path| {
+        let o = Command::new("find")
+            .arg(root)
+            .args(["-type", "f", "-printf", "%P %M\\n"])
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    let from_ipk = tree(&data);
+    assert_eq!(from_ipk.len(), 4, "{from_ipk:?}");
+    assert_eq!(tree(&dest), from_ipk);
+}

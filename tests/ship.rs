@@ -300,6 +300,8 @@ pub(crate) fn base_config(key: &str, cycle: u32, timeout: u32) -> Vec<String> {
         format!("HTTP_TIMEOUT={timeout}"),
         format!("API_KEY={key}"),
         "LOG_LEVEL=debug".into(),
+        // Capture on loopback: tests never capture on the machine's real interfaces.
+        "INTERFACE=lo".into(),
     ]
 }
 
@@ -572,12 +574,15 @@ fn full_backlog_drops_oldest_and_counts_them() {
     let port = free_port();
     let mut cfg = base_config(&k, 1, 1);
     cfg.push(format!("PLATFORM_API_URL=http://127.0.0.1:{port}/api"));
-    cfg.push("BACKLOG_KB=6".into());
+    // The smallest backlog the agent accepts (it must hold one full snapshot of the table):
+    // about a dozen of this machine's snapshots, so a 24 s outage overflows it.
+    cfg.push("DEVICE_TABLE_SIZE=1".into());
+    cfg.push("BACKLOG_KB=66".into());
     let conf = write_config(&dir, &cfg);
     let (mut agent, errf) = start_agent(&dir, &conf, "1");
     sleep(Duration::from_secs(4));
     let rss_a = agent.rss_kb();
-    sleep(Duration::from_secs(10));
+    sleep(Duration::from_secs(20));
     let rss_b = agent.rss_kb();
     let api = rest(&dir, "rest", port, "ok");
     wait_until(Duration::from_secs(40), "delivery after the outage", || {

@@ -329,27 +329,53 @@ enum Route {
     Fixed(&'static [u8]),
 }
 
-/// Decides what a request head asks for. Pure.
+/// Decides what a request head asks for. Pure. Only the request line is read (`METHOD SP
+/// TARGET SP HTTP/1.x`); header lines must hold a colon and are otherwise ignored, since no
+/// header changes the answer. A broken request line is refused as soon as it is complete; the
+/// rest waits for the blank line that ends the head.
 fn route(request: &[u8]) -> Route {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(request) {
-        Ok(httparse::Status::Partial) => Route::Incomplete,
-        // Too many headers is a request we will not read either.
-        Err(httparse::Error::TooManyHeaders) => Route::Fixed(TOO_LARGE),
-        Err(_) => Route::Fixed(BAD_REQUEST),
-        Ok(httparse::Status::Complete(_)) => {
-            let path = req.path.unwrap_or("");
-            let path = path.split_once('?').map_or(path, |(p, _)| p);
-            if path != "/metrics" {
-                Route::Fixed(NOT_FOUND)
-            } else if req.method != Some("GET") {
-                Route::Fixed(NOT_ALLOWED)
-            } else {
-                Route::Metrics
-            }
+    // Whole lines only (each ends with a line feed), without their line ending.
+    let mut lines = request
+        .split_inclusive(|&b| b == b'\n')
+        .filter_map(|l| l.strip_suffix(b"\n"))
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let Some(first) = lines.next() else {
+        return Route::Incomplete;
+    };
+    let Some((method, path)) = request_line(first) else {
+        return Route::Fixed(BAD_REQUEST);
+    };
+    let mut complete = false;
+    for line in lines {
+        if line.is_empty() {
+            complete = true;
+            break;
+        }
+        if !line.contains(&b':') {
+            return Route::Fixed(BAD_REQUEST);
         }
     }
+    if !complete {
+        return Route::Incomplete;
+    }
+    let path = path.split(|&b| b == b'?').next().unwrap_or(path);
+    if path != b"/metrics" {
+        Route::Fixed(NOT_FOUND)
+    } else if method != b"GET" {
+        Route::Fixed(NOT_ALLOWED)
+    } else {
+        Route::Metrics
+    }
+}
+
+/// (method, target) of `METHOD SP TARGET SP HTTP/1.0|1.1`; None when it is not that.
+fn request_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let token = |s: &[u8]| !s.is_empty() && s.iter().all(|b| b.is_ascii_alphabetic());
+    let target_ok = target.first() == Some(&b'/') && target.iter().all(|&b| b > b' ' && b < 0x7f);
+    let version_ok = version == b"HTTP/1.1" || version == b"HTTP/1.0";
+    (parts.next().is_none() && token(method) && target_ok && version_ok).then_some((method, target))
 }
 
 #[cfg(test)]
@@ -380,12 +406,33 @@ mod tests {
             Route::Fixed(NOT_FOUND)
         );
         assert_eq!(route(b"\x00\x01garbage\r\n\r\n"), Route::Fixed(BAD_REQUEST));
+        // A broken request line is refused before the head ends.
+        assert_eq!(route(b"GET /metrics\r\n"), Route::Fixed(BAD_REQUEST));
+        for bad in [
+            &b"GET  /metrics HTTP/1.1\r\n\r\n"[..],
+            b"GET /metrics HTTP/2\r\n\r\n",
+            b"GET metrics HTTP/1.1\r\n\r\n",
+            b"G3T /metrics HTTP/1.1\r\n\r\n",
+            b"GET /met\x01rics HTTP/1.1\r\n\r\n",
+            b"GET /metrics HTTP/1.1 x\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nno colon\r\n\r\n",
+        ] {
+            assert_eq!(route(bad), Route::Fixed(BAD_REQUEST), "{bad:?}");
+        }
+        // Bare line feeds end lines too; many headers are fine within MAX_REQUEST.
+        assert_eq!(route(b"GET /metrics HTTP/1.0\nA: b\n\n"), Route::Metrics);
         let mut many = b"GET /metrics HTTP/1.1\r\n".to_vec();
         for i in 0..40 {
             many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
         }
+        assert_eq!(route(&many), Route::Incomplete);
         many.extend_from_slice(b"\r\n");
-        assert_eq!(route(&many), Route::Fixed(TOO_LARGE));
+        assert_eq!(route(&many), Route::Metrics);
+        // Every prefix of a good request is incomplete, never an error.
+        let good = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9101\r\nAccept: */*\r\n\r\n";
+        for n in 0..good.len() - 1 {
+            assert_eq!(route(&good[..n]), Route::Incomplete, "{n}");
+        }
     }
 
     #[test]

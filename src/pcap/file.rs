@@ -635,6 +635,51 @@ mod tests {
 
     type Got = (u64, u32, Vec<u8>, LinkType);
 
+    /// A modified-format pcap (big-endian) with the FCS bits set in its link-type field, two
+    /// records: one normal, one whose original length is absurd.
+    #[test]
+    fn modified_format_fcs_bits_and_absurd_lengths() {
+        let dir = scratch("modified");
+        let frame = [0x02u8, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5];
+        let mut f = vec![0xa1, 0xb2, 0xcd, 0x34, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0];
+        f.extend_from_slice(&[0, 0, 0xff, 0xff, 0x24, 0, 0, 1]); // snaplen, FCS bits | Ethernet
+        for (sec, orig) in [(7u32, 60u32), (8, 0xf3fe_ee30)] {
+            f.extend_from_slice(&sec.to_be_bytes());
+            f.extend_from_slice(&500_000u32.to_be_bytes());
+            f.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+            f.extend_from_slice(&orig.to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 3, 0x08, 0x00, 0, 0]); // ifindex, protocol, type, pad
+            f.extend_from_slice(&frame);
+        }
+        let path = dir.join("m.pcap");
+        std::fs::write(&path, &f).unwrap();
+        let (got, err) = read_all(&path);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(
+            got,
+            vec![
+                (7_500_000_000, 60, frame.to_vec(), LinkType::Ethernet),
+                (8_500_000_000, 14, frame.to_vec(), LinkType::Ethernet),
+            ]
+        );
+        // Version 1.0 and 2.5: refused, naming the version.
+        for (v, name) in [([0u8, 1, 0, 0], "1.0"), ([0, 2, 0, 5], "2.5")] {
+            f[4..8].copy_from_slice(&v);
+            std::fs::write(&path, &f).unwrap();
+            let e = FileSource::open(&path).err().expect("refused");
+            assert!(
+                e.to_string()
+                    .contains(&format!("pcap version {name} is not supported")),
+                "{e}"
+            );
+        }
+        // A wrong magic says so.
+        f[..4].copy_from_slice(b"GIF8");
+        std::fs::write(&path, &f).unwrap();
+        let e = FileSource::open(&path).err().expect("refused");
+        assert!(e.to_string().contains("wrong magic number"), "{e}");
+    }
+
     fn read_all(path: &Path) -> (Vec<Got>, Option<CaptureError>) {
         let mut src = FileSource::open(path).unwrap();
         let mut v = Vec::new();
