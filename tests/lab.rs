@@ -1191,11 +1191,7 @@ impl NsRest {
 
     /// Every request read so far, in order.
     fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        crate::ship::records(&self.log)
     }
 
     /// The snapshot with the highest seq posted so far.

@@ -498,11 +498,7 @@ impl Platform {
         Platform { child, log, mode }
     }
     fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        crate::ship::records(&self.log)
     }
     fn registrations(&self) -> usize {
         self.records()
