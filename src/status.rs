@@ -5,7 +5,8 @@
 //! built in one buffer that is reused every cycle (its capacity follows the largest snapshot, which
 //! the device table bounds), written to `<file>.tmp` in the same directory through the
 //! directory's fd (created with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600: a symlink planted there is
-//! never followed) and renamed over the file, so a reader sees the previous cycle's file or this one, never half of one.
+//! never followed) and renamed over the file, so a reader sees the previous cycle's file or this
+//! one, never half of one.
 //! No fsync: the file lives on tmpfs (/var/run) and is rewritten every cycle.
 //!
 //! The API key never reaches the file: the state says whether one is set, nothing more.
