@@ -421,7 +421,7 @@ impl Agent {
         let Some(m) = self.metrics.as_mut() else {
             return;
         };
-        if !self.set.ready(METRICS).any() && m.deadline().is_none_or(|d| now < d) {
+        if !self.set.ready(METRICS).any() && m.deadline().map_or(true, |d| now < d) {
             return;
         }
         let shipper = match &self.output {

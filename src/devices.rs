@@ -739,7 +739,7 @@ impl DeviceTable {
     }
 
     fn range_allows(&self, ip: Ipv4Addr) -> bool {
-        self.range.is_none_or(|r| r.contains(ip))
+        self.range.map_or(true, |r| r.contains(ip))
     }
 
     /// An ARP reply to the agent's scan (discovery): the IPv4 binding and a sign of life.

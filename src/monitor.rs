@@ -46,6 +46,19 @@ pub struct Port {
     pub bytes: u64,
 }
 
+/// The device table's settings from the config (live capture and replay alike); a fresh
+/// random hash seed each time.
+pub fn table_config(cfg: &Config) -> TableConfig {
+    TableConfig {
+        capacity: cfg.device_table_size,
+        cycle_ns: cfg.cycle.as_nanos().max(1) as u64,
+        timeout_cycles: cfg.device_timeout_cycles,
+        expire_ns: cfg.device_expire.as_nanos() as u64,
+        range: cfg.network_range,
+        seed: [crate::sys::random::u64(), crate::sys::random::u64()],
+    }
+}
+
 /// Everything live the loop drives: the captures (one per interface of INTERFACE), the one
 /// device table they feed, the ARP scanners sending through their sockets, names and the
 /// offload check.
@@ -70,14 +83,7 @@ impl Monitor {
     /// Opens the captures (or records why not), seeds the table from /proc/net/arp and the
     /// lease files, and checks for flow offloading once (with a warning when on).
     pub fn new(cfg: &Config, now: Instant) -> Monitor {
-        let table = DeviceTable::new(TableConfig {
-            capacity: cfg.device_table_size,
-            cycle_ns: cfg.cycle.as_nanos() as u64,
-            timeout_cycles: cfg.device_timeout_cycles,
-            expire_ns: cfg.device_expire.as_nanos() as u64,
-            range: cfg.network_range,
-            seed: [crate::sys::random::u64(), crate::sys::random::u64()],
-        });
+        let table = DeviceTable::new(table_config(cfg));
         let names: Vec<Option<String>> = match cfg.interfaces.len() {
             0 => vec![cfg.interface.clone()],
             _ => cfg.interfaces.iter().cloned().map(Some).collect(),
@@ -251,7 +257,7 @@ impl Monitor {
     }
 
     fn refresh_offload(&mut self, now: Instant) {
-        if self.offload_at.is_none_or(|t| now >= t) {
+        if self.offload_at.map_or(true, |t| now >= t) {
             self.offload = offload::read(&self.proc_root);
             self.offload_at = Some(now + OFFLOAD_EVERY);
         }

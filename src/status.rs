@@ -3,21 +3,22 @@
 //!
 //! Written once per cycle, right after the snapshot is built: no wake-up of its own. The text is
 //! built in one buffer that is reused every cycle (its capacity follows the largest snapshot, which
-//! the device table bounds), written to `<file>.tmp` in the same directory (created with
-//! O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600: a symlink planted there is never followed) and renamed
-//! over the file, so a reader sees the previous cycle's file or this one, never half of one.
+//! the device table bounds), written to `<file>.tmp` in the same directory through the
+//! directory's fd (created with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600: a symlink planted there is
+//! never followed) and renamed over the file, so a reader sees the previous cycle's file or this
+//! one, never half of one.
 //! No fsync: the file lives on tmpfs (/var/run) and is rewritten every cycle.
 //!
 //! The API key never reaches the file: the state says whether one is set, nothing more.
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::ffi::OsString;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::snapshot::Snapshot;
+use crate::sys::fs::{Dir, Durability};
 
 /// Format version of the file's `status` object; bumped when a field changes meaning.
 pub const STATUS_VERSION: u32 = 1;
@@ -90,7 +91,10 @@ struct File<'a> {
 /// The status file: its path and the buffer reused every cycle.
 pub struct StatusFile {
     path: PathBuf,
-    tmp: PathBuf,
+    /// The directory it is in, its name there and the temporary name written first.
+    dir: PathBuf,
+    name: OsString,
+    tmp: OsString,
     buf: Vec<u8>,
     /// The last write failed (logged once until a write works again).
     failing: bool,
@@ -99,11 +103,19 @@ pub struct StatusFile {
 impl StatusFile {
     /// A status file at `path`, written once per cycle.
     pub fn new(path: PathBuf) -> StatusFile {
-        let mut tmp = path.clone().into_os_string();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        // No name (a path ending in ".."): every write fails with "not a plain file name".
+        let name = path.file_name().unwrap_or_default().to_owned();
+        let mut tmp = name.clone();
         tmp.push(".tmp");
         StatusFile {
             path,
-            tmp: PathBuf::from(tmp),
+            dir,
+            name,
+            tmp,
             buf: Vec::new(),
             failing: false,
         }
@@ -149,44 +161,21 @@ impl StatusFile {
         };
         serde_json::to_writer(&mut self.buf, &file).map_err(io::Error::other)?;
         self.buf.push(b'\n');
-        replace(&self.path, &self.tmp, &self.buf)
+        // The directory is opened each cycle: one created or replaced after the start is used.
+        Dir::open_following(&self.dir)?.replace(
+            &self.name,
+            &self.tmp,
+            &self.buf,
+            Durability::Unsynced,
+            |_| Ok(()),
+        )
     }
 
     /// Removes the file (at a clean stop: no data is better than stale data).
     pub fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = std::fs::remove_file(self.dir.join(&self.tmp));
     }
-}
-
-/// Writes `data` to `tmp` (a new file, never through a symlink, mode 0600) and renames it over
-/// `path`.
-fn replace(path: &Path, tmp: &Path, data: &[u8]) -> io::Result<()> {
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(tmp)
-    };
-    let mut f = match open() {
-        // Left over from a run that died between create and rename (or planted): unlink
-        // removes the name itself, never what a symlink points to.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(tmp)?;
-            open()?
-        }
-        r => r?,
-    };
-    if let Err(e) = f.write_all(data) {
-        let _ = std::fs::remove_file(tmp);
-        return Err(e);
-    }
-    drop(f);
-    std::fs::rename(tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(tmp);
-    })
 }
 
 #[cfg(test)]

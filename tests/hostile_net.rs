@@ -4,7 +4,7 @@
 //! of three thousand years, failure reasons that change.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::Path;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ fn proc_field(pid: i32, file: &str, name: &str) -> u64 {
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/{file}"))
 }
 
@@ -325,7 +325,7 @@ fn urls_that_would_inject_are_refused_with_exit_2_naming_the_key() {
 }
 
 /// Times (server clock, seconds) of the POSTs answered in `mode`.
-fn post_times(log: &PathBuf, mode: &str) -> Vec<f64> {
+fn post_times(log: &Path, mode: &str) -> Vec<f64> {
     records(log)
         .iter()
         .filter(|r| r["mode"] == mode && r["method"] == "POST")

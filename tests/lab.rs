@@ -1191,11 +1191,7 @@ impl NsRest {
 
     /// Every request read so far, in order.
     fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        crate::ship::records(&self.log)
     }
 
     /// The snapshot with the highest seq posted so far.
@@ -1682,6 +1678,17 @@ fn lab_dns_that_never_answers_does_not_stall_the_loop() {
     let api = NsRest::start(&lab.router, &dir, port, "ok");
     let ws = NsRest::start_script("ws_server.py", &lab.router, &dir, port + 1, "ok");
     let (c0, c1) = (&lab.clients[0], &lab.clients[1]);
+    // The client's kernel sends a few frames of its own after link-up (IPv6 multicast listener
+    // reports): let them pass before the agent starts, so the counts compared below are the
+    // test's frames and whatever else the veth counted in the same window.
+    let mut last = lab.counter(c0, "tx_packets");
+    let mut still = 0;
+    while still < 3 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = lab.counter(c0, "tx_packets");
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
     let (txp0, txb0) = (lab.counter(c0, "tx_packets"), lab.counter(c0, "tx_bytes"));
     let rest_url = format!("PLATFORM_API_URL=http://platform.test:{port}/ingest");
     let ws_url = format!("PLATFORM_WS_URL=ws://platform.test:{}/ws", port + 1);
@@ -1718,7 +1725,7 @@ fn lab_dns_that_never_answers_does_not_stall_the_loop() {
         lab.counter(c0, "tx_packets") - txp0,
         lab.counter(c0, "tx_bytes") - txb0,
     );
-    assert_eq!(sent.0, FRAMES as u64);
+    assert!(sent.0 >= FRAMES as u64, "{} frames left c0", sent.0);
     // The black hole was asked, again and again, and nothing reached the platform.
     assert!(
         dns.queries("platform.test") >= 4,

@@ -107,6 +107,23 @@ fn reference(file: &Path) -> Option<Counts> {
     None
 }
 
+/// Puts each device of `snap` into `c` with its counters there (replacing older ones).
+fn add_counts(c: &mut Counts, snap: &serde_json::Value) {
+    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
+        let b = &d["bandwidth"];
+        let n = |k: &str| b[k].as_u64().unwrap();
+        c.insert(
+            d["mac"].as_str().unwrap().to_owned(),
+            [
+                n("txBytesTotal"),
+                n("txPacketsTotal"),
+                n("rxBytesTotal"),
+                n("rxPacketsTotal"),
+            ],
+        );
+    }
+}
+
 /// Replays with --every-cycle and takes each MAC's counters from the last snapshot it is in.
 /// DEVICE_EXPIRE is set to its maximum (a year): a device that expires and comes back starts
 /// from zero again, by design, while tshark keeps counting (tcpdump's arp-oobr.pcap has MACs
@@ -123,19 +140,7 @@ fn replay_counts(file: &Path, extra: &[&str]) -> (Counts, serde_json::Value) {
     let mut last = serde_json::Value::Null;
     for line in stdout(&o).lines() {
         let snap: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-        for d in snap["network"]["connectedDevices"].as_array().unwrap() {
-            let b = &d["bandwidth"];
-            let n = |k: &str| b[k].as_u64().unwrap();
-            c.insert(
-                d["mac"].as_str().unwrap().to_owned(),
-                [
-                    n("txBytesTotal"),
-                    n("txPacketsTotal"),
-                    n("rxBytesTotal"),
-                    n("rxPacketsTotal"),
-                ],
-            );
-        }
+        add_counts(&mut c, &snap);
         last = snap;
     }
     assert_eq!(last["agent"]["capture"]["mode"], "replay");
@@ -641,19 +646,7 @@ fn expiry_in_long_captures_is_reported_and_can_be_off() {
         "{err}"
     );
     let mut got = Counts::new();
-    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
-        let b = &d["bandwidth"];
-        let n = |k: &str| b[k].as_u64().unwrap();
-        got.insert(
-            d["mac"].as_str().unwrap().to_owned(),
-            [
-                n("txBytesTotal"),
-                n("txPacketsTotal"),
-                n("rxBytesTotal"),
-                n("rxPacketsTotal"),
-            ],
-        );
-    }
+    add_counts(&mut got, &snap);
     assert_eq!(got["02:11:22:33:55:01"], [800, 3, 0, 0]);
     if let Some(want) = reference_if_tshark(&path) {
         assert_eq!(got, want);
@@ -711,19 +704,7 @@ fn replay_json_counts(path: &Path) -> Counts {
     assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
     let snap: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let mut c = Counts::new();
-    for d in snap["network"]["connectedDevices"].as_array().unwrap() {
-        let b = &d["bandwidth"];
-        let n = |k: &str| b[k].as_u64().unwrap();
-        c.insert(
-            d["mac"].as_str().unwrap().to_owned(),
-            [
-                n("txBytesTotal"),
-                n("txPacketsTotal"),
-                n("rxBytesTotal"),
-                n("rxPacketsTotal"),
-            ],
-        );
-    }
+    add_counts(&mut c, &snap);
     c
 }
 

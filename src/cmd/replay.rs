@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime};
 use crate::agent::{self, RunState};
 use crate::cli::{Common, ReplayArgs};
 use crate::config::{Config, LoadOptions};
-use crate::devices::{DeviceTable, TableConfig};
+use crate::devices::DeviceTable;
 use crate::error::Error;
 use crate::frame::linktype_name;
 use crate::pcap::file::FileSource;
@@ -126,18 +126,6 @@ fn add_local(nets: &mut crate::locality::LocalNets, text: &str) -> bool {
     }
 }
 
-/// The table's settings from the config.
-pub fn table_config(cfg: &Config) -> TableConfig {
-    TableConfig {
-        capacity: cfg.device_table_size,
-        cycle_ns: cfg.cycle.as_nanos().max(1) as u64,
-        timeout_cycles: cfg.device_timeout_cycles,
-        expire_ns: cfg.device_expire.as_nanos() as u64,
-        range: cfg.network_range,
-        seed: [crate::sys::random::u64(), crate::sys::random::u64()],
-    }
-}
-
 struct Printer<'a> {
     cfg: &'a Config,
     opts: &'a ReplayOptions,
@@ -228,7 +216,7 @@ fn print_table(out: &mut impl Write, devices: &[Device]) -> std::io::Result<()> 
 /// Replays `opts.file` with the configuration `load` and prints the result.
 pub fn run(load: LoadOptions, opts: ReplayOptions) -> Result<(), Error> {
     let cfg = agent::load_config(&load)?;
-    let mut tc = table_config(&cfg);
+    let mut tc = crate::monitor::table_config(&cfg);
     tc.range = opts.range;
     let mut table = DeviceTable::new(tc);
     table.set_excluded(&opts.gateways);

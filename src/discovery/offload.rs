@@ -86,18 +86,18 @@ pub fn detect(conntrack: Option<&str>, firewall: Option<&str>) -> Option<Offload
 
 /// At most this much of /proc/net/nf_conntrack is read: a busy router's table can be large,
 /// and the flags of its first 16 MiB of entries are a fair sample.
-const CONNTRACK_MAX: u64 = 16 << 20;
+const CONNTRACK_MAX: usize = 16 << 20;
 
 /// Reads the files (conntrack under `proc_root`) and detects. A conntrack table that cannot
 /// be read (EACCES after the drop from root) leaves the flow count unknown.
 pub fn read(proc_root: &std::path::Path) -> Option<OffloadInfo> {
-    let ct = std::fs::File::open(proc_root.join(CONNTRACK))
-        .and_then(|f| {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::Read::take(f, CONNTRACK_MAX), &mut text)
-                .map(|_| text)
-        })
-        .ok();
+    let ct = crate::sys::fs::open_regular(&proc_root.join(CONNTRACK), true)
+        .ok()
+        .and_then(|(mut f, _)| {
+            let mut buf = Vec::new();
+            crate::sys::fs::read_at_most(&mut f, CONNTRACK_MAX, &mut buf).ok()?;
+            String::from_utf8(buf).ok()
+        });
     // A UCI file of a few KiB: read bounded (1 MiB), never a FIFO or a device.
     let fw = crate::sys::fs::read_text(std::path::Path::new(FIREWALL), 1 << 20).ok();
     detect(ct.as_deref(), fw.as_deref())

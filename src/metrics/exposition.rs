@@ -231,13 +231,13 @@ fn mac_label(out: &mut Vec<u8>, mac: &[u8; 6]) {
 
 fn value_u64(out: &mut Vec<u8>, v: u64) {
     // Writing into a Vec<u8> cannot fail.
-    let _ = write!(out, " {v}\n");
+    let _ = writeln!(out, " {v}");
 }
 
 /// Milliseconds as seconds with three decimals (integer formatting only: float formatting
 /// costs ~20 kB of code on a router).
 fn value_millis(out: &mut Vec<u8>, ms: u64) {
-    let _ = write!(out, " {}.{:03}\n", ms / 1000, ms % 1000);
+    let _ = writeln!(out, " {}.{:03}", ms / 1000, ms % 1000);
 }
 
 fn device_labels(out: &mut Vec<u8>, name: &str, d: &DeviceSample) {

@@ -17,12 +17,12 @@
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::sys::fs::{self as sysfs, Dir, ReadError};
+use crate::sys::fs::{self as sysfs, Dir, Durability, ReadError};
 
 /// One snapshot waiting for REST.
 pub struct Entry {
@@ -518,25 +518,17 @@ impl Spool {
     fn write(&mut self, body: &[u8]) -> io::Result<u64> {
         let n = self.next;
         self.next = self.next.saturating_add(1);
-        let tmp = tmp_name(n);
-        let res = (|| {
-            let mut f = match self.dir.create_new(&tmp, 0o600) {
-                // Left over (we remove them at start, and only we can write here): once more.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    self.dir.remove(&tmp)?;
-                    self.dir.create_new(&tmp, 0o600)?
-                }
-                r => r?,
-            };
-            f.write_all(body)?;
-            f.sync_all()?;
-            self.dir.rename(&tmp, &spool_name(n))?;
-            self.dir.sync()
-        })();
-        if res.is_err() {
-            let _ = self.dir.remove(&tmp);
-        }
-        res.map(|()| n)
+        // A temporary left over is removed at start, and only we can write here: a leftover
+        // found now is removed and the write tried once more (inside `replace`).
+        self.dir
+            .replace(
+                &spool_name(n),
+                &tmp_name(n),
+                body,
+                Durability::Synced,
+                |_| Ok(()),
+            )
+            .map(|()| n)
     }
 }
 

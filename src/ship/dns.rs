@@ -10,8 +10,7 @@
 //! them, so edits apply without a restart.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
@@ -111,16 +110,13 @@ pub fn parse_hosts(text: &str, name: &str) -> Vec<IpAddr> {
     out
 }
 
-/// A small file read whole if it is a regular file (at most 64 KiB); empty when missing.
+/// A small file read whole if it is a regular file (at most 64 KiB, the rest ignored); empty
+/// when missing. Opened without blocking: a FIFO there is refused, never waited on.
 fn read_small(path: &std::path::Path) -> String {
-    let Ok(f) = File::open(path) else {
-        return String::new();
-    };
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return String::new();
-    }
     let mut buf = Vec::new();
-    let _ = f.take(MAX_FILE).read_to_end(&mut buf);
+    if let Ok((mut f, _)) = crate::sys::fs::open_regular(path, true) {
+        let _ = crate::sys::fs::read_at_most(&mut f, MAX_FILE as usize, &mut buf);
+    }
     String::from_utf8_lossy(&buf).into_owned()
 }
 
@@ -678,6 +674,30 @@ mod tests {
         for bad in ["", ".", "a..b", "a b", "a/b", long.as_str(), "ä.com"] {
             assert!(!valid_name(bad), "{bad}");
         }
+    }
+
+    /// resolv.conf and hosts are read bounded, and a FIFO or a device in their place is
+    /// refused at once (the loop never waits on a file).
+    #[test]
+    fn files_are_read_bounded_and_never_block() {
+        let dir = std::env::temp_dir().join(format!("netmon-dns-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("hosts");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let t0 = Instant::now();
+        assert_eq!(read_small(&fifo), "");
+        assert_eq!(read_small(std::path::Path::new("/dev/zero")), "");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        let big = dir.join("big");
+        std::fs::write(&big, "x".repeat(MAX_FILE as usize + 10)).unwrap();
+        assert_eq!(read_small(&big).len(), MAX_FILE as usize);
+        assert_eq!(read_small(&dir.join("missing")), "");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A nameserver on 127.0.0.1 that answers A queries for `platform.test` and NODATA for

@@ -1,5 +1,4 @@
-//! HTTP/1.1 replies from the platform, read incrementally and within fixed bounds, and a small
-//! blocking client for POSTs built on it.
+//! HTTP/1.1 replies from the platform, read incrementally and within fixed bounds.
 //!
 //! `ReplyParser` is fed the bytes as they arrive (`feed`), never blocks and never looks at a byte
 //! twice: the head is scanned for its end once and parsed once (httparse), a chunked body is
@@ -12,13 +11,9 @@
 //! only as a bounded, printable string for callers that mask it before logging (`redact`).
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::io;
 
-use super::tls::ClientConfig;
-
-use super::net::{self, ConnectError};
+use super::net::ConnectError;
 use crate::config::{Secret, Url};
 
 /// Bytes read for one reply at most: interim 1xx replies, the head and the body framing.
@@ -537,7 +532,7 @@ fn parse_seconds(v: &[u8]) -> Option<u64> {
     }))
 }
 
-/// A reply as the blocking client returns it.
+/// A reply as the client returns it.
 #[derive(Debug)]
 pub struct Response {
     /// The status code.
@@ -610,78 +605,6 @@ pub fn host_header(url: &Url) -> String {
     }
 }
 
-/// POSTs `body` with `headers` (besides Host, User-Agent, Content-Type: application/json,
-/// Content-Length, Connection) and returns the reply; everything within `timeout`. The body is
-/// only read when `want_body` (then at most `MAX_BODY_KEPT` of it is kept); otherwise the
-/// reply's head is all that is read.
-pub fn post(
-    url: &Url,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    timeout: Duration,
-    tls: Option<&Arc<ClientConfig>>,
-    want_body: bool,
-) -> Result<Response, HttpError> {
-    let deadline = Instant::now() + timeout;
-    let host = url.host.clone();
-    let mut conn = net::connect(url, deadline, tls).map_err(HttpError::Connect)?;
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: netmon-agent/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        url.request_target(),
-        host_header(url),
-        crate::VERSION,
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(k);
-        head.push_str(": ");
-        head.push_str(v);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    let io_err = |phase: &'static str, e: io::Error| {
-        if e.kind() == io::ErrorKind::TimedOut {
-            HttpError::Timeout {
-                host: host.clone(),
-                phase,
-            }
-        } else {
-            HttpError::Io {
-                host: host.clone(),
-                phase,
-                source: e,
-            }
-        }
-    };
-    conn.write_all(head.as_bytes())
-        .and_then(|()| conn.write_all(body))
-        .and_then(|()| conn.flush())
-        .map_err(|e| io_err("sending the request", e))?;
-    let mut parser = ReplyParser::new(if want_body { MAX_BODY_KEPT } else { 0 });
-    let read = if want_body {
-        read_reply(&mut conn, &mut parser)
-    } else {
-        read_head(&mut conn, &mut parser).map(drop)
-    };
-    read.map_err(|e| match e {
-        ReadError::Io(e) => io_err("waiting for the reply", e),
-        ReadError::Reply(error) => HttpError::Reply {
-            host: host.clone(),
-            error,
-        },
-    })?;
-    let h = parser.head().ok_or(HttpError::Reply {
-        host: host.clone(),
-        error: ReplyError::Closed { got_bytes: true },
-    })?;
-    Ok(Response {
-        status: h.status,
-        reason: h.reason.clone(),
-        retry_after: h.retry_after,
-        body: parser.body().to_vec(),
-    })
-}
-
 /// "HTTP 503 Service Unavailable" for logs: the status and the reason phrase (already bounded
 /// and printable), with any run of the key's characters masked.
 pub fn status_text(status: u16, reason: &str, key: Option<&Secret>) -> String {
@@ -690,61 +613,6 @@ pub fn status_text(status: u16, reason: &str, key: Option<&Secret>) -> String {
         format!("HTTP {status}")
     } else {
         format!("HTTP {status} {reason}")
-    }
-}
-
-/// Why reading a reply head failed.
-#[derive(Debug)]
-pub enum ReadError {
-    /// A socket error.
-    Io(io::Error),
-    /// The reply is not acceptable.
-    Reply(ReplyError),
-}
-
-/// Reads from `conn` into `parser` until the final head is complete; returns the bytes read
-/// beyond it (the start of the body, or of the WebSocket frames after a 101).
-pub fn read_head(conn: &mut impl Read, parser: &mut ReplyParser) -> Result<Vec<u8>, ReadError> {
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = read_some(conn, &mut buf)?;
-        if n == 0 {
-            parser.finish().map_err(ReadError::Reply)?;
-            return Ok(Vec::new());
-        }
-        let fed = parser.feed(&buf[..n]).map_err(ReadError::Reply)?;
-        if fed.progress != Progress::NeedMore {
-            return Ok(buf[fed.used..n].to_vec());
-        }
-    }
-}
-
-/// Reads from `conn` into `parser` until the reply is complete.
-pub fn read_reply(conn: &mut impl Read, parser: &mut ReplyParser) -> Result<(), ReadError> {
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = read_some(conn, &mut buf)?;
-        if n == 0 {
-            parser.finish().map_err(ReadError::Reply)?;
-            return Ok(());
-        }
-        let mut at = 0;
-        while at < n {
-            let fed = parser.feed(&buf[at..n]).map_err(ReadError::Reply)?;
-            at += fed.used;
-            if fed.progress == Progress::Done {
-                return Ok(());
-            }
-        }
-    }
-}
-
-fn read_some(conn: &mut impl Read, buf: &mut [u8]) -> Result<usize, ReadError> {
-    loop {
-        match conn.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => return r.map_err(ReadError::Io),
-        }
     }
 }
 

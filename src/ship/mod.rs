@@ -649,7 +649,7 @@ pub fn check(cfg: &Config, snap: &Snapshot) -> (Vec<String>, bool) {
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         let t0 = Instant::now();
-        let res = http::post(
+        let res = client::post_once(
             url,
             &headers,
             text.as_bytes(),

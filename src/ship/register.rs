@@ -5,9 +5,10 @@
 //! rename, directory fsync), an existing file's owner and mode kept, a new one 0600. A bad reply
 //! changes nothing; an issued key that cannot be written is kept in memory and the write retried.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use super::dns::Resolver;
 use super::http::{self, HttpError};
 use super::{tls, Backoff};
 use crate::config::{Config, Secret};
-use crate::sys::openat::Dir;
+use crate::sys::fs::{Dir, Durability, ReadError};
 use crate::sys::poll::{PollSet, Ready, Token};
 
 /// Why registration failed.
@@ -234,18 +235,13 @@ fn split(path: &Path) -> Result<(&Path, &str), String> {
 /// What is at `name` in `dir` now: None when nothing, else its text and metadata. A symlink,
 /// a non-regular file or an oversized file is an error (never followed, never read).
 fn read_existing(dir: &Dir, name: &str) -> Result<Option<(String, fs::Metadata)>, String> {
-    let mut f = match dir.open_read(name) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err("is a symlink; not following it".into())
-        }
+    let (mut f, meta) = match dir.open_regular(OsStr::new(name)) {
+        Ok(found) => found,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(ReadError::Symlink) => return Err("is a symlink; not following it".into()),
+        Err(ReadError::NotRegular(_)) => return Err("not a regular file".into()),
         Err(e) => return Err(e.to_string()),
     };
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
     if meta.len() > MAX_FILE {
         return Err(format!("larger than {MAX_FILE} bytes"));
     }
@@ -276,7 +272,7 @@ pub fn store_key(dest: &Dest, key: &Secret) -> Result<PathBuf, RegisterError> {
         reason: format!("cannot store the key: {reason}"),
     };
     let (dir_path, name) = split(path).map_err(|r| ferr(r.to_owned()))?;
-    let dir = Dir::open(dir_path).map_err(|e| ferr(format!("directory: {e}")))?;
+    let dir = Dir::open_following(dir_path).map_err(|e| ferr(format!("directory: {e}")))?;
     let existing = read_existing(&dir, name).map_err(ferr)?;
     let text = new_text(
         dest,
@@ -284,32 +280,30 @@ pub fn store_key(dest: &Dest, key: &Secret) -> Result<PathBuf, RegisterError> {
         key.expose(),
     );
     let tmp = format!(".{name}.netmon-tmp");
-    let res = (|| -> Result<(), String> {
-        match dir.unlink(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("{tmp}: {e}")),
+    // A new file is 0600 and ours; an existing one keeps its owner and mode.
+    let keep_owner_and_mode = |f: &fs::File| -> std::io::Result<()> {
+        let Some((_, meta)) = &existing else {
+            return Ok(());
+        };
+        let mine = f.metadata()?;
+        if (mine.uid(), mine.gid()) != (meta.uid(), meta.gid()) {
+            std::os::unix::fs::fchown(f, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot keep its owner {}:{} ({e})", meta.uid(), meta.gid()),
+                )
+            })?;
         }
-        let mut f = dir.create_new(&tmp, 0o600).map_err(|e| e.to_string())?;
-        if let Some((_, meta)) = &existing {
-            let mine = f.metadata().map_err(|e| e.to_string())?;
-            if (mine.uid(), mine.gid()) != (meta.uid(), meta.gid()) {
-                std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
-                    format!("cannot keep its owner {}:{} ({e})", meta.uid(), meta.gid())
-                })?;
-            }
-            f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .map_err(|e| e.to_string())?;
-        }
-        f.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-        f.sync_all().map_err(|e| e.to_string())?;
-        dir.rename(&tmp, name).map_err(|e| e.to_string())?;
-        dir.sync().map_err(|e| e.to_string())
-    })();
-    if let Err(reason) = res {
-        let _ = dir.unlink(&tmp);
-        return Err(ferr(reason));
-    }
+        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
+    };
+    dir.replace(
+        OsStr::new(name),
+        OsStr::new(&tmp),
+        text.as_bytes(),
+        Durability::Synced,
+        keep_owner_and_mode,
+    )
+    .map_err(|e| ferr(e.to_string()))?;
     Ok(path.to_owned())
 }
 
@@ -328,7 +322,7 @@ pub fn load_key_file(cfg: &mut Config) -> Result<(), RegisterError> {
         reason: format!("API_KEY_FILE: {reason}"),
     };
     let (dir_path, name) = split(&path).map_err(|r| ferr(r.to_owned()))?;
-    let dir = match Dir::open(dir_path) {
+    let dir = match Dir::open_following(dir_path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(ferr(format!("directory: {e}"))),
@@ -370,7 +364,7 @@ pub fn register(
             path: path.clone(),
             reason: r.to_owned(),
         })?;
-        let found = Dir::open(dir_path)
+        let found = Dir::open_following(dir_path)
             .map_err(|e| e.to_string())
             .and_then(|d| read_existing(&d, name));
         match found {

@@ -212,7 +212,7 @@ impl Rest {
     }
 
     fn due(&self, now: Instant) -> bool {
-        self.retry_at.is_none_or(|t| now >= t)
+        self.retry_at.map_or(true, |t| now >= t)
     }
 
     /// Hands the waiting snapshots over (to a new REST after a reload that changed it). A POST

@@ -128,7 +128,7 @@ impl Ws {
 
     /// Whether a connection attempt is due.
     pub fn wants_connect(&self, now: Instant) -> bool {
-        self.sock.is_none() && self.connecting.is_none() && self.retry_at.is_none_or(|t| now >= t)
+        self.sock.is_none() && self.connecting.is_none() && self.retry_at.map_or(true, |t| now >= t)
     }
 
     /// The fd to poll: the connection being made, or the connection (readable unless reading
@@ -582,7 +582,7 @@ impl Handshake {
     /// head, kept for it).
     fn finish(
         &self,
-        conn: Box<Conn>,
+        conn: Conn,
         reply: &http::ReplyParser,
         early: Vec<u8>,
     ) -> Result<WebSocket<Conn>, String> {
@@ -627,7 +627,7 @@ impl Handshake {
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         Ok(WebSocket::from_partially_read(
-            *conn,
+            conn,
             buf,
             Role::Client,
             Some(cfg),
@@ -726,7 +726,7 @@ impl Machine for Handshake {
                             Ok(f) if f.progress == http::Progress::NeedMore => {}
                             Ok(f) => {
                                 let early = buf[f.used..n].to_vec();
-                                return Some(self.finish(conn, &reply, early));
+                                return Some(self.finish(*conn, &reply, early));
                             }
                         }
                     }

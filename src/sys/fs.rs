@@ -6,7 +6,7 @@
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fmt;
 use std::fs::{File, Metadata, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -179,25 +179,65 @@ pub fn read_text(path: &Path, limit: usize) -> Result<String, ReadError> {
     })
 }
 
-fn cstring(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name contains NUL"))
+/// `name` as a C string when it is a single path component: not empty, not "." or "..", no '/'
+/// and no NUL. An entry operation never reaches outside its directory.
+fn entry_name(name: &OsStr) -> io::Result<CString> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a plain file name",
+        ));
+    }
+    CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in file name"))
+}
+
+/// Runs `f` again while it fails with EINTR.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Whether [`Dir::replace`] flushes what it writes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync of the file before the rename and of the directory after it: the new content
+    /// survives a power cut (flash-backed files).
+    Synced,
+    /// No fsync: a file on tmpfs, rewritten often.
+    Unsynced,
 }
 
 /// A directory held open: every operation on its entries goes through the fd, so renaming or
-/// replacing the directory's path afterwards changes nothing, and no entry operation follows a
-/// symbolic link.
+/// replacing the directory's path afterwards changes nothing; an entry is a single name (never
+/// a path), and no entry operation follows a symbolic link.
 #[derive(Debug)]
 pub struct Dir {
     fd: OwnedFd,
 }
 
 impl Dir {
-    /// Opens `path`, which must be a directory and not a symbolic link.
+    /// Opens `path`, which must be a directory and not a symbolic link (the directories the
+    /// agent owns, whose name nobody else should redirect).
     pub fn open(path: &Path) -> io::Result<Dir> {
+        Dir::open_with(path, libc::O_NOFOLLOW)
+    }
+
+    /// Opens the directory at `path`, following a symbolic link to it (a directory the
+    /// administrator names, such as the config file's: where it leads is their choice; the
+    /// entries inside it are still never followed).
+    pub fn open_following(path: &Path) -> io::Result<Dir> {
+        Dir::open_with(path, 0)
+    }
+
+    fn open_with(path: &Path, extra: i32) -> io::Result<Dir> {
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC | extra)
             .open(path)?;
         Ok(Dir { fd: file.into() })
     }
@@ -215,7 +255,8 @@ impl Dir {
 
     /// fsync of the directory (makes renames and removals in it durable).
     pub fn sync(&self) -> io::Result<()> {
-        self.as_file(|f| f.sync_all())
+        // SAFETY: fsync takes only an fd, open for the lifetime of `self`.
+        retry(|| syscall!(fsync(self.fd.as_raw_fd()))).map(drop)
     }
 
     /// Runs `op` on the fd seen as a `File` without giving up ownership.
@@ -227,40 +268,35 @@ impl Dir {
     /// An exclusive flock(2) on the directory, held until this `Dir` (and every fd duplicated
     /// from it) is closed. Ok(false) when another open of the directory holds it.
     pub fn try_lock(&self) -> io::Result<bool> {
-        loop {
-            match syscall!(flock(self.fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)) {
-                Ok(_) => return Ok(true),
-                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+        // SAFETY: flock takes only an fd, open for the lifetime of `self`, and flags.
+        match retry(|| syscall!(flock(self.fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB))) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
     fn openat(&self, name: &OsStr, flags: i32, mode: libc::mode_t) -> io::Result<File> {
-        let c = cstring(name)?;
-        loop {
-            // SAFETY: the directory fd is open for the lifetime of `self`, `c` is a
-            // NUL-terminated string that outlives the call; openat takes the mode as a
-            // variadic unsigned int.
-            match syscall!(openat(
+        let c = entry_name(name)?;
+        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: the directory fd is open for the lifetime of `self`, `c` is a NUL-terminated
+        // string that outlives the call; openat takes the mode as a variadic unsigned int.
+        let fd = retry(|| {
+            syscall!(openat(
                 self.fd.as_raw_fd(),
                 c.as_ptr(),
                 flags,
                 mode as libc::c_uint
-            )) {
-                // SAFETY: openat returned a new descriptor that nothing else owns.
-                Ok(fd) => return Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) })),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+            ))
+        })?;
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
     /// Opens the entry `name` for reading without following a link and without blocking, and
     /// returns it only when it is a regular file.
     pub fn open_regular(&self, name: &OsStr) -> Result<(File, Metadata), ReadError> {
-        let file = self.openat(name, libc::O_RDONLY | libc::O_NOFOLLOW | READ_FLAGS, 0)?;
+        let file = self.openat(name, libc::O_RDONLY | READ_FLAGS, 0)?;
         regular(file)
     }
 
@@ -270,24 +306,65 @@ impl Dir {
     pub fn create_new(&self, name: &OsStr, mode: u32) -> io::Result<File> {
         self.openat(
             name,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
             mode as libc::mode_t,
         )
     }
 
     /// renameat within the directory (a link at `to` is replaced, not followed).
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        let (a, b) = (cstring(from)?, cstring(to)?);
+        let (a, b) = (entry_name(from)?, entry_name(to)?);
         let fd = self.fd.as_raw_fd();
         // SAFETY: both names are NUL-terminated strings that outlive the call; the fd is open.
-        syscall!(renameat(fd, a.as_ptr(), fd, b.as_ptr())).map(drop)
+        retry(|| syscall!(renameat(fd, a.as_ptr(), fd, b.as_ptr()))).map(drop)
     }
 
     /// unlinkat of a non-directory entry (a link is removed, not followed).
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
-        let c = cstring(name)?;
+        let c = entry_name(name)?;
         // SAFETY: `c` is a NUL-terminated string that outlives the call; the fd is open.
-        syscall!(unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0)).map(drop)
+        retry(|| syscall!(unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0))).map(drop)
+    }
+
+    /// Replaces the entry `name` with a file holding `data`, atomically: a reader sees the old
+    /// file or the new one, never part of one. The data goes first to the entry `tmp`, created
+    /// 0600 with O_EXCL (an entry already there, left by a crash or planted, is removed and the
+    /// create tried once more: unlinkat removes the name, never what a link points to);
+    /// `prepare` runs on the new file before the data is written (to give it an owner or a
+    /// mode); then `tmp` is renamed over `name` (a link there is replaced, never followed).
+    /// On failure `tmp` is removed and `name` is left as it was.
+    pub fn replace(
+        &self,
+        name: &OsStr,
+        tmp: &OsStr,
+        data: &[u8],
+        durability: Durability,
+        prepare: impl FnOnce(&File) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let res = (|| {
+            let mut f = match self.create_new(tmp, 0o600) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    self.remove(tmp)?;
+                    self.create_new(tmp, 0o600)?
+                }
+                r => r?,
+            };
+            prepare(&f)?;
+            f.write_all(data)?;
+            if durability == Durability::Synced {
+                f.sync_all()?;
+            }
+            drop(f);
+            self.rename(tmp, name)?;
+            if durability == Durability::Synced {
+                self.sync()?;
+            }
+            Ok(())
+        })();
+        if res.is_err() {
+            let _ = self.remove(tmp);
+        }
+        res
     }
 
     /// The names of the directory's entries (without "." and ".."), read from the fd.
@@ -449,6 +526,85 @@ mod tests {
         // A link to a directory is not opened as one.
         symlink(d.join("moved"), d.join("dirlink")).unwrap();
         assert!(Dir::open(&d.join("dirlink")).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn entry_names_are_single_components() {
+        let d = scratch("names");
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/inner"), "x").unwrap();
+        let dir = Dir::open(&d).unwrap();
+        for bad in ["", ".", "..", "sub/inner", "../x", "a\0b"] {
+            let bad = OsStr::new(bad);
+            assert!(dir.open_regular(bad).is_err(), "{bad:?}");
+            assert!(dir.create_new(bad, 0o600).is_err(), "{bad:?}");
+            assert!(dir.remove(bad).is_err(), "{bad:?}");
+            assert!(dir.rename(bad, OsStr::new("y")).is_err(), "{bad:?}");
+        }
+        assert!(d.join("sub/inner").exists());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn open_following_follows_only_the_directory() {
+        let d = scratch("follow");
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::fs::write(d.join("real/target"), "secret").unwrap();
+        symlink(d.join("real"), d.join("dirlink")).unwrap();
+        symlink(d.join("real/target"), d.join("real/link")).unwrap();
+        assert!(Dir::open(&d.join("dirlink")).is_err());
+        let dir = Dir::open_following(&d.join("dirlink")).unwrap();
+        assert!(matches!(
+            dir.open_regular(OsStr::new("link")),
+            Err(ReadError::Symlink)
+        ));
+        assert!(Dir::open_following(&d.join("real/target")).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn replace_is_atomic_never_follows_links_and_cleans_up() {
+        let d = scratch("replace");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let inner = d.join("dir");
+        std::fs::create_dir(&inner).unwrap();
+        // Links planted at both names: neither is followed, both names end up ours.
+        symlink(&victim, inner.join("file")).unwrap();
+        symlink(&victim, inner.join("file.tmp")).unwrap();
+        let dir = Dir::open(&inner).unwrap();
+        let (name, tmp) = (OsStr::new("file"), OsStr::new("file.tmp"));
+        for durability in [Durability::Synced, Durability::Unsynced] {
+            dir.replace(name, tmp, b"new", durability, |_| Ok(()))
+                .unwrap();
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+            let m = std::fs::symlink_metadata(inner.join("file")).unwrap();
+            assert!(m.is_file());
+            assert_eq!(m.mode() & 0o777, 0o600);
+            assert_eq!(std::fs::read(inner.join("file")).unwrap(), b"new");
+            assert!(!inner.join("file.tmp").exists());
+        }
+        // `prepare` sees the new file before the data; its failure leaves the old file and no
+        // temporary behind.
+        dir.replace(name, tmp, b"mode", Durability::Synced, |f| {
+            assert_eq!(f.metadata()?.len(), 0);
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o640))
+        })
+        .unwrap();
+        assert_eq!(
+            std::fs::metadata(inner.join("file")).unwrap().mode() & 0o777,
+            0o640
+        );
+        let e = dir
+            .replace(name, tmp, b"lost", Durability::Synced, |_| {
+                Err(io::Error::other("refused"))
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "refused");
+        assert_eq!(std::fs::read(inner.join("file")).unwrap(), b"mode");
+        assert_eq!(dir.names().unwrap(), vec![OsString::from("file")]);
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -6,7 +6,6 @@
 pub mod count_alloc;
 pub mod fs;
 pub mod ifaddrs;
-pub mod openat;
 pub mod packet;
 pub mod poll;
 pub mod privdrop;

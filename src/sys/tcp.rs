@@ -1,6 +1,6 @@
 //! A TCP connect that does not block: the socket is non-blocking from its first syscall, so the
-//! caller waits for it to turn writable in its own poll (with whatever else it has to do in the
-//! meantime, see `ship::wait`) and then reads how the connect ended with `TcpStream::take_error`.
+//! caller waits for it to turn writable in its own poll (the agent's one poll, through
+//! `ship::net::Connector`) and then reads how the connect ended with `TcpStream::take_error`.
 
 use std::io;
 use std::mem::size_of;
