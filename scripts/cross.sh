@@ -148,6 +148,13 @@ zig_args() {
             # MIPS position-independent code goes through the GOT for every call and global:
             # a non-PIE static executable is ~120 kB (10%) smaller on mipsel (no ASLR for it).
             case "$t" in mips*) flags+=(-Crelocation-model=static) ;; esac
+            # musl's objects (built by zig without the flags above) still carry .eh_frame, and
+            # lld indexes it in .eh_frame_hdr: 9 kB on mipsel that nothing reads. Dropped at link
+            # time (strip cannot shrink the file: the segments keep their offsets).
+            case "$t" in mips*) flags+=("-Clink-arg=-Wl,-T,$ROOT/scripts/discard-eh-frame.ld") ;; esac
+            # Rust checks every division by zero itself (a panic) before dividing: LLVM's MIPS
+            # trap after each division (teq) can never fire.
+            case "$t" in mips*) flags+=(-Cllvm-args=-mno-check-zero-division) ;; esac
             # LLVM emits MIPS sibling calls as jumps only when asked: -6 kB on mipsel (checked
             # under qemu: snapshot, replay against x86_64, unit tests, TLS 1.2 and 1.3 POSTs).
             # Not on big-endian mips, where the snapshot check cannot run under qemu.

@@ -10,7 +10,21 @@ use netmon_agent::{cli, cmd, error};
 netmon_agent::block_signals_before_main!();
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    // std::env::args panics on an argument that is not UTF-8: take them as OsStrings and
+    // refuse such an argument as a usage error, naming its position.
+    let mut args: Vec<String> = Vec::new();
+    for (index, arg) in std::env::args_os().enumerate() {
+        match arg.into_string() {
+            Ok(arg) => args.push(arg),
+            Err(arg) => {
+                eprintln!(
+                    "netmon-agent: argument {index} is not valid UTF-8: {}",
+                    arg.to_string_lossy()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let name = std::path::Path::new(strs.first().copied().unwrap_or("netmon-agent"))
         .file_name()

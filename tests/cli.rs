@@ -31,6 +31,20 @@ fn unknown_flag_is_a_usage_error() {
 }
 
 #[test]
+fn non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"/tmp/conf\xff.uci");
+    let o = run(agent().arg("check").arg("--config").arg(bad));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("argument 3 is not valid UTF-8: /tmp/conf\u{fffd}.uci"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
 fn no_subcommand_is_a_usage_error() {
     let o = run(&mut agent());
     assert_eq!(o.status.code(), Some(2));

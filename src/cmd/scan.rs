@@ -129,24 +129,28 @@ pub fn command(common: &Common, args: &ScanArgs) -> Result<ExitCode, Error> {
     names.refresh();
     let name = |f: &Found| names.lookup(&f.mac, Some(f.ip.into())).map(str::to_owned);
     if json {
-        let list: Vec<serde_json::Value> = found
+        use crate::ship::json::{Field, Object};
+        let list = found
             .iter()
             .map(|f| {
-                serde_json::json!({
-                    "ip": f.ip.to_string(),
-                    "mac": format_mac(&f.mac),
-                    "deviceName": name(f),
-                    "responseMs": (f.rtt.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-                })
+                Field::Obj(
+                    Object::new()
+                        .with("ip", f.ip.to_string())
+                        .with("mac", format_mac(&f.mac))
+                        .with("deviceName", name(f))
+                        .with(
+                            "responseMs",
+                            (f.rtt.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+                        ),
+                )
             })
             .collect();
-        let doc = serde_json::json!({
-            "interface": iface,
-            "range": range.map(|r| r.to_string()),
-            "seconds": (took.as_secs_f64() * 1000.0).round() / 1000.0,
-            "hosts": list,
-        });
-        println!("{doc}");
+        let doc = Object::new()
+            .with("interface", iface)
+            .with("range", range.map(|r| r.to_string()))
+            .with("seconds", (took.as_secs_f64() * 1000.0).round() / 1000.0)
+            .with("hosts", Field::List(list));
+        println!("{}", doc.to_json());
     } else {
         println!(
             "Interface: {iface}, range {}",

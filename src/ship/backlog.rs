@@ -549,14 +549,17 @@ fn spool_number(name: &[u8]) -> Option<u64> {
 
 /// A spool file must be one of our snapshots: a JSON object with our messageType and a seq.
 fn validate(body: &[u8]) -> Result<u64, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    if v.get("messageType").and_then(|m| m.as_str()) != Some(crate::snapshot::MESSAGE_TYPE) {
-        return Err("not a snapshot".into());
+    use super::json::{pick, Member};
+    let [kind, seq] =
+        pick(body, [&["messageType"], &["agent", "seq"]]).map_err(|e| format!("not JSON: {e}"))?;
+    match kind {
+        Some(Member::Str(k)) if k == crate::snapshot::MESSAGE_TYPE => {}
+        _ => return Err("not a snapshot".into()),
     }
-    v.pointer("/agent/seq")
-        .and_then(|s| s.as_u64())
-        .ok_or_else(|| "no agent.seq".into())
+    match seq {
+        Some(Member::U64(n)) => Ok(n),
+        _ => Err("no agent.seq".into()),
+    }
 }
 
 #[cfg(test)]

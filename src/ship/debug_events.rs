@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::json::{Field, Object};
 use super::tls::ClientConfig;
-use serde_json::{json, Map, Value};
 
 use super::client::Client;
 use super::dns::Resolver;
@@ -25,11 +25,11 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub struct DebugEvents {
     client: Client,
     /// The event in flight (its name, for the log).
-    sending: Option<Value>,
+    sending: Option<Object>,
     key: Option<Secret>,
     server_id: String,
     run_id: String,
-    queue: VecDeque<Value>,
+    queue: VecDeque<Object>,
     tokens: u32,
     refilled: Instant,
     suppressed: u64,
@@ -59,7 +59,8 @@ impl DebugEvents {
     }
 
     /// Queues an event unless the rate limit says no (then it is counted in `suppressed`).
-    pub fn event(&mut self, now: Instant, kind: &str, fields: Value) {
+    /// `fields` win over the common members of the same name.
+    pub fn event(&mut self, now: Instant, kind: &str, fields: Object) {
         while self.tokens < BURST && now >= self.refilled + REFILL {
             self.tokens += 1;
             self.refilled += REFILL;
@@ -72,23 +73,18 @@ impl DebugEvents {
             return;
         }
         self.tokens -= 1;
-        let mut obj = Map::new();
-        obj.insert("event".into(), json!(kind));
-        obj.insert("serverId".into(), json!(self.server_id));
-        obj.insert("runId".into(), json!(self.run_id));
-        obj.insert("agentVersion".into(), json!(crate::VERSION));
-        obj.insert(
-            "time".into(),
-            json!(crate::timefmt::format(SystemTime::now())),
-        );
-        if let Value::Object(f) = fields {
-            obj.extend(f);
-        }
+        let mut obj = Object::new()
+            .with("event", kind)
+            .with("serverId", self.server_id.as_str())
+            .with("runId", self.run_id.as_str())
+            .with("agentVersion", crate::VERSION)
+            .with("time", crate::timefmt::format(SystemTime::now()));
+        obj.merge(fields);
         if self.suppressed > 0 {
-            obj.insert("suppressedEvents".into(), json!(self.suppressed));
+            obj.set("suppressedEvents", Field::U64(self.suppressed));
             self.suppressed = 0;
         }
-        self.queue.push_back(Value::Object(obj));
+        self.queue.push_back(obj);
     }
 
     /// True while an event is queued or in flight.
@@ -105,17 +101,17 @@ impl DebugEvents {
     pub fn advance(&mut self, ready: Ready, dns: &mut Resolver, now: Instant) {
         if let Some(result) = self.client.advance(ready, dns, now) {
             let ev = self.sending.take().unwrap_or_default();
+            // The name as JSON text (quoted), null when missing.
+            let name = ev.get("event").map_or("null".to_owned(), |f| {
+                serde_json::to_string(f).unwrap_or_default()
+            });
             match result {
                 Ok(r) if (200..300).contains(&r.status) => {
-                    debug!("debug API: event {} sent", ev["event"])
+                    debug!("debug API: event {name} sent")
                 }
-                Ok(r) => debug!(
-                    "debug API: event {} refused with HTTP {}",
-                    ev["event"], r.status
-                ),
+                Ok(r) => debug!("debug API: event {name} refused with HTTP {}", r.status),
                 Err(e) => debug!(
-                    "debug API: event {} not sent: {}",
-                    ev["event"],
+                    "debug API: event {name} not sent: {}",
                     super::redact(&e.to_string(), self.key.as_ref())
                 ),
             }
@@ -126,7 +122,7 @@ impl DebugEvents {
         let Some(ev) = self.queue.pop_front() else {
             return;
         };
-        let body = ev.to_string();
+        let body = ev.to_json();
         let auth = self.key.as_ref().map(|k| format!("Bearer {}", k.expose()));
         let mut headers = Vec::new();
         if let Some(a) = &auth {
@@ -150,17 +146,21 @@ mod tests {
         let t0 = Instant::now();
         let mut d = DebugEvents::new(url, None, "s".into(), "r".into(), None, t0);
         for _ in 0..20 {
-            d.event(t0, "x", json!({}));
+            d.event(t0, "x", Object::new());
         }
         assert_eq!(d.queue.len(), QUEUE);
         d.queue.clear();
         // Two minutes later two tokens came back; the next event reports what was suppressed.
-        d.event(t0 + Duration::from_secs(121), "y", json!({"n": 1}));
-        assert_eq!(d.queue[0]["suppressedEvents"], json!(12));
-        assert_eq!(d.queue[0]["n"], json!(1));
+        d.event(
+            t0 + Duration::from_secs(121),
+            "y",
+            Object::new().with("n", 1u64),
+        );
+        assert_eq!(d.queue[0].get("suppressedEvents"), Some(&Field::U64(12)));
+        assert_eq!(d.queue[0].get("n"), Some(&Field::U64(1)));
         // 4 tokens had come back: 3 more pass, the 5th is suppressed.
         for _ in 0..4 {
-            d.event(t0 + Duration::from_secs(121), "y", json!({}));
+            d.event(t0 + Duration::from_secs(121), "y", Object::new());
         }
         assert_eq!((d.queue.len(), d.suppressed), (4, 1));
     }

@@ -18,6 +18,7 @@ pub mod client;
 pub mod debug_events;
 pub mod dns;
 pub mod http;
+pub mod json;
 pub mod net;
 mod redact;
 pub mod register;
@@ -32,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use json::Object;
 use tls::ClientConfig;
 
 use crate::config::Config;
@@ -174,7 +175,8 @@ pub struct Shipper {
     started: bool,
     summary_at: Instant,
     marks: Marks,
-    config_summary: serde_json::Value,
+    /// CONFIG for the start event (sent once).
+    config_summary: Object,
     /// Snapshots delivered (REST + WebSocket) when last looked, and when that number last grew.
     delivered: u64,
     last_delivery: Option<std::time::SystemTime>,
@@ -337,18 +339,23 @@ impl Shipper {
             )
         });
         let opt = |u: &Option<crate::config::Url>| u.as_ref().map(|u| u.to_string());
-        let config_summary = json!({
-            "interface": cfg.interface,
-            "cycleSeconds": cfg.cycle.as_secs(),
-            "platformApiUrl": opt(&cfg.platform_api_url),
-            "platformWsUrl": opt(&cfg.platform_ws_url),
-            "httpTimeoutSeconds": cfg.http_timeout.as_secs(),
-            "backlogKb": cfg.backlog_kb,
-            "backlogDir": cfg.backlog_dir.as_ref().map(|p| p.display().to_string()),
-            "caFile": cfg.ca_file.as_ref().map(|p| p.display().to_string()),
-            "apiKeySet": cfg.api_key.is_some(),
-            "logLevel": cfg.log_level.name(),
-        });
+        let config_summary = Object::new()
+            .with("interface", cfg.interface.clone())
+            .with("cycleSeconds", cfg.cycle.as_secs())
+            .with("platformApiUrl", opt(&cfg.platform_api_url))
+            .with("platformWsUrl", opt(&cfg.platform_ws_url))
+            .with("httpTimeoutSeconds", cfg.http_timeout.as_secs())
+            .with("backlogKb", u64::from(cfg.backlog_kb))
+            .with(
+                "backlogDir",
+                cfg.backlog_dir.as_ref().map(|p| p.display().to_string()),
+            )
+            .with(
+                "caFile",
+                cfg.ca_file.as_ref().map(|p| p.display().to_string()),
+            )
+            .with("apiKeySet", cfg.api_key.is_some())
+            .with("logLevel", cfg.log_level.name());
         if cfg.api_key.is_none() {
             warn!("API_KEY is not set: requests go without Authorization");
         }
@@ -425,7 +432,7 @@ impl Shipper {
         }
     }
 
-    fn event(&mut self, now: Instant, kind: &str, fields: serde_json::Value) {
+    fn event(&mut self, now: Instant, kind: &str, fields: Object) {
         if let Some(d) = self.debug.as_mut() {
             d.event(now, kind, fields);
         }
@@ -445,14 +452,19 @@ impl Shipper {
         let mode = snap.agent.capture.mode;
         if !self.started {
             self.started = true;
-            let mut f = json!({"config": self.config_summary, "captureMode": mode});
+            let mut f = Object::new()
+                .with("config", std::mem::take(&mut self.config_summary))
+                .with("captureMode", mode_name(mode));
             if let Some(r) = &snap.agent.capture.off_reason {
-                f["captureOffReason"] = json!(r);
+                f.set("captureOffReason", r.as_str().into());
             }
             self.event(now, "start", f);
         } else if self.capture != Some(mode) {
             let reason = snap.agent.capture.off_reason.clone();
-            self.event(now, "capture", json!({"mode": mode, "offReason": reason}));
+            let f = Object::new()
+                .with("mode", mode_name(mode))
+                .with("offReason", reason);
+            self.event(now, "capture", f);
         }
         self.capture = Some(mode);
         if let Some(ws) = self.ws.as_mut() {
@@ -569,15 +581,23 @@ impl Shipper {
                     self.event(
                         now,
                         "deliveryFailed",
-                        json!({"transport": "rest", "detail": reason, "backlog": depth, "lost": lost}),
+                        Object::new()
+                            .with("transport", "rest")
+                            .with("detail", reason)
+                            .with("backlog", depth as u64)
+                            .with("lost", lost),
                     );
                 }
             }
             Step::Recovered { attempts, down } => self.event(
                 now,
                 "deliveryRecovered",
-                json!({"transport": "rest", "failedAttempts": attempts,
-                       "downSeconds": down.as_secs(), "backlog": depth, "lost": lost}),
+                Object::new()
+                    .with("transport", "rest")
+                    .with("failedAttempts", attempts)
+                    .with("downSeconds", down.as_secs())
+                    .with("backlog", depth as u64)
+                    .with("lost", lost),
             ),
         }
     }
@@ -622,9 +642,20 @@ impl Shipper {
             self.event(
                 now,
                 kind,
-                json!({"transport": "websocket", "detail": detail}),
+                Object::new()
+                    .with("transport", "websocket")
+                    .with("detail", detail),
             );
         }
+    }
+}
+
+/// A capture mode as the snapshot writes it.
+fn mode_name(mode: CaptureMode) -> &'static str {
+    match mode {
+        CaptureMode::Live => "live",
+        CaptureMode::Replay => "replay",
+        CaptureMode::Off => "off",
     }
 }
 
@@ -708,6 +739,16 @@ pub fn check(cfg: &Config, snap: &Snapshot) -> (Vec<String>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mode_names_are_the_snapshot_spelling() {
+        for m in [CaptureMode::Live, CaptureMode::Replay, CaptureMode::Off] {
+            assert_eq!(
+                serde_json::to_value(m).unwrap(),
+                serde_json::Value::from(mode_name(m))
+            );
+        }
+    }
 
     #[test]
     fn backoff_doubles_to_five_minutes_with_jitter() {

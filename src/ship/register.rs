@@ -13,8 +13,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::client::{self, Client};
 use super::dns::Resolver;
 use super::http::{self, HttpError};
@@ -91,13 +89,12 @@ fn request_body(cfg: &Config) -> String {
     let hostname = fs::read_to_string(cfg.proc_root.join("sys/kernel/hostname"))
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    json!({
-        "serverId": cfg.server_id,
-        "serverIp": cfg.server_ip.map(|i| i.to_string()),
-        "hostname": hostname,
-        "agentVersion": crate::VERSION,
-    })
-    .to_string()
+    super::json::Object::new()
+        .with("serverId", cfg.server_id.as_str())
+        .with("serverIp", cfg.server_ip.map(|i| i.to_string()))
+        .with("hostname", hostname)
+        .with("agentVersion", crate::VERSION)
+        .to_json()
 }
 
 /// The key from a reply, or why not.
@@ -130,23 +127,25 @@ pub fn request_key(cfg: &Config) -> Result<Secret, RegisterError> {
 
 /// The key from a JSON reply: `apiKey`, `api_key` or `key`, a string that can be stored.
 pub fn parse_reply(body: &[u8]) -> Result<Secret, RegisterError> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    use super::json::{pick, Member};
+    let found = pick(body, [&["apiKey"], &["api_key"], &["key"]]).map_err(|e| {
         // serde_json's message names a line and column, never the text (which may be a key).
         RegisterError::Reply(format!("not JSON ({e})"))
     })?;
-    let key = ["apiKey", "api_key", "key"]
-        .iter()
-        .find_map(|k| v.get(*k))
+    let key = found
+        .into_iter()
+        .flatten()
+        .next()
         .ok_or_else(|| RegisterError::Reply("no apiKey, api_key or key in the reply".into()))?;
-    let key = key
-        .as_str()
-        .ok_or_else(|| RegisterError::Reply("the key is not a string".into()))?;
+    let Member::Str(key) = key else {
+        return Err(RegisterError::Reply("the key is not a string".into()));
+    };
     if key.is_empty() || key.len() > 1024 || !key.chars().all(key_char) {
         return Err(RegisterError::Reply(
             "the key is empty, too long or has characters a config line cannot hold".into(),
         ));
     }
-    Ok(Secret::new(key.to_owned()))
+    Ok(Secret::new(key))
 }
 
 /// The config text with `API_KEY=<key>`: every uncommented API_KEY line replaced (indentation
