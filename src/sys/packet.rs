@@ -440,6 +440,8 @@ pub struct Block<'a> {
     frames_len: usize,
     remaining: u32,
     offset: usize,
+    /// Offset up to which the block's cache lines were prefetched.
+    prefetched: usize,
     /// A frame header pointed outside the block: the rest of the block is skipped.
     malformed: bool,
     /// The block lives in the socket's ring, borrowed for as long as the block is lent.
@@ -491,6 +493,7 @@ impl<'a> Block<'a> {
             frames_len: size - first,
             remaining: num,
             offset: 0,
+            prefetched: 0,
             malformed,
             _ring: PhantomData,
         })
@@ -507,6 +510,12 @@ impl<'a> Block<'a> {
         // does not write while it is ours; the slice borrows `self`, so it ends before `drop`
         // hands the block back.
         let area = unsafe { std::slice::from_raw_parts(self.frames.as_ptr(), self.frames_len) };
+        // Every cache line up to PREFETCH_AHEAD bytes past this frame, each asked for once.
+        let ahead = (self.offset + PREFETCH_AHEAD).min(self.frames_len);
+        while self.prefetched < ahead {
+            prefetch(area, self.prefetched);
+            self.prefetched += 64;
+        }
         match parse_frame(area, self.offset) {
             Some((frame, next)) => {
                 if next == 0 {
@@ -526,6 +535,28 @@ impl<'a> Block<'a> {
     /// True when a frame header pointed outside the block (the rest of it was skipped).
     pub fn malformed(&self) -> bool {
         self.malformed
+    }
+}
+
+/// Bytes ahead of the frame being read whose cache lines are asked for early: the kernel wrote
+/// the block from another CPU, so none of its lines are in this CPU's cache, and frames are
+/// read in the order they lie in the block. (1024 bytes is about 5 frames of 128-byte snap;
+/// 2048 and 4096 measured the same.) x86_64 only; elsewhere the hint compiles to nothing.
+const PREFETCH_AHEAD: usize = 1024;
+
+/// Hints the CPU to load the cache line holding `area[at]` (nothing when `at` is outside).
+#[inline(always)]
+fn prefetch(area: &[u8], at: usize) {
+    if let Some(b) = area.get(at) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch only hints the cache and never faults; `b` is a valid reference.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast(),
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = b;
     }
 }
 
