@@ -132,10 +132,12 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Observation<'a> {
 }
 
 /// [`decode`] into `obs` (every field is set): the per-frame path decodes in place, as moving
-/// a fresh 136-byte Observation out of the decoder cost a memcpy per frame. Always inlined: the
+/// a fresh 136-byte Observation out of the decoder cost a memcpy per frame. Inlined on x86_64: the
 /// live path builds `frame` just before the call, and through memory its two 16-bit stores (the
 /// VLAN option) are read back as one 32-bit load, which waits for both stores to retire.
-#[inline(always)]
+/// Elsewhere (unmeasured) the compiler decides, which keeps the MIPS binary smaller.
+#[cfg_attr(target_arch = "x86_64", inline(always))]
+#[cfg_attr(not(target_arch = "x86_64"), inline)]
 pub fn decode_into<'a>(frame: &Frame<'a>, obs: &mut Observation<'a>) {
     *obs = Observation {
         ts: frame.ts,
