@@ -17,8 +17,8 @@
 # Environment: TINY (build-std targets only: armv7, mipsel, mips), default 2:
 #   TINY=0  a plain release build (panic messages, unwind tables, Debug formatting);
 #   TINY=1  std's optimize_for_size, panic=immediate-abort (a panic aborts without a message),
-#           no unwind tables (nothing unwinds), no panic locations, MIPS linked non-PIE,
-#           ARMv7 code in Thumb-2;
+#           no unwind tables (nothing unwinds; on MIPS musl's are discarded at link time), no
+#           panic locations, no MIR optimizations, MIPS linked non-PIE, ARMv7 code in Thumb-2;
 #   TINY=2  also -Zfmt-debug=none: `{:?}` prints nothing. No user-visible message uses Debug
 #           formatting (rustls's Debug-only reasons are described by ship::tls::describe).
 # SHARED (default ../shared) holds the schema and the captures.
@@ -142,6 +142,10 @@ zig_args() {
             # With nothing to unwind, .eh_frame is dead weight: 90 kB on mipsel (Rust), and
             # 3 kB more for ring's C code (musl's own objects come prebuilt from zig).
             flags+=(-Cforce-unwind-tables=no)
+            # rustc's own (MIR) optimizations before LLVM's: at opt-level z they leave more code
+            # behind than LLVM alone does (mipsel: level 2, the default, 983 kB; 1: 981 kB;
+            # 0: 979 kB). Level 0 still runs every pass that lowering needs.
+            flags+=(-Zmir-opt-level=0)
             # A panic aborts without a message, so the file:line:column of every panic site
             # (the Location constants of indexing, unwrap, arithmetic) is never read.
             flags+=(-Zlocation-detail=none)
