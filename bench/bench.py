@@ -19,7 +19,7 @@ Runs (each part reuses the existing script; a part whose tools are missing gets 
      builds), else the host release binary; bench/startup.py: RSS after start, exec to first line.
 
 usage: bench/bench.py [OUT.md]   (prints the table; also writes it to OUT.md if given)
-Environment: BENCH_FRAMES (capture size, default 1000000), RATES/FRAMES/IDLE_S (live.sh).
+Environment: BENCH_FRAMES (capture size, default 1000000), RATES/FRAMES/STEP_S/IDLE_S/IDLE_STEP_S (live.sh).
 """
 import os
 import re
@@ -148,30 +148,56 @@ def live_part():
         rows.append(("scan of a /24 (8 hosts answer)", "netmon-agent scan", f"{a[len(a) // 2]:.2f} s (median of {len(a)})",
                      "", "", f"ratio {ratio:.2f} (target <= 1.5)"))
         rows.append(("scan of a /24 (8 hosts answer)", "arp-scan", f"{b[len(b) // 2]:.2f} s (median of {len(b)})", "", "", ""))
-    steps = re.findall(r"^rate (\S+) achieved (\d+) agent_drops (\d+) exact (\S+) agent_cpu ([\d.]+) "
-                       r"tcpdump_cpu ([\d.]+) tcpdump_drops (\S+) darkstat_cpu ([\d.]+) sent (\d+) "
-                       r"darkstat_seen (-?\d+)$", out, re.M)
+    steps = [m.groupdict() for m in re.finditer(
+        r"^rate (?P<rate>\S+) achieved (?P<achieved>\d+) agent_drops (?P<drops>\d+) exact (?P<exact>\S+) "
+        r"agent_cpu (?P<agent>[\d.]+) tcpdump_cpu (?P<tcpdump>[\d.]+) tcpdump_drops (?P<tdrops>\S+) "
+        r"darkstat_cpu (?P<darkstat>[\d.]+) sent (?P<sent>\d+) darkstat_processed (?P<dk_frames>-?\d+) "
+        r"darkstat_dropped (?P<dk_drops>-?\d+) window (?P<window>[\d.]+) agent_idle_cpu_per_s (?P<agent_idle>[\d.]+) "
+        r"darkstat_idle_cpu_per_s (?P<dk_idle>[\d.]+)$", out, re.M)]
     if steps:
-        ok = [s for s in steps if s[2] == "0" and s[3] == "yes"]
-        best = max(ok, key=lambda s: int(s[1])) if ok else None
-        top = max(steps, key=lambda s: int(s[1]))
-        per_m = lambda cpu, s: f"{float(cpu) / (int(s[8]) / 1e6):.3f} s per M frames"  # noqa: E731
+        ok = [s for s in steps if s["drops"] == "0" and s["exact"] == "yes"]
+        best = max(ok, key=lambda s: int(s["achieved"])) if ok else None
+        top = max(steps, key=lambda s: int(s["achieved"]))
+
+        def per_frame(cpu, idle, frames, s):
+            """CPU per million frames, all in and above the tool's CPU per second without traffic."""
+            frames = int(frames)
+            if frames <= 0:
+                return "no frames"
+            cpu, w = float(cpu), float(s["window"])
+            return (f"{cpu / frames * 1e6:.4f} s per M frames "
+                    f"({(cpu - float(idle) * w) / frames * 1e6:.4f} above idle)")
+
+        def agent_row(what, s, figure, note_):
+            rows.append((what, "netmon-agent run", figure, per_frame(s["agent"], s["agent_idle"], s["sent"], s), "", note_))
+
+        def darkstat_row(s):
+            rows.append((f"live capture on veth (same traffic, {int(s['achieved']):,} frames/s)", "darkstat -i",
+                         f"accounted {int(s['dk_frames']):,} of {int(s['sent']):,} frames, dropped {int(s['dk_drops']):,}",
+                         per_frame(s["darkstat"], s["dk_idle"], s["dk_frames"], s) + " it accounted", "", ""))
+
         if best:
-            rows.append(("live capture on veth, trafgen 64-1500 B", "netmon-agent run",
-                         f"0 drops up to {int(best[1]):,} frames/s (steps {', '.join(s[1] for s in steps)})",
-                         per_m(best[4], best), "", "exact tx count" if best[3] == "yes" else best[3]))
+            agent_row("live capture on veth, trafgen 64-1500 B",  best,
+                      f"0 drops up to {int(best['achieved']):,} frames/s (steps {', '.join(s['achieved'] for s in steps)})",
+                      "exact tx count" if best["exact"] == "yes" else best["exact"])
         else:
-            rows.append(("live capture on veth", "netmon-agent run", f"drops at every step ({[s[2] for s in steps]})",
-                         "", "", ""))
+            rows.append(("live capture on veth", "netmon-agent run",
+                         f"drops at every step ({[s['drops'] for s in steps]})", "", "", ""))
         ref = best or top
         rows.append(("live capture on veth (same traffic)", "tcpdump -w /dev/null",
-                     f"{ref[6]} kernel drops at {int(ref[1]):,} frames/s", per_m(ref[5], ref), "", ""))
-        rows.append(("live capture on veth (same traffic)", "darkstat -i",
-                     f"saw {int(ref[9]):,} frames (of {int(ref[8]):,} sent) at {int(ref[1]):,} frames/s",
-                     per_m(ref[7], ref), "", ""))
+                     f"{ref['tdrops']} kernel drops at {int(ref['achieved']):,} frames/s",
+                     per_frame(ref["tcpdump"], 0, ref["sent"], ref).split(" (")[0], "", ""))
+        darkstat_row(ref)
+        # The fastest step darkstat keeps up with: both tools account the same frames there.
+        same = [s for s in steps if s["dk_drops"] == "0" and int(s["dk_frames"]) >= int(s["sent"]) and s is not ref]
+        if same:
+            s = max(same, key=lambda s: int(s["achieved"]))
+            agent_row(f"live capture on veth, {int(s['achieved']):,} frames/s (darkstat drops none)", s,
+                      f"{s['drops']} drops", "exact tx count" if s["exact"] == "yes" else s["exact"])
+            darkstat_row(s)
         if top is not best:
-            rows.append(("live capture on veth, highest step", "netmon-agent run",
-                         f"{top[2]} drops at {int(top[1]):,} frames/s", per_m(top[4], top), "", top[3]))
+            agent_row("live capture on veth, highest step", top,
+                      f"{top['drops']} drops at {int(top['achieved']):,} frames/s", top["exact"])
     rss = re.findall(r"^rss (\S+) ([\d]+) KiB$", out, re.M)
     for tool, kib in rss:
         rows.append(("RSS after start, idle lab", tool, f"{int(kib)} KiB", "", "", ""))

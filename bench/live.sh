@@ -4,14 +4,21 @@
 #  2. `scan` of a /24 with 8 clients against arp-scan (3 runs each);
 #  3. frames from trafgen (client 0 -> client 1, through br-lan) at increasing rates: agent drops,
 #     exact tx count, CPU per million frames, beside tcpdump -w /dev/null and darkstat in the
-#     same run.
+#     same run. darkstat reads its ring only every 500 ms, through libpcap's 2 MiB buffer, and
+#     drops what does not fit: its frames are the ones it accounted (`tp` on its page, not `pc`,
+#     which is libpcap's ps_recv and counts the dropped ones too), and the lowest rate is one it
+#     keeps up with, so both process the same frames there. Before each step every tool's CPU
+#     is read over IDLE_STEP_S s without traffic, so the cost per frame can be given with and
+#     without the tools' fixed cost per second (cycle, timers).
 # Usage: bench/live.sh [BIN]   (default target/bench-release/netmon-agent)
 set -euo pipefail
 BIN=${1:-target/bench-release/netmon-agent}
 BIN=$(realpath "$BIN")
 IDLE_S=${IDLE_S:-30}
-RATES=${RATES:-"50000 100000 200000 max"}  # max: trafgen unpaced
-FRAMES=${FRAMES:-500000}
+RATES=${RATES:-"2000 50000 100000 200000 max"}  # max: trafgen unpaced
+FRAMES=${FRAMES:-500000}  # per step; a paced step sends at most STEP_S s of frames
+STEP_S=${STEP_S:-10}
+IDLE_STEP_S=${IDLE_STEP_S:-3}
 P=nbl$$
 R=${P}r
 PIDS=()
@@ -41,6 +48,8 @@ done
 # CPU time in ns from the scheduler (/proc/PID/schedstat), not 10 ms ticks: a few hundred
 # thousand frames cost only a few ticks.
 cpu_ticks() { cat /proc/$1/task/*/schedstat | awk '{s += $1} END {print s}'; }
+# darkstat's counters on its page: tp = frames it accounted, pd = frames its ring dropped.
+dk_count() { ip netns exec $R curl -s http://127.0.0.1:6677/ | grep -o "id=\"$1\">[0-9,]*" | tr -dc 0-9; }
 vcs() { awk '/^voluntary_ctxt_switches/ {print $2}' /proc/$1/status; }
 HZ=1000000000
 
@@ -88,23 +97,36 @@ for rate in $RATES; do
   ip netns exec $R darkstat -i br-lan --no-daemon --no-dns -b 127.0.0.1 -p 6677 >/tmp/$P.darkstat 2>&1 &
   D=$!; PIDS+=($D)
   sleep 2
-  dk0=$(ip netns exec $R curl -s http://127.0.0.1:6677/ | grep -o 'id="pc">[0-9,]*' | tr -dc 0-9)
+  n=$FRAMES
+  [ "$rate" = max ] || [ $((rate * STEP_S)) -ge "$FRAMES" ] || n=$((rate * STEP_S))
+  ia=$(cpu_ticks $A); id=$(cpu_ticks $D); i0=$(date +%s.%N)
+  sleep "$IDLE_STEP_S"
+  ia1=$(cpu_ticks $A); id1=$(cpu_ticks $D); i1=$(date +%s.%N)
+  dk0=$(dk_count tp); dd0=$(dk_count pd)
   tx0=$(ip netns exec ${P}c0 cat /sys/class/net/eth0/statistics/tx_packets)
   base=$(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0))')
-  ca=$(cpu_ticks $A); ct=$(cpu_ticks $T); cd=$(cpu_ticks $D)
+  ca=$(cpu_ticks $A); ct=$(cpu_ticks $T); cd=$(cpu_ticks $D); w0=$(date +%s.%N)
   g0=$(date +%s.%N)
-  ip netns exec ${P}c0 trafgen -q -C -P 1 -o eth0 -i /tmp/$P.trafgen -n "$FRAMES" $([ "$rate" = max ] || echo -b "${rate}pps") >/dev/null 2>&1
+  ip netns exec ${P}c0 trafgen -q -C -P 1 -o eth0 -i /tmp/$P.trafgen -n "$n" $([ "$rate" = max ] || echo -b "${rate}pps") >/dev/null 2>&1
   g1=$(date +%s.%N)
   sleep 2
   tx1=$(ip netns exec ${P}c0 cat /sys/class/net/eth0/statistics/tx_packets)
-  ca1=$(cpu_ticks $A); ct1=$(cpu_ticks $T); cd1=$(cpu_ticks $D)
-  dk1=$(ip netns exec $R curl -s http://127.0.0.1:6677/ | grep -o 'id="pc">[0-9,]*' | tr -dc 0-9)
+  ca1=$(cpu_ticks $A); ct1=$(cpu_ticks $T); cd1=$(cpu_ticks $D); w1=$(date +%s.%N)
+  dk1=$(dk_count tp); dd1=$(dk_count pd)
   read -r got drops < <(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0), d["agent"]["capture"]["packetsDropped"])')
   kill $A $T $D; wait $A $T $D 2>/dev/null || true
   sent=$((tx1 - tx0)); got=$((got - base))
   exact=$([ "$sent" = "$got" ] && echo yes || echo "no($sent)")
   tdrop=$(grep -o '[0-9]* packets dropped by kernel' /tmp/$P.tcpdump | awk '{print $1}' || true)
-  awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v d="$drops" -v e="$exact" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="${tdrop:-?}" -v ds=$(( ${dk1:-0} - ${dk0:-0} )) \
-    'BEGIN {printf "rate %s achieved %d agent_drops %s exact %s agent_cpu %.4f tcpdump_cpu %.4f tcpdump_drops %s darkstat_cpu %.4f sent %d darkstat_seen %d\n", r, n / el, d, e, c / hz, t / hz, td, k / hz, n, ds}'
+  awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v d="$drops" -v e="$exact" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="${tdrop:-?}" \
+    -v dp=$(( ${dk1:-0} - ${dk0:-0} )) -v dd=$(( ${dd1:-0} - ${dd0:-0} )) -v w="$(echo "$w1 - $w0" | bc)" \
+    -v il="$(echo "$i1 - $i0" | bc)" -v ia=$((ia1 - ia)) -v id=$((id1 - id)) \
+    'BEGIN {printf "rate %s achieved %d agent_drops %s exact %s agent_cpu %.4f tcpdump_cpu %.4f tcpdump_drops %s darkstat_cpu %.4f sent %d darkstat_processed %d darkstat_dropped %d window %.3f agent_idle_cpu_per_s %.6f darkstat_idle_cpu_per_s %.6f\n", r, n / el, d, e, c / hz, t / hz, td, k / hz, n, dp, dd, w, ia / hz / il, id / hz / il}'
+  awk -v r="$rate" -v c=$((ca1 - ca)) -v k=$((cd1 - cd)) -v n="$sent" -v dp=$(( ${dk1:-0} - ${dk0:-0} )) -v w="$(echo "$w1 - $w0" | bc)" \
+    -v il="$(echo "$i1 - $i0" | bc)" -v ia=$((ia1 - ia)) -v id=$((id1 - id)) \
+    'BEGIN {a = c / n; d = dp > 0 ? k / dp : 0; am = (c - ia / il * w) / n; dm = dp > 0 ? (k - id / il * w) / dp : 0;
+      q = d > 0 ? a / d : 0; qm = dm > 0 ? am / dm : 0;
+      printf "  per frame at %s: agent %.1f ns (%.1f ns above its idle CPU); darkstat %.1f ns per frame it accounted (%.1f above idle), %d of %d frames; agent/darkstat %.2f (%.2f above idle)\n",
+        r, a, am, d, dm, dp, n, q, qm}'
 done
 rm -f /tmp/$P.*

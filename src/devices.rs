@@ -287,12 +287,23 @@ struct Bucket([u64; WAYS]);
 
 #[inline]
 fn key(mac: &Mac) -> u64 {
-    (mac[0] as u64) << 40
-        | (mac[1] as u64) << 32
-        | (mac[2] as u64) << 24
-        | (mac[3] as u64) << 16
-        | (mac[4] as u64) << 8
-        | mac[5] as u64
+    let mut b = [0u8; 8];
+    b[2..].copy_from_slice(mac);
+    u64::from_be_bytes(b)
+}
+
+/// The MAC of a key.
+#[inline]
+fn mac_of(k: u64) -> Mac {
+    let b = k.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+/// The bit of a key in the excluded MACs' one-word filter: a device's MAC is told apart from
+/// the router's own with one AND most of the time, whatever the number of own MACs.
+#[inline]
+fn filter_bit(k: u64) -> u64 {
+    1 << (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
 }
 
 /// The fixed-size device table. See the module doc.
@@ -310,6 +321,9 @@ pub struct DeviceTable {
     heads: [u32; 3],
     tails: [u32; 3],
     excluded: heapless::Vec<Mac, MAX_EXCLUDED>,
+    /// `excluded` as keys, and the OR of their [`filter_bit`]s.
+    excluded_keys: heapless::Vec<u64, MAX_EXCLUDED>,
+    excluded_filter: u64,
     /// The local ranges: a frame through the router (an excluded MAC) to or from outside them
     /// is internet traffic.
     local: LocalNets,
@@ -335,6 +349,8 @@ impl DeviceTable {
             heads: [NIL; 3],
             tails: [NIL; 3],
             excluded: heapless::Vec::new(),
+            excluded_keys: heapless::Vec::new(),
+            excluded_filter: 0,
             local: LocalNets::new(),
             port: 0,
             range: cfg.range,
@@ -404,8 +420,12 @@ impl DeviceTable {
     /// [`MAX_EXCLUDED`]; already tracked ones are removed.
     pub fn set_excluded(&mut self, macs: &[Mac]) {
         self.excluded.clear();
+        self.excluded_keys.clear();
+        self.excluded_filter = 0;
         for m in macs.iter().take(MAX_EXCLUDED) {
             let _ = self.excluded.push(*m);
+            let _ = self.excluded_keys.push(key(m));
+            self.excluded_filter |= filter_bit(key(m));
             while let Some(i) = self.entries.iter().position(|e| e.mac == *m) {
                 self.remove(i);
             }
@@ -565,10 +585,22 @@ impl DeviceTable {
     /// when it can take an entry's slot. None: excluded, or not tracked (counted).
     #[inline(always)]
     fn slot(&mut self, mac: &Mac, life: bool, now: u64) -> Option<usize> {
-        match self.find(key(mac)) {
+        self.slot_of_key(key(mac), life, now)
+    }
+
+    /// [`DeviceTable::slot`] by the MAC's key.
+    #[inline(always)]
+    fn slot_of_key(&mut self, k: u64, life: bool, now: u64) -> Option<usize> {
+        match self.find(k) {
             Some(i) => Some(i),
-            None => self.admit(mac, life, now),
+            None => self.admit(&mac_of(k), life, now),
         }
+    }
+
+    /// True when `k` is the key of one of the excluded (own) MACs.
+    #[inline(always)]
+    fn is_excluded(&self, k: u64) -> bool {
+        self.excluded_filter & filter_bit(k) != 0 && self.excluded_keys.contains(&k)
     }
 
     #[cold]
@@ -665,12 +697,18 @@ impl DeviceTable {
         if self.cycle_start.is_none() {
             self.cycle_start = Some(now);
         }
-        let scope = locality::classify(obs, &self.excluded, &self.local);
+        // Each unicast MAC's key, once; the router's own MACs are never in the table, so they
+        // are not looked up.
+        let src = obs.src.as_ref().filter(|m| is_unicast(m)).map(key);
+        let dst = obs.dst.as_ref().filter(|m| is_unicast(m)).map(key);
+        let src_own = src.is_some_and(|k| self.is_excluded(k));
+        let dst_own = dst.is_some_and(|k| self.is_excluded(k));
+        let scope = locality::classify_known(obs, src_own, dst_own, &self.local);
         if scope == Scope::Unclassified {
             self.counters.unclassified += 1;
         }
-        if let Some(src) = obs.src.as_ref().filter(|m| is_unicast(m)) {
-            if let Some(i) = self.slot(src, true, now) {
+        if let Some(k) = src.filter(|_| !src_own) {
+            if let Some(i) = self.slot_of_key(k, true, now) {
                 self.life(i, now);
                 let range = self.range;
                 let e = &mut self.entries[i];
@@ -694,8 +732,8 @@ impl DeviceTable {
                 }
             }
         }
-        if let Some(dst) = obs.dst.as_ref().filter(|m| is_unicast(m)) {
-            if let Some(i) = self.slot(dst, false, now) {
+        if let Some(k) = dst.filter(|_| !dst_own) {
+            if let Some(i) = self.slot_of_key(k, false, now) {
                 let e = &mut self.entries[i];
                 e.rx_bytes += len;
                 e.rx_packets += 1;
@@ -1319,6 +1357,74 @@ mod tests {
         // Two buckets of 8 slots (a moved occupant could free one, but all share both).
         assert_eq!(t.len(), 16);
         assert_eq!(t.counters().table_full, 24);
+        t.check_invariants();
+    }
+
+    /// The internet/local split with the router's MACs found through the key filter agrees
+    /// with `locality::classify` (a plain search of the MAC list), for own MACs, MACs whose
+    /// filter bit collides with an own MAC's, and MACs that share nothing with them.
+    #[test]
+    fn own_macs_by_filter_classify_as_by_list() {
+        let own: Vec<Mac> = (0..MAX_EXCLUDED as u8)
+            .map(|i| [0x02, 0, 0x5e, 0, 1, i])
+            .collect();
+        let mut t = DeviceTable::new(cfg(1024));
+        t.set_excluded(&own);
+        let mut nets = LocalNets::new();
+        nets.add_v4(Ipv4Cidr::new(Ipv4Addr::new(192, 168, 1, 0), 24).unwrap());
+        t.set_local_nets(nets.clone());
+        let own_bits = own.iter().fold(0, |f, m| f | filter_bit(key(m)));
+        // Devices: the first 8 whose filter bit is one of the own MACs', then 8 whose is not.
+        let candidates = (0..10_000u32).map(|i| [0x02, 0x11, 0, 0, (i >> 8) as u8, i as u8]);
+        let (collide, apart): (Vec<Mac>, Vec<Mac>) =
+            candidates.partition(|m| own_bits & filter_bit(key(m)) != 0);
+        let devices: Vec<Mac> = collide
+            .iter()
+            .take(8)
+            .chain(apart.iter().take(8))
+            .copied()
+            .collect();
+        assert_eq!(devices.len(), 16);
+        let lan = Ipv4Addr::new(192, 168, 1, 50);
+        let wan = Ipv4Addr::new(8, 8, 8, 8);
+        let mut want: std::collections::HashMap<Mac, (u64, u64)> = Default::default();
+        let macs: Vec<Mac> = own.iter().take(3).chain(devices.iter()).copied().collect();
+        let mut n = 0u64;
+        for &src in &macs {
+            for &dst in &macs {
+                for (s_ip, d_ip) in [(lan, wan), (wan, lan), (lan, lan)] {
+                    n += 1;
+                    let o = Observation {
+                        len: 100 + n as u32,
+                        src: Some(src),
+                        dst: Some(dst),
+                        ipv4_src: Some(s_ip),
+                        ipv4_dst: Some(d_ip),
+                        ethertype: crate::decode::ETHERTYPE_IPV4,
+                        ..Observation::default()
+                    };
+                    match locality::classify(&o, &own, &nets) {
+                        Scope::InternetTx => want.entry(src).or_default().0 += o.len as u64,
+                        Scope::InternetRx => want.entry(dst).or_default().1 += o.len as u64,
+                        _ => {}
+                    }
+                    t.account(&o, n);
+                }
+            }
+        }
+        for m in &own {
+            assert!(t.get(m).is_none());
+        }
+        for m in &devices {
+            let e = t.get(m).expect("device tracked");
+            let (tx, rx) = want.get(m).copied().unwrap_or_default();
+            assert_eq!(
+                (e.internet.tx_bytes, e.internet.rx_bytes),
+                (tx, rx),
+                "{m:02x?}"
+            );
+        }
+        assert!(want.values().any(|&(tx, rx)| tx > 0 && rx > 0));
         t.check_invariants();
     }
 

@@ -187,14 +187,25 @@ impl Internet {
 /// Classifies one decoded frame. `router` holds the router's own MACs (the gateway MACs).
 #[inline]
 pub fn classify(obs: &Observation, router: &[Mac], nets: &LocalNets) -> Scope {
+    let is_router = |m: Option<Mac>| m.is_some_and(|m| router.contains(&m));
+    classify_known(obs, is_router(obs.src), is_router(obs.dst), nets)
+}
+
+/// [`classify`] for a caller that already knows whether the frame's source and destination
+/// MACs are the router's own (`from_router`, `to_router`; only read when both are unicast).
+#[inline]
+pub fn classify_known(
+    obs: &Observation,
+    from_router: bool,
+    to_router: bool,
+    nets: &LocalNets,
+) -> Scope {
     let (Some(src), Some(dst)) = (obs.src, obs.dst) else {
         return Scope::Local;
     };
     if !is_unicast(&src) || !is_unicast(&dst) {
         return Scope::Local;
     }
-    let from_router = router.contains(&src);
-    let to_router = router.contains(&dst);
     if from_router == to_router {
         // Device to device, or the router to itself.
         return Scope::Local;
