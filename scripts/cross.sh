@@ -8,6 +8,8 @@
 #   scripts/cross.sh check TARGET     run dist/netmon-agent-TARGET under qemu: --version, snapshot
 #                                     (schema-valid), replay per-MAC counts == the x86_64 build's
 #   scripts/cross.sh unit TARGET      the unit tests (cargo test --lib --bins) under qemu
+#   scripts/cross.sh unit-opt TARGET  the same, optimized as `build` optimizes (release profile,
+#                                     the code-generation flags of TINY; tests keep unwinding)
 #   scripts/cross.sh size [TARGET..]  print stripped sizes; fail when mipsel is over SIZE_BUDGET
 #   scripts/cross.sh target-of ARCH   the Rust target of a short name or an OpenWrt arch
 #   scripts/cross.sh arches           every OpenWrt arch we build for, with its Rust target
@@ -15,8 +17,8 @@
 # Environment: TINY (build-std targets only: armv7, mipsel, mips), default 2:
 #   TINY=0  a plain release build (panic messages, unwind tables, Debug formatting);
 #   TINY=1  std's optimize_for_size, panic=immediate-abort (a panic aborts without a message),
-#           no unwind tables (nothing unwinds), no panic locations, MIPS linked non-PIE,
-#           ARMv7 code in Thumb-2;
+#           no unwind tables (nothing unwinds; on MIPS musl's are discarded at link time), no
+#           panic locations, no MIR optimizations, MIPS linked non-PIE, ARMv7 code in Thumb-2;
 #   TINY=2  also -Zfmt-debug=none: `{:?}` prints nothing. No user-visible message uses Debug
 #           formatting (rustls's Debug-only reasons are described by ship::tls::describe).
 # SHARED (default ../shared) holds the schema and the captures.
@@ -140,6 +142,10 @@ zig_args() {
             # With nothing to unwind, .eh_frame is dead weight: 90 kB on mipsel (Rust), and
             # 3 kB more for ring's C code (musl's own objects come prebuilt from zig).
             flags+=(-Cforce-unwind-tables=no)
+            # rustc's own (MIR) optimizations before LLVM's: at opt-level z they leave more code
+            # behind than LLVM alone does (mipsel: level 2, the default, 983 kB; 1: 981 kB;
+            # 0: 979 kB). Level 0 still runs every pass that lowering needs.
+            flags+=(-Zmir-opt-level=0)
             # A panic aborts without a message, so the file:line:column of every panic site
             # (the Location constants of indexing, unwrap, arithmetic) is never read.
             flags+=(-Zlocation-detail=none)
@@ -159,6 +165,12 @@ zig_args() {
             # under qemu: snapshot, replay against x86_64, unit tests, TLS 1.2 and 1.3 POSTs).
             # Not on big-endian mips, where the snapshot check cannot run under qemu.
             case "$t" in mipsel-*) flags+=(-Cllvm-args=-mips-tail-calls=1) ;; esac
+            # LLVM fills a branch delay slot only from the instructions before the branch unless
+            # asked to look forward and into the successor blocks: 1 in 18 instructions was a
+            # nop; -13.6 kB on mipsel (checked under qemu: snapshot, replay against x86_64,
+            # the unit tests built with these flags in release mode, TLS 1.2 and 1.3 POSTs).
+            case "$t" in mipsel-*) flags+=(-Cllvm-args=-disable-mips-df-forward-search=false
+                -Cllvm-args=-disable-mips-df-succbb-search=false) ;; esac
             # Every ARMv7-A core runs Thumb-2, whose 16/32-bit encodings make the Rust code about
             # a quarter smaller than ARM mode (armv7 hard float: 889 kB -> 658 kB).
             case "$t" in armv7-*) flags+=(-Ctarget-feature=+thumb-mode) ;; esac
@@ -298,26 +310,62 @@ sys.exit(1 if errs else 0)
 EOF
 }
 
+# Tests that cannot run under qemu for target $1, as --skip arguments in UNIT_SKIP.
+unit_skips() {
+    # Under qemu-mips, musl's getifaddrs never returns (see check): skip the tests that ask the
+    # running system for its interface addresses (the parsers' tests all run).
+    # That is every Collector test (the collector always asks the live system for addresses).
+    # Three tests that are about volume or timing, not byte order (a worst-case 954-device
+    # snapshot, every prefix of every decoded frame, a reader racing 200 rewrites) take minutes
+    # of emulated CPU each: they run natively in `make test`.
+    # qemu also hands back the host's errno for a refused connect (111 is not ECONNREFUSED on
+    # MIPS), on either byte order.
+    UNIT_SKIP=()
+    case "$1" in mips*) UNIT_SKIP=(--skip sys::tcp::tests::refused_shows_in_take_error_or_at_once) ;; esac
+    case "$1" in mips-*) UNIT_SKIP+=(--skip sys::ifaddrs:: --skip procfs::tests::
+        --skip config::tests::a_full_table_of_the_largest_accepted_size_ships
+        --skip decode::tests::no_prefix_and_no_single_byte_corruption_panics
+        --skip status::tests::a_reader_never_sees_half_a_file) ;; esac
+}
+
 unit() {
     local t
     t=$(target_of "$1")
     local bs=()
     needs_build_std "$t" && bs=(-Zbuild-std)
     # Only the unit tests (--lib --bins): the integration tests drive host tools around the binary.
-    # Under qemu-mips, musl's getifaddrs never returns (see check): skip the tests that ask the
-    # running system for its interface addresses (the parsers' tests all run).
-    local skip=()
-    # That is every Collector test (the collector always asks the live system for addresses).
-    # qemu also hands back the host's errno for a refused connect (111 is not ECONNREFUSED on MIPS).
-    # Three tests that are about volume or timing, not byte order (a worst-case 954-device
-    # snapshot, every prefix of every decoded frame, a reader racing 200 rewrites) take minutes
-    # of emulated CPU each: they run natively in `make test`.
-    case "$t" in mips-*) skip=(--skip sys::ifaddrs:: --skip procfs::tests::
-        --skip sys::tcp::tests::refused_shows_in_take_error_or_at_once
-        --skip config::tests::a_full_table_of_the_largest_accepted_size_ships
-        --skip decode::tests::no_prefix_and_no_single_byte_corruption_panics
-        --skip status::tests::a_reader_never_sees_half_a_file) ;; esac
-    RUSTC_BOOTSTRAP=1 cargo-zigbuild test --target "$t" "${bs[@]}" --lib --bins -- --test-threads=2 "${skip[@]}"
+    unit_skips "$t"
+    RUSTC_BOOTSTRAP=1 cargo-zigbuild test --target "$t" "${bs[@]}" --lib --bins -- --test-threads=2 "${UNIT_SKIP[@]}"
+}
+
+# The unit tests compiled as `build` compiles the agent: the release profile (opt-level z, LTO)
+# and TINY's code-generation flags, so that what LLVM does under those flags (delay slots, tail
+# calls, non-PIE code) is tested, not only the unoptimized code of `unit`. The panic and unwind
+# flags are left out (the test harness needs unwinding), and so is -Zfmt-debug=none (tests
+# compare Debug output).
+unit_opt() {
+    local t
+    t=$(target_of "$1")
+    zig_args "$t"
+    local a keep=()
+    unit_skips "$t"
+    for a in "${ZIG_ARGS[@]}"; do
+        case "$a" in
+            -Zbuild-std=*) keep+=(-Zbuild-std) ;;
+            target.*.rustflags=*)
+                a=${a//\"-Zunstable-options\",/}
+                a=${a//\"-Cpanic=immediate-abort\",/}
+                a=${a//\"-Cforce-unwind-tables=no\",/}
+                a=${a//\"-Clink-arg=-Wl,-T,$ROOT\/scripts\/discard-eh-frame.ld\",/}
+                a=${a//,\"-Zfmt-debug=none\"/}
+                keep+=("$a") ;;
+            *) keep+=("$a") ;;
+        esac
+    done
+    # panic=unwind for every crate: with the profile's abort, cargo builds core twice (abort for
+    # the library, unwind for the harness) and the build fails on duplicate lang items.
+    CARGO_PROFILE_RELEASE_PANIC=unwind RUSTC_BOOTSTRAP=1 cargo-zigbuild test --release "${keep[@]}" \
+        --lib --bins -- --test-threads=2 "${UNIT_SKIP[@]}"
 }
 
 cmd=${1:-}
@@ -327,8 +375,9 @@ case "$cmd" in
     build) deps && build "$@" ;;
     check) deps qemu && check "$@" ;;
     unit) deps qemu && unit "$@" ;;
+    unit-opt) deps qemu && unit_opt "$@" ;;
     size) size "$@" ;;
     target-of) target_of "$@" ;;
     arches) awk 'NF' <<<"$OPENWRT_ARCHES" ;;
-    *) die "usage: cross.sh deps|build|check|unit|size|target-of ..." ;;
+    *) die "usage: cross.sh deps|build|check|unit|unit-opt|size|target-of ..." ;;
 esac

@@ -5,7 +5,7 @@
 //! default map is a BTreeMap), a key set twice keeps its last value. `pick` parses a document
 //! exactly as `serde_json::from_slice::<Value>` does (the same parser calls, so the same
 //! errors, recursion limit and number checks) but keeps only the members asked for. Linking
-//! `Value` costs its parser, map and printers: about 10 kB on a router build.
+//! `Value` cost its parser, map and printers: about 13 kB on mipsel.
 
 use std::fmt;
 
@@ -158,14 +158,14 @@ pub enum Member {
     Other,
 }
 
-/// The members of `body` at `paths` (each a list of keys from the top), one slot per path:
+/// The members of `body` at `paths` (1 to 64, each a list of keys from the top), one slot per path:
 /// `None` when the path is not there (or goes through something that is not an object).
 /// Errors are serde_json's, exactly as parsing `body` into a `Value` reports them.
 pub fn pick<const N: usize>(
     body: &[u8],
     paths: [&[&str]; N],
 ) -> Result<[Option<Member>; N], serde_json::Error> {
-    const { assert!(N <= 64) };
+    const { assert!(N >= 1 && N <= 64) };
     let mut out: [Option<Member>; N] = std::array::from_fn(|_| None);
     let mut de = serde_json::Deserializer::from_slice(body);
     Level {
