@@ -83,8 +83,9 @@ test-cross: cross-all ## every target under qemu (--version, snapshot, replay) +
 	scripts/cross.sh unit mips
 
 CROSS_CI_MIPS_UNIT ?= 1
-test-cross-ci: ## CI subset: mipsel + armv7 builds and qemu checks, unit tests on mips (CROSS_CI_MIPS_UNIT=0: not)
+test-cross-ci: ## CI subset: mipsel + armv7 builds and qemu checks, mipsel unit tests as optimized as the build, unit tests on mips (CROSS_CI_MIPS_UNIT=0: not)
 	for t in mipsel armv7; do scripts/cross.sh build $$t && scripts/cross.sh check $$t || exit 1; done
+	scripts/cross.sh unit-opt mipsel
 	if [ "$(CROSS_CI_MIPS_UNIT)" = 1 ]; then scripts/cross.sh unit mips; fi
 
 # The OpenWrt lab (../shared/openwrt-lab) builds apk-tools 3 for `make apk` (~30 s, once).
