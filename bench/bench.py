@@ -81,9 +81,10 @@ def replay_part(tmp):
     note(r.stderr.strip())
     for line in r.stdout.splitlines():
         c = [x.strip() for x in line.strip().strip("|").split("|")]
+        if "not installed" in line:
+            rows.append(("replay", c[0], "not installed", "", "", ""))
+            continue
         if len(c) < 7 or c[0] in ("tool", "---") or c[0].startswith("-"):
-            if len(c) >= 2 and "not installed" in line:
-                rows.append(("replay", c[0], "not installed", "", "", ""))
             continue
         tool, frames, fps, wall, cpu, rss, exact = c[:7]
         what = f"replay {frames} real frames" if "slice" not in tool else f"replay {frames} frames (slice)"
@@ -235,7 +236,7 @@ def size_part():
             rows.append(("binary size (static musl, stripped)", m.group(1), f"{int(m.group(2)):,} bytes", "", "",
                          m.group(3).strip()))
         elif m:
-            unbuilt.append(m.group(1).split("-")[0])
+            unbuilt.append(m.group(1))
     if unbuilt:
         rows.append(("binary size (static musl, stripped)", ", ".join(unbuilt), "not built here", "", "",
                      "`BENCH_CROSS=1 make bench` runs `make size` first"))

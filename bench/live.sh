@@ -116,7 +116,7 @@ for rate in $RATES; do
   read -r got drops < <(tail -1 /tmp/$P.out | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next((x["bandwidth"]["txPacketsTotal"] for x in d["network"]["connectedDevices"] if x["mac"]=="02:00:00:97:00:10"),0), d["agent"]["capture"]["packetsDropped"])')
   kill $A $T $D; wait $A $T $D 2>/dev/null || true
   sent=$((tx1 - tx0)); got=$((got - base))
-  exact=$([ "$sent" = "$got" ] && echo yes || echo "no($sent)")
+  exact=$([ "$sent" = "$got" ] && echo yes || echo "no(sent=$sent,counted=$got)")
   tdrop=$(grep -o '[0-9]* packets dropped by kernel' /tmp/$P.tcpdump | awk '{print $1}' || true)
   awk -v r="$rate" -v el="$(echo "$g1 - $g0" | bc)" -v d="$drops" -v e="$exact" -v c=$((ca1 - ca)) -v t=$((ct1 - ct)) -v k=$((cd1 - cd)) -v hz="$HZ" -v n="$sent" -v td="${tdrop:-?}" \
     -v dp=$(( ${dk1:-0} - ${dk0:-0} )) -v dd=$(( ${dd1:-0} - ${dd0:-0} )) -v w="$(echo "$w1 - $w0" | bc)" \
